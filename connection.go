@@ -1,0 +1,507 @@
+package workerman
+
+import (
+	"errors"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/workerman-go/workerman/internal/bufpool"
+	"github.com/workerman-go/workerman/internal/engine"
+	"github.com/workerman-go/workerman/protocol"
+)
+
+// Process-wide defaults, as Workerman's TcpConnection::$defaultMaxSendBufferSize
+// and ::$defaultMaxPackageSize. A Worker's own fields override them, and a
+// connection's setters override the Worker. Set them before workers start.
+var (
+	DefaultMaxSendBufferSize = 1 << 20  // 1 MiB
+	DefaultMaxPackageSize    = 10 << 20 // 10 MiB
+)
+
+var connectionIDs atomic.Uint64
+
+// Connection is one client connection of a Worker (Workerman's
+// TcpConnection). Its methods are safe to call from any goroutine.
+//
+// The callbacks of one connection never run concurrently with each other
+// (see the package documentation), so state that only callbacks touch needs
+// no lock.
+type Connection struct {
+	id    uint64
+	ep    *endpoint
+	inst  *instance
+	tc    engine.Conn
+	codec protocol.Codec
+
+	sendMu sync.Mutex // one encoder and one writer at a time
+
+	mu          sync.Mutex // guards the job list and what follows
+	head, tail  *job
+	running     bool
+	closeQueued bool
+	bpPaused    bool
+	pendingIn   int
+	value       any
+
+	closing   atomic.Bool // Close or Destroy was asked for
+	full      atomic.Bool // OnBufferFull reported; cleared by the drain
+	recvPause atomic.Bool // PauseRecv
+	lastRead  atomic.Int64
+	ext       atomic.Pointer[connExt]
+
+	msgType  protocol.MessageType // of the message being delivered
+	badInput bool                 // loop-owned: input is discarded after an error
+
+	prev, next *Connection // the instance's list
+}
+
+// connExt holds what few connections need, so that the common case stays
+// small.
+type connExt struct {
+	maxSend, maxPackage int
+	pipeTo, pipeFrom    *Connection
+}
+
+const engineBackpressure = engine.ByBackpressure
+
+func newConnection(ep *endpoint, tc engine.Conn, inst *instance) *Connection {
+	c := &Connection{
+		id:    connectionIDs.Add(1),
+		ep:    ep,
+		inst:  inst,
+		tc:    tc,
+		codec: ep.proto.NewCodec(),
+	}
+	if ep.r.tick > 0 {
+		c.lastRead.Store(ep.r.now.Load())
+	}
+	return c
+}
+
+// ID is unique within the process, counting from 1.
+func (c *Connection) ID() uint64 { return c.id }
+
+// Worker returns the worker that accepted the connection (nil for the
+// connection inside an AsyncConnection).
+func (c *Connection) Worker() *Worker { return c.ep.worker }
+
+// WorkerID is the ID (0..Count-1) of the event-loop instance that holds the
+// connection, Workerman's $worker->id of the process that holds it.
+func (c *Connection) WorkerID() int { return c.inst.id }
+
+// Protocol is the URI scheme of the connection's codec ("text", "websocket").
+func (c *Connection) Protocol() string { return c.ep.protoName }
+
+// Transport is "tcp", "ssl" or "unix".
+func (c *Connection) Transport() string { return c.ep.transport }
+
+// MessageType is the type of the message being delivered to OnMessage:
+// TextMessage or BinaryMessage for WebSocket, DataMessage otherwise. Only
+// meaningful inside OnMessage.
+func (c *Connection) MessageType() protocol.MessageType { return c.msgType }
+
+// ---- sending ----
+
+// Send encodes data with the connection's codec and sends it. It never
+// blocks and does not keep data. It returns nil when the bytes were written
+// to the kernel or queued; an error wrapping ErrSendBufferFull when
+// MaxSendBufferSize bytes were already queued (the data is dropped and
+// OnError is called, as in Workerman); an error wrapping ErrClosed (and
+// net.ErrClosed) after Close or Destroy or once the peer is gone.
+//
+// OnBufferFull is called (on the connection's callback goroutine) when a Send
+// makes the queue reach MaxSendBufferSize; OnBufferDrain when it is empty
+// again.
+func (c *Connection) Send(data []byte) error {
+	return c.send(protocol.Message{Data: data}, false)
+}
+
+// SendString is Send for a string.
+func (c *Connection) SendString(s string) error {
+	return c.Send([]byte(s))
+}
+
+// SendMessage sends a message of the given type: for WebSocket,
+// protocol.TextMessage or protocol.BinaryMessage (or a control frame).
+// Codecs without message types ignore the type.
+func (c *Connection) SendMessage(typ protocol.MessageType, data []byte) error {
+	return c.send(protocol.Message{Type: typ, Data: data}, false)
+}
+
+// SendRaw sends data as it is, bypassing the codec (Workerman's
+// send($data, true)).
+func (c *Connection) SendRaw(data []byte) error {
+	return c.send(protocol.Message{Data: data}, true)
+}
+
+func (c *Connection) send(m protocol.Message, raw bool) error {
+	c.sendMu.Lock()
+	defer c.sendMu.Unlock()
+	return c.sendLocked(m, raw)
+}
+
+func (c *Connection) sendLocked(m protocol.Message, raw bool) error {
+	if c.closing.Load() {
+		return ErrClosed
+	}
+	return c.ep.hooks.send(c, m, raw)
+}
+
+// writeEncoded encodes m (unless raw) and writes it, with Workerman's
+// buffer semantics. The caller holds sendMu.
+func (c *Connection) writeEncoded(m protocol.Message, raw bool) error {
+	limit := c.MaxSendBufferSize()
+	if c.tc.Queued() >= limit {
+		c.ep.stats.sendFail.Add(1)
+		c.post(jobError, ErrSendBufferFull)
+		return ErrSendBufferFull
+	}
+	out := m.Data
+	var scratch *[]byte
+	if !raw {
+		scratch = bufpool.Get(len(m.Data) + 16)
+		var err error
+		out, err = c.codec.Encode(c, (*scratch)[:0], m)
+		if err != nil {
+			bufpool.Put(scratch)
+			return err
+		}
+	}
+	var (
+		queued int
+		err    error
+	)
+	if len(out) > 0 {
+		queued, err = c.tc.Write(out)
+	}
+	if scratch != nil {
+		bufpool.Put(scratch) // the engine copied what it queued
+	}
+	if err != nil {
+		if errors.Is(err, net.ErrClosed) {
+			return ErrClosed
+		}
+		return err
+	}
+	if queued >= limit && c.full.CompareAndSwap(false, true) {
+		c.post(jobBufferFull, nil)
+	}
+	return nil
+}
+
+// post queues a callback job unless its callback would do nothing.
+func (c *Connection) post(kind jobKind, err error) {
+	x := c.ext.Load()
+	switch kind {
+	case jobBufferFull:
+		if c.ep.onBufferFull == nil && (x == nil || x.pipeFrom == nil) {
+			return
+		}
+	case jobBufferDrain:
+		if c.ep.onBufferDrain == nil && (x == nil || x.pipeFrom == nil) {
+			return
+		}
+	case jobError:
+		if c.ep.onError == nil {
+			return
+		}
+	}
+	j := newJob(kind)
+	j.err = err
+	c.enqueue(j)
+}
+
+// ---- closing ----
+
+// Close sends data (each as one message, if given), stops delivering
+// messages, flushes what is queued and then closes the connection. OnClose
+// follows. Calling it again does nothing.
+func (c *Connection) Close(data ...[]byte) error {
+	c.sendMu.Lock()
+	defer c.sendMu.Unlock()
+	if c.closing.Load() {
+		return nil
+	}
+	var err error
+	for _, d := range data {
+		if e := c.sendLocked(protocol.Message{Data: d}, false); e != nil && err == nil {
+			err = e
+		}
+	}
+	c.closing.Store(true)
+	c.ep.hooks.closing(c)
+	c.tc.Close()
+	return err
+}
+
+// Destroy closes the connection at once, dropping what is queued. OnClose
+// follows.
+func (c *Connection) Destroy() {
+	c.closing.Store(true)
+	c.tc.Destroy(nil)
+}
+
+// PauseRecv stops reading from the connection (Workerman's pauseRecv).
+// Messages already received are still delivered.
+func (c *Connection) PauseRecv() {
+	c.recvPause.Store(true)
+	c.tc.PauseRead(engine.ByUser)
+}
+
+// ResumeRecv starts reading again after PauseRecv.
+func (c *Connection) ResumeRecv() {
+	c.recvPause.Store(false)
+	c.tc.ResumeRead(engine.ByUser)
+}
+
+// Pipe forwards every message of c to dest (encoded with dest's codec) and
+// applies back-pressure: while dest's send buffer is full, c stops reading.
+// When c closes, dest is closed. Workerman's pipe(). c's OnMessage is no
+// longer called; its OnClose and dest's buffer callbacks still are.
+func (c *Connection) Pipe(dest *Connection) {
+	c.updateExt(func(x *connExt) { x.pipeTo = dest })
+	dest.updateExt(func(x *connExt) { x.pipeFrom = c })
+}
+
+func (c *Connection) updateExt(f func(*connExt)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	x := new(connExt)
+	if old := c.ext.Load(); old != nil {
+		*x = *old
+	}
+	f(x)
+	c.ext.Store(x)
+}
+
+// ---- limits and counters ----
+
+// MaxSendBufferSize is the number of queued bytes at which Send starts
+// dropping (default: the Worker's, else DefaultMaxSendBufferSize).
+func (c *Connection) MaxSendBufferSize() int {
+	if x := c.ext.Load(); x != nil && x.maxSend > 0 {
+		return x.maxSend
+	}
+	return c.ep.maxSend
+}
+
+// SetMaxSendBufferSize overrides MaxSendBufferSize for this connection.
+func (c *Connection) SetMaxSendBufferSize(n int) {
+	c.updateExt(func(x *connExt) { x.maxSend = n })
+}
+
+// MaxPackageSize is the largest packet accepted (default: the Worker's, else
+// DefaultMaxPackageSize). A larger one closes the connection.
+func (c *Connection) MaxPackageSize() int {
+	if x := c.ext.Load(); x != nil && x.maxPackage > 0 {
+		return x.maxPackage
+	}
+	return c.ep.maxPackage
+}
+
+// SetMaxPackageSize overrides MaxPackageSize for this connection.
+func (c *Connection) SetMaxPackageSize(n int) {
+	c.updateExt(func(x *connExt) { x.maxPackage = n })
+}
+
+// BytesRead is the number of bytes received.
+func (c *Connection) BytesRead() uint64 { return c.tc.BytesRead() }
+
+// BytesWritten is the number of bytes written to the kernel.
+func (c *Connection) BytesWritten() uint64 { return c.tc.BytesWritten() }
+
+// SendQueueSize is the number of bytes waiting to be written.
+func (c *Connection) SendQueueSize() int { return c.tc.Queued() }
+
+// ---- user data ----
+
+// Value returns what SetValue stored (Workerman apps set $connection->uid).
+func (c *Connection) Value() any {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.value
+}
+
+// SetValue attaches v to the connection.
+func (c *Connection) SetValue(v any) {
+	c.mu.Lock()
+	c.value = v
+	c.mu.Unlock()
+}
+
+// ---- addresses ----
+
+// RemoteAddr is the peer's address.
+func (c *Connection) RemoteAddr() net.Addr { return c.tc.RemoteAddr() }
+
+// LocalAddr is the local address of the connection.
+func (c *Connection) LocalAddr() net.Addr { return c.tc.LocalAddr() }
+
+// RemoteIP is the peer's IP address ("" for unix sockets).
+func (c *Connection) RemoteIP() string { return addrIP(c.RemoteAddr()) }
+
+// RemotePort is the peer's port (0 for unix sockets).
+func (c *Connection) RemotePort() int { return addrPort(c.RemoteAddr()) }
+
+// RemoteAddress is "ip:port".
+func (c *Connection) RemoteAddress() string { return addrString(c.RemoteAddr()) }
+
+// LocalIP is the local IP address ("" for unix sockets).
+func (c *Connection) LocalIP() string { return addrIP(c.LocalAddr()) }
+
+// LocalPort is the local port (0 for unix sockets).
+func (c *Connection) LocalPort() int { return addrPort(c.LocalAddr()) }
+
+// LocalAddress is "ip:port".
+func (c *Connection) LocalAddress() string { return addrString(c.LocalAddr()) }
+
+// IsIPv4 reports whether the peer's address is IPv4.
+func (c *Connection) IsIPv4() bool {
+	a, ok := c.RemoteAddr().(*net.TCPAddr)
+	return ok && a.IP.To4() != nil
+}
+
+// IsIPv6 reports whether the peer's address is IPv6.
+func (c *Connection) IsIPv6() bool {
+	a, ok := c.RemoteAddr().(*net.TCPAddr)
+	return ok && a.IP.To4() == nil
+}
+
+func addrIP(a net.Addr) string {
+	if t, ok := a.(*net.TCPAddr); ok {
+		return t.IP.String()
+	}
+	return ""
+}
+
+func addrPort(a net.Addr) int {
+	if t, ok := a.(*net.TCPAddr); ok {
+		return t.Port
+	}
+	return 0
+}
+
+func addrString(a net.Addr) string {
+	if t, ok := a.(*net.TCPAddr); ok {
+		return net.JoinHostPort(t.IP.String(), strconv.Itoa(t.Port))
+	}
+	if a == nil {
+		return ""
+	}
+	return a.String()
+}
+
+// ---- engine.Handler: the loop side ----
+
+// OnRead frames packets on the event loop and queues them for the callbacks.
+func (c *Connection) OnRead(in []byte) (consumed, need int) {
+	if c.badInput {
+		return len(in), 0
+	}
+	if c.ep.r.tick > 0 {
+		c.lastRead.Store(c.ep.r.now.Load())
+	}
+	max := c.MaxPackageSize()
+	for consumed < len(in) {
+		if c.recvPause.Load() {
+			return consumed, 0
+		}
+		rest := in[consumed:]
+		n, err := c.codec.Input(c, rest)
+		if err == nil && n > max {
+			err = errTooLarge(n, max)
+		}
+		if err == nil && n == 0 && len(rest) >= max {
+			err = errTooLarge(len(rest), max)
+		}
+		if err != nil {
+			c.badInput = true
+			j := newJob(jobFail)
+			j.err = err
+			c.enqueue(j)
+			return len(in), 0
+		}
+		if n == 0 || n > len(rest) {
+			return consumed, n
+		}
+		j := newJob(jobMessage)
+		j.buf = bufpool.Get(n)
+		copy(*j.buf, rest[:n])
+		consumed += n
+		c.enqueue(j)
+		if c.backpressure() {
+			return consumed, 0
+		}
+	}
+	return consumed, 0
+}
+
+// backpressure pauses reading while too much input waits for callbacks.
+func (c *Connection) backpressure() bool {
+	c.mu.Lock()
+	pause := !c.bpPaused && c.pendingIn > maxPendingInput && !c.closeQueued
+	if pause {
+		c.bpPaused = true
+	}
+	paused := c.bpPaused
+	c.mu.Unlock()
+	if pause {
+		c.tc.PauseRead(engineBackpressure)
+	}
+	return paused
+}
+
+// OnEOF: the peer will send nothing more.
+func (c *Connection) OnEOF() {
+	c.enqueue(newJob(jobEOF))
+}
+
+// OnDrain: everything queued was written.
+func (c *Connection) OnDrain() {
+	c.full.Store(false)
+	c.post(jobBufferDrain, nil)
+}
+
+// OnClose: the socket is closed.
+func (c *Connection) OnClose(err error) {
+	j := newJob(jobClose)
+	j.err = err
+	c.enqueue(j)
+}
+
+// ---- timeouts ----
+
+// due reports whether the ticker has something to check on c. It runs under
+// the instance lock and must be cheap.
+func (c *Connection) due(now int64) bool {
+	if c.closing.Load() {
+		return false
+	}
+	if idle := c.ep.idle; idle > 0 && now-c.lastRead.Load() >= int64(idle) {
+		return true
+	}
+	return c.ep.hooks.due(c, now)
+}
+
+func (c *Connection) onTick(now int64) {
+	if idle := c.ep.idle; idle > 0 && now-c.lastRead.Load() >= int64(idle) {
+		c.post(jobError, ErrIdleTimeout)
+		c.ep.hooks.timeout(c, ErrIdleTimeout)
+		return
+	}
+	c.ep.hooks.tick(c, now)
+}
+
+func errTooLarge(n, max int) error {
+	return &sizeError{n: n, max: max}
+}
+
+type sizeError struct{ n, max int }
+
+func (e *sizeError) Error() string {
+	return "workerman: package of " + strconv.Itoa(e.n) + " bytes exceeds MaxPackageSize " + strconv.Itoa(e.max)
+}
+
+func (e *sizeError) Unwrap() error { return ErrPackageTooLarge }

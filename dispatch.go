@@ -1,0 +1,260 @@
+package workerman
+
+import (
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"sync"
+
+	"github.com/workerman-go/workerman/internal/bufpool"
+	"github.com/workerman-go/workerman/protocol"
+)
+
+// # How callbacks are ordered
+//
+// Every connection has a job list. The event loop appends to it (a packet
+// received, the peer's EOF, the socket closed), and so do Send (buffer full,
+// drop) and the engine (buffer drained). Appending to an empty list that no
+// goroutine is draining submits the connection once to the worker's ants
+// pool; that pool goroutine runs the jobs in order until the list is empty,
+// then returns. So, per connection:
+//
+//   - callbacks run one at a time, in the order of the events: OnConnect
+//     first, OnMessage in arrival order, OnClose last and exactly once;
+//   - a callback may block (a database call): only its own connection waits,
+//     while the loop goes on reading every other connection;
+//   - no goroutine exists for a connection with nothing to do.
+//
+// Decoding also happens here, not on the loop: the loop only frames packets
+// (protocol.Codec.Input) and copies them out of its read buffer.
+
+type jobKind uint8
+
+const (
+	jobConnect jobKind = iota
+	jobMessage
+	jobBufferFull
+	jobBufferDrain
+	jobError    // report err through OnError
+	jobFail     // bad input: report, answer (close code, 400) and close
+	jobEOF      // the peer closed its side: close ours once jobs before ran
+	jobClose    // the socket is closed: OnClose, then forget the connection
+	jobCallback // run fn (protocol hooks that must keep the order)
+)
+
+type job struct {
+	next *job
+	kind jobKind
+	buf  *[]byte
+	err  error
+	fn   func(*Connection)
+}
+
+var jobPool = sync.Pool{New: func() any { return new(job) }}
+
+func newJob(kind jobKind) *job {
+	j := jobPool.Get().(*job)
+	j.kind = kind
+	return j
+}
+
+func freeJob(j *job) {
+	if j.buf != nil {
+		bufpool.Put(j.buf)
+	}
+	*j = job{}
+	jobPool.Put(j)
+}
+
+// maxPendingInput bounds the bytes received but not yet handled by the
+// callbacks of one connection. Beyond it the loop stops reading that
+// connection (TCP back-pressure to the peer) until the callbacks catch up.
+const maxPendingInput = 1 << 20
+
+// enqueue appends j and makes sure a pool goroutine drains the list.
+func (c *Connection) enqueue(j *job) {
+	c.mu.Lock()
+	if c.closeQueued {
+		c.mu.Unlock()
+		freeJob(j) // nothing runs after OnClose
+		return
+	}
+	if j.kind == jobClose {
+		c.closeQueued = true
+	}
+	if j.kind == jobMessage {
+		c.pendingIn += len(*j.buf)
+	}
+	if c.tail == nil {
+		c.head = j
+	} else {
+		c.tail.next = j
+	}
+	c.tail = j
+	start := !c.running
+	c.running = true
+	c.mu.Unlock()
+	if start {
+		c.ep.r.submit(c)
+	}
+}
+
+// run drains the job list. It is the function the ants pool runs.
+func (c *Connection) run() {
+	for {
+		c.mu.Lock()
+		j := c.head
+		c.head, c.tail = nil, nil
+		if j == nil {
+			c.running = false
+			c.mu.Unlock()
+			return
+		}
+		c.mu.Unlock()
+		for j != nil {
+			next := j.next
+			c.exec(j)
+			freeJob(j)
+			j = next
+		}
+	}
+}
+
+func (c *Connection) exec(j *job) {
+	ep := c.ep
+	switch j.kind {
+	case jobConnect:
+		if ep.onConnect != nil {
+			c.call("OnConnect", func() { ep.onConnect(c) })
+		}
+	case jobMessage:
+		n := len(*j.buf)
+		if !c.closing.Load() {
+			c.handlePacket(*j.buf)
+		}
+		c.inputDone(n)
+	case jobBufferFull:
+		if x := c.ext.Load(); x != nil && x.pipeFrom != nil {
+			x.pipeFrom.PauseRecv()
+		}
+		if ep.onBufferFull != nil {
+			c.call("OnBufferFull", func() { ep.onBufferFull(c) })
+		}
+	case jobBufferDrain:
+		if x := c.ext.Load(); x != nil && x.pipeFrom != nil {
+			x.pipeFrom.ResumeRecv()
+		}
+		if ep.onBufferDrain != nil {
+			c.call("OnBufferDrain", func() { ep.onBufferDrain(c) })
+		}
+	case jobError:
+		c.reportError(j.err)
+	case jobFail:
+		if !c.closing.Load() {
+			c.reportError(j.err)
+			c.failWith(j.err)
+		}
+	case jobEOF:
+		ep.hooks.onEOF(c)
+	case jobCallback:
+		j.fn(c)
+	case jobClose:
+		c.finish(j.err)
+	}
+}
+
+// handlePacket decodes one packet and delivers what it carried.
+func (c *Connection) handlePacket(packet []byte) {
+	msg, err := c.codec.Decode(c, packet)
+	if err != nil {
+		c.reportError(err)
+		c.failWith(err)
+		return
+	}
+	switch msg.Type {
+	case protocol.DataMessage, protocol.TextMessage, protocol.BinaryMessage:
+		c.msgType = msg.Type
+		c.ep.stats.requests.Add(1)
+		if x := c.ext.Load(); x != nil && x.pipeTo != nil {
+			x.pipeTo.Send(msg.Data)
+			return
+		}
+		c.ep.hooks.onMessage(c, msg)
+	case protocol.NoMessage:
+	default:
+		c.ep.hooks.onControl(c, msg)
+	}
+}
+
+// inputDone accounts for a handled packet and resumes reading once the
+// callbacks caught up.
+func (c *Connection) inputDone(n int) {
+	c.mu.Lock()
+	c.pendingIn -= n
+	resume := c.bpPaused && c.pendingIn == 0
+	if resume {
+		c.bpPaused = false
+	}
+	c.mu.Unlock()
+	if resume {
+		c.tc.ResumeRead(engineBackpressure)
+	}
+}
+
+// failWith answers bad input the way the codec wants (a close frame with the
+// right code, an HTTP error) and closes the connection.
+func (c *Connection) failWith(err error) {
+	if r, ok := c.codec.(protocol.ErrorResponder); ok {
+		if resp := r.ErrorResponse(err); len(resp) > 0 {
+			c.SendRaw(resp)
+		}
+	}
+	c.Close()
+}
+
+// finish runs OnClose once and forgets the connection.
+func (c *Connection) finish(err error) {
+	c.closing.Store(true)
+	c.inst.remove(c)
+	ep := c.ep
+	ep.hooks.onClosed(c, err)
+	if x := c.ext.Load(); x != nil && x.pipeTo != nil {
+		x.pipeTo.Close()
+	}
+	if ep.onClose != nil {
+		c.call("OnClose", func() { ep.onClose(c) })
+	}
+	ep.r.release()
+}
+
+func (c *Connection) reportError(err error) {
+	if c.ep.onError != nil {
+		c.call("OnError", func() { c.ep.onError(c, err) })
+	} else if c.ep.log != nil && !errors.Is(err, ErrClosed) {
+		c.ep.log.Debug("workerman: connection error", "id", c.id, "err", err)
+	}
+}
+
+// call runs a user callback. A panic is recovered, logged and reported
+// through OnError, and the connection is destroyed: its state is unknown,
+// every other connection keeps being served.
+func (c *Connection) call(name string, fn func()) {
+	defer func() {
+		if v := recover(); v != nil {
+			perr := &PanicError{Callback: name, Value: v, Stack: debug.Stack()}
+			c.ep.log.Error("workerman: callback panicked", "callback", name, "connection", c.id, "panic", v, "stack", string(perr.Stack))
+			if name != "OnError" && c.ep.onError != nil {
+				func() {
+					defer func() { recover() }()
+					c.ep.onError(c, perr)
+				}()
+			}
+			c.Destroy()
+		}
+	}()
+	fn()
+}
+
+func (k jobKind) String() string {
+	return fmt.Sprintf("job(%d)", k)
+}

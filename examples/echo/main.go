@@ -1,0 +1,37 @@
+// Command echo sends every message back to its sender, for any scheme the
+// library serves:
+//
+//	go run ./examples/echo -listen text://127.0.0.1:9000 -count 2
+//
+// Try it with: printf 'hello\n' | nc -q1 127.0.0.1 9000
+package main
+
+import (
+	"flag"
+	"log"
+
+	"github.com/workerman-go/workerman"
+)
+
+func main() {
+	listen := flag.String("listen", "text://127.0.0.1:9000", "listen URI (tcp://, text://, frame://, unix:///path, ...)")
+	count := flag.Int("count", 1, "event-loop instances")
+	flag.Parse()
+
+	w := workerman.NewWorker(*listen)
+	w.Name = "echo"
+	w.Count = *count
+	w.OnWorkerStart = func(w *workerman.Worker, id int) {
+		if id == 0 {
+			log.Printf("echo: listening on %s (%s) with %d instance(s)", w.Addr(), *listen, w.Count)
+		}
+	}
+	w.OnMessage = func(c *workerman.Connection, data []byte) {
+		// Answer with the type the message came with (text or binary for
+		// WebSocket; other codecs have one type).
+		c.SendMessage(c.MessageType(), data)
+	}
+	if err := workerman.RunAll(); err != nil {
+		log.Fatal(err)
+	}
+}

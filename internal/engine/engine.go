@@ -1,0 +1,211 @@
+// Package engine moves bytes between sockets and their owners.
+//
+// Two implementations share one contract:
+//
+//   - on Linux, N event loops, each an epoll instance parked in the Go
+//     runtime's netpoller. An idle connection owns no goroutine and no read
+//     buffer: a loop reads into its own buffer and a connection keeps only the
+//     bytes of an incomplete packet;
+//   - everywhere (and for TLS on Linux), one goroutine per connection over a
+//     net.Conn, with the same semantics.
+//
+// The engine knows nothing about protocols or callbacks. It calls a Handler
+// with the bytes it read and tells it when output drained and when the socket
+// closed. Writes may come from any goroutine: when nothing is queued they go
+// straight to the kernel (non-blocking), otherwise they are queued and flushed
+// when the socket becomes writable, many queued writes in one writev.
+package engine
+
+import (
+	"crypto/tls"
+	"errors"
+	"net"
+	"time"
+
+	"github.com/workerman-go/workerman/internal/bufpool"
+)
+
+// Handler is the owner of one connection. The engine calls OnRead, OnEOF and
+// (for server connections) nothing else concurrently: they all run on the
+// goroutine that reads the connection. OnDrain and OnClose may run on any
+// goroutine; OnClose runs exactly once and nothing runs after it.
+type Handler interface {
+	// OnRead is given the bytes received and not yet consumed. It returns how
+	// many it consumed and, when it knows, how many bytes the next packet
+	// needs counted from the first unconsumed byte (0 = unknown). The engine
+	// keeps the unconsumed bytes and does not call OnRead again before that
+	// many are available. in is only valid during the call.
+	OnRead(in []byte) (consumed, need int)
+	// OnEOF reports that the peer closed its sending side. No more OnRead
+	// calls follow. The connection stays open for writing until the owner
+	// closes it.
+	OnEOF()
+	// OnDrain reports that queued output was fully written.
+	OnDrain()
+	// OnClose reports that the socket is closed; err says why (nil after a
+	// Close or Destroy asked for by the owner).
+	OnClose(err error)
+}
+
+// Conn is one connection as seen by its Handler. All methods are safe to call
+// from any goroutine.
+type Conn interface {
+	// Write sends p, writing to the kernel at once when nothing is queued and
+	// queueing (copying) what the kernel does not take. p is not retained. It
+	// returns the number of bytes queued after the call. After Close or
+	// Destroy it returns an error wrapping net.ErrClosed.
+	Write(p []byte) (queued int, err error)
+	// Queued returns the number of bytes waiting to be written.
+	Queued() int
+	// Close stops delivering input, flushes what is queued, then closes.
+	Close()
+	// Destroy closes at once and drops what is queued.
+	Destroy(err error)
+	// PauseRead stops reading for the given reason; ResumeRead clears it.
+	// Reading resumes when no reason is left; bytes already buffered are then
+	// handed to OnRead first.
+	PauseRead(reason Reason)
+	ResumeRead(reason Reason)
+	// BytesRead and BytesWritten count the bytes moved through the socket.
+	BytesRead() uint64
+	BytesWritten() uint64
+	LocalAddr() net.Addr
+	RemoteAddr() net.Addr
+}
+
+// Reason is a bit set of reasons to stop reading.
+type Reason uint8
+
+const (
+	// ByUser is Connection.PauseRecv.
+	ByUser Reason = 1 << iota
+	// ByBackpressure is set by the owner while its callbacks lag behind.
+	ByBackpressure
+)
+
+// Engine owns the loops (or goroutines) that serve connections.
+type Engine interface {
+	// Loops returns the number of loop instances (IDs 0..Loops()-1).
+	Loops() int
+	// Listen starts accepting on ln. For each accepted connection accept is
+	// called with the instance that will hold it and returns the Handler.
+	// accept runs on that instance's loop goroutine and must not block.
+	Listen(ln *Listener, accept AcceptFunc) error
+	// Dial connects in the background and calls done exactly once, on a
+	// goroutine of the engine, with the connection or the error. When done
+	// returns a Handler the connection starts reading. The returned Conn
+	// queues writes until the connection is up; closing it cancels the dial.
+	Dial(d DialRequest, done DialFunc) Conn
+	// Stop ends the loops. Connections still open are destroyed.
+	Stop()
+}
+
+// AcceptFunc is called for each accepted connection.
+type AcceptFunc func(c Conn, instance int) Handler
+
+// DialFunc completes a Dial.
+type DialFunc func(c Conn, instance int, err error) Handler
+
+// DialRequest says where to connect.
+type DialRequest struct {
+	Network string // "tcp", "tcp4", "tcp6" or "unix"
+	Address string
+	Timeout time.Duration // 0 = no timeout
+	TLS     *tls.Config   // nil = plain
+}
+
+// Listener is a listening socket shared by the loops.
+type Listener struct {
+	Network   string // "tcp", "tcp4", "tcp6" or "unix"
+	Address   string
+	ReusePort bool
+	TLS       *tls.Config
+	// Backlog is the listen queue length (the kernel caps it at somaxconn).
+	Backlog int
+	// Paused creates the listener without accepting until Resume, so that
+	// a worker can bind its port before its start callbacks ran.
+	Paused bool
+
+	impl listenerImpl
+}
+
+type listenerImpl interface {
+	addr() net.Addr
+	close() error
+	setPaused(bool)
+}
+
+// Addr is the address the listener is bound to (useful with port 0).
+func (l *Listener) Addr() net.Addr {
+	if l.impl == nil {
+		return nil
+	}
+	return l.impl.addr()
+}
+
+// Close stops accepting. Connections already accepted are not affected.
+func (l *Listener) Close() error {
+	if l.impl == nil {
+		return nil
+	}
+	return l.impl.close()
+}
+
+// Pause stops accepting new connections without closing the socket (the
+// kernel keeps queueing them up to the backlog); Resume starts again.
+func (l *Listener) Pause()  { l.impl.setPaused(true) }
+func (l *Listener) Resume() { l.impl.setPaused(false) }
+
+// ErrLingerTimeout closes a connection whose peer neither read what was
+// queued nor closed its side within the linger time after Close.
+var ErrLingerTimeout = errors.New("workerman: close timed out waiting for the peer")
+
+// LingerTimeout bounds how long a closed connection waits, after its output is
+// flushed, for the peer to close its side before the socket is closed anyway.
+const LingerTimeout = 2 * time.Second
+
+// Connection states, shared by both engines.
+const (
+	stConnecting uint32 = iota
+	stOpen
+	stClosing // Close called: flushing, then lingering
+	stLinger  // output flushed and write side shut down; waiting for the peer
+	stDead    // closed or about to be: no more writes
+)
+
+// Config configures an engine.
+type Config struct {
+	Loops          int
+	ReadBufferSize int // per loop; default 64 KiB
+	// FlushTimeout bounds how long Close waits for queued output to drain
+	// when the peer makes no progress reading it. Default 10 s.
+	FlushTimeout time.Duration
+}
+
+func (c Config) withDefaults() Config {
+	if c.Loops <= 0 {
+		c.Loops = 1
+	}
+	if c.ReadBufferSize <= 0 {
+		c.ReadBufferSize = 64 << 10
+	}
+	if c.FlushTimeout <= 0 {
+		c.FlushTimeout = 10 * time.Second
+	}
+	return c
+}
+
+// New returns the best engine for this platform: epoll loops on Linux,
+// goroutines elsewhere.
+func New(cfg Config) (Engine, error) {
+	return newPlatform(cfg.withDefaults())
+}
+
+// NewGoroutine returns the goroutine-per-connection engine on any platform.
+// It serves TLS and the platforms without an event loop.
+func NewGoroutine(cfg Config) Engine {
+	return newGoEngine(cfg.withDefaults())
+}
+
+func bufferGet(n int) *[]byte { return bufpool.Get(n) }
+func bufferPut(b *[]byte)     { bufpool.Put(b) }

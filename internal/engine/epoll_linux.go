@@ -1,0 +1,844 @@
+//go:build linux
+
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// The loops do not block an OS thread in epoll_wait. Each epoll descriptor is
+// itself registered with the Go runtime's netpoller (an epoll set becomes
+// readable when it has ready events), and a loop parks in RawConn.Read until
+// then. Polling with a zero timeout afterwards never blocks, so a loop is an
+// ordinary goroutine for the scheduler: with GOMAXPROCS=1 the callbacks on the
+// pool and the loops share the one P without waiting for sysmon to hand it
+// over.
+
+const (
+	maxEvents    = 256
+	maxIovecs    = 1024 // IOV_MAX on Linux
+	acceptBatch  = 64   // connections accepted per readiness event
+	minReadRoom  = 4 << 10
+	readEvents   = unix.EPOLLIN | unix.EPOLLRDHUP
+	writeEvents  = unix.EPOLLOUT
+	errorEvents  = unix.EPOLLERR | unix.EPOLLHUP
+	maxBufferCap = 1 << 30
+)
+
+type epollEngine struct {
+	cfg     Config
+	loops   []*loop
+	gor     *goEngine // TLS connections
+	wg      sync.WaitGroup
+	stopped atomic.Bool
+}
+
+func newPlatform(cfg Config) (Engine, error) {
+	e := &epollEngine{cfg: cfg, gor: newGoEngine(cfg)}
+	for i := 0; i < cfg.Loops; i++ {
+		l, err := newLoop(e, i)
+		if err != nil {
+			for _, l := range e.loops {
+				l.file.Close()
+				unix.Close(l.wakefd)
+			}
+			return nil, err
+		}
+		e.loops = append(e.loops, l)
+	}
+	for _, l := range e.loops {
+		e.wg.Add(1)
+		go l.run()
+	}
+	return e, nil
+}
+
+func (e *epollEngine) Loops() int { return len(e.loops) }
+
+// leastLoaded picks the loop holding the fewest connections, so that
+// long-lived connections spread evenly even when they close unevenly.
+func (e *epollEngine) leastLoaded() *loop {
+	best := e.loops[0]
+	for _, l := range e.loops[1:] {
+		if l.n.Load() < best.n.Load() {
+			best = l
+		}
+	}
+	return best
+}
+
+func (e *epollEngine) Stop() {
+	if !e.stopped.CompareAndSwap(false, true) {
+		return
+	}
+	for _, l := range e.loops {
+		l.post(task{kind: taskStop})
+	}
+	e.wg.Wait()
+	e.gor.Stop()
+}
+
+// loop is one event loop: an epoll set, a wake-up eventfd, a read buffer and
+// the connections it holds.
+type loop struct {
+	e      *epollEngine
+	id     int
+	epfd   int
+	wakefd int
+	file   *os.File
+	rc     syscall.RawConn
+	events []unix.EpollEvent
+	nready int
+	buf    []byte
+	iov    [][]byte
+
+	conns     []*fdConn // indexed by fd; loop-owned
+	listeners map[int]*fdListener
+	n         atomic.Int32 // connections held
+
+	tmu        sync.Mutex
+	tasks      []task
+	spare      []task
+	wakeQueued atomic.Bool
+	stopping   bool
+}
+
+type taskKind uint8
+
+const (
+	taskStop taskKind = iota
+	taskAdopt
+	taskClose
+	taskLinger
+	taskResume
+	taskListen
+	taskUnlisten
+	taskPauseListen
+	taskResumeListen
+	taskDial
+	taskDialTimeout
+)
+
+type task struct {
+	kind taskKind
+	c    *fdConn
+	ln   *fdListener
+	fd   int
+	sa   unix.Sockaddr
+	done chan struct{}
+}
+
+func newLoop(e *epollEngine, id int) (*loop, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("workerman: epoll_create1: %w", err)
+	}
+	wakefd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		unix.Close(epfd)
+		return nil, fmt.Errorf("workerman: eventfd: %w", err)
+	}
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wakefd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(wakefd)}); err != nil {
+		unix.Close(epfd)
+		unix.Close(wakefd)
+		return nil, fmt.Errorf("workerman: epoll_ctl: %w", err)
+	}
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		unix.Close(epfd)
+		unix.Close(wakefd)
+		return nil, err
+	}
+	file := os.NewFile(uintptr(epfd), "epoll")
+	rc, err := file.SyscallConn()
+	if err != nil {
+		file.Close()
+		unix.Close(wakefd)
+		return nil, err
+	}
+	return &loop{
+		e:         e,
+		id:        id,
+		epfd:      epfd,
+		wakefd:    wakefd,
+		file:      file,
+		rc:        rc,
+		events:    make([]unix.EpollEvent, maxEvents),
+		buf:       make([]byte, e.cfg.ReadBufferSize),
+		listeners: make(map[int]*fdListener),
+	}, nil
+}
+
+func (l *loop) run() {
+	defer l.e.wg.Done()
+	poll := func(uintptr) bool {
+		n, err := unix.EpollWait(l.epfd, l.events, 0)
+		if err != nil {
+			n = 0 // EINTR: poll again
+		}
+		l.nready = n
+		return n > 0
+	}
+	for !l.stopping {
+		if err := l.rc.Read(poll); err != nil {
+			break // the epoll file was closed
+		}
+		for i := 0; i < l.nready; i++ {
+			ev := &l.events[i]
+			fd := int(ev.Fd)
+			switch {
+			case fd == l.wakefd:
+				l.runTasks()
+			case l.listeners[fd] != nil:
+				l.accept(l.listeners[fd], fd)
+			default:
+				if fd < len(l.conns) && l.conns[fd] != nil {
+					l.conns[fd].onEvents(ev.Events)
+				}
+			}
+		}
+	}
+	l.shutdown()
+}
+
+func (l *loop) post(t task) {
+	l.tmu.Lock()
+	l.tasks = append(l.tasks, t)
+	l.tmu.Unlock()
+	if l.wakeQueued.CompareAndSwap(false, true) {
+		var one = [8]byte{1}
+		unix.Write(l.wakefd, one[:])
+	}
+}
+
+func (l *loop) runTasks() {
+	l.wakeQueued.Store(false)
+	var drain [8]byte
+	unix.Read(l.wakefd, drain[:])
+	l.tmu.Lock()
+	tasks := l.tasks
+	l.tasks = l.spare[:0]
+	l.tmu.Unlock()
+	for i := range tasks {
+		l.exec(&tasks[i])
+		tasks[i] = task{}
+	}
+	l.spare = tasks[:0]
+}
+
+func (l *loop) exec(t *task) {
+	switch t.kind {
+	case taskStop:
+		l.stopping = true
+	case taskAdopt:
+		l.adopt(t.fd, t.sa, t.ln)
+	case taskClose:
+		t.c.closeFD(t.c.closeErr)
+	case taskLinger:
+		t.c.startLinger()
+	case taskResume:
+		t.c.resume()
+	case taskListen:
+		l.listeners[t.fd] = t.ln
+		if !t.ln.paused.Load() {
+			l.ctl(unix.EPOLL_CTL_ADD, t.fd, unix.EPOLLIN)
+		}
+		close(t.done)
+	case taskUnlisten:
+		if _, ok := l.listeners[t.fd]; ok {
+			delete(l.listeners, t.fd)
+			unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, t.fd, nil)
+			unix.Close(t.fd)
+		}
+		close(t.done)
+	case taskPauseListen:
+		if l.listeners[t.fd] != nil {
+			unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, t.fd, nil)
+		}
+	case taskResumeListen:
+		if l.listeners[t.fd] != nil {
+			l.ctl(unix.EPOLL_CTL_ADD, t.fd, unix.EPOLLIN)
+		}
+	case taskDial:
+		l.startDial(t.c)
+	case taskDialTimeout:
+		t.c.dialFailed(fmt.Errorf("workerman: connect %s: %w", t.c.dialAddr, os.ErrDeadlineExceeded))
+	}
+}
+
+func (l *loop) ctl(op, fd int, events uint32) error {
+	return unix.EpollCtl(l.epfd, op, fd, &unix.EpollEvent{Events: events, Fd: int32(fd)})
+}
+
+// shutdown runs when the loop stops: every connection is destroyed (its
+// owner hears OnClose) and the descriptors are released.
+func (l *loop) shutdown() {
+	for _, c := range l.conns {
+		if c != nil {
+			if c.state.Load() == stConnecting {
+				c.dialFailed(errEngineStopped)
+			} else {
+				c.closeFD(errEngineStopped)
+			}
+		}
+	}
+	for fd := range l.listeners {
+		unix.Close(fd)
+	}
+	// Tasks posted after the stop (a Listen racing Stop) must not hang.
+	l.tmu.Lock()
+	for _, t := range l.tasks {
+		if t.done != nil {
+			close(t.done)
+		}
+		switch t.kind {
+		case taskAdopt:
+			unix.Close(t.fd)
+		case taskDial:
+			t.c.dialFailed(errEngineStopped)
+		}
+	}
+	l.tasks = nil
+	l.tmu.Unlock()
+	l.file.Close()
+	unix.Close(l.wakefd)
+}
+
+var errEngineStopped = fmt.Errorf("workerman: engine stopped: %w", net.ErrClosed)
+
+// ---- connections ----
+
+// fdConn is a connection served by a loop. Fields marked loop-owned are only
+// touched by the loop goroutine; the others are guarded by mu or atomic.
+type fdConn struct {
+	loop   *loop
+	fd     int
+	h      Handler
+	state  atomic.Uint32
+	paused atomic.Uint32
+	nread  atomic.Uint64
+
+	mu       sync.Mutex
+	events   uint32 // current epoll interest
+	out      outbox
+	written  uint64
+	closeErr error
+	eof      bool // peer shut down its side; no more reading
+	fdClosed bool
+	timer    *time.Timer // dial timeout, flush stall or linger deadline
+
+	in         *[]byte // loop-owned: bytes not yet consumed
+	need       int     // loop-owned: bytes OnRead wants before it is called again
+	eofPending bool    // loop-owned: EOF seen while paused with input buffered
+
+	remote   unix.Sockaddr
+	local    net.Addr // listener address, refined lazily
+	dial     DialFunc
+	dialAddr string
+	dialErr  error
+}
+
+func (l *loop) register(c *fdConn, events uint32) error {
+	if c.fd >= len(l.conns) {
+		n := max(2*len(l.conns), c.fd+1, 64)
+		conns := make([]*fdConn, n)
+		copy(conns, l.conns)
+		l.conns = conns
+	}
+	c.events = events
+	if err := l.ctl(unix.EPOLL_CTL_ADD, c.fd, events); err != nil {
+		return err
+	}
+	l.conns[c.fd] = c
+	return nil
+}
+
+func (c *fdConn) onEvents(ev uint32) {
+	switch c.state.Load() {
+	case stConnecting:
+		if ev&(unix.EPOLLOUT|errorEvents) != 0 {
+			c.finishDial()
+		}
+		return
+	case stDead:
+		c.closeFD(c.closeErr)
+		return
+	}
+	if ev&(unix.EPOLLOUT|errorEvents) != 0 {
+		c.flush()
+	}
+	if ev&(readEvents|errorEvents) != 0 && c.loop.conns[c.fd] == c {
+		c.read(ev)
+	}
+}
+
+// read handles readability: one read per event, fair to the other
+// connections of the loop since epoll is level-triggered.
+func (c *fdConn) read(ev uint32) {
+	l := c.loop
+	c.mu.Lock()
+	eof := c.eof
+	c.mu.Unlock()
+	if eof {
+		if ev&errorEvents != 0 {
+			c.closeFD(sockError(c.fd))
+		}
+		return
+	}
+	var (
+		n   int
+		err error
+	)
+	fromLoopBuf := c.in == nil
+	if fromLoopBuf {
+		n, err = unix.Read(c.fd, l.buf)
+	} else {
+		c.grow()
+		b := *c.in
+		n, err = unix.Read(c.fd, b[len(b):cap(b)])
+		if n > 0 {
+			*c.in = b[:len(b)+n]
+		}
+	}
+	switch {
+	case n > 0:
+		c.nread.Add(uint64(n))
+	case err == unix.EAGAIN || err == unix.EINTR:
+		return
+	case err != nil:
+		c.closeFD(err)
+		return
+	default:
+		c.onEOF()
+		return
+	}
+	st := c.state.Load()
+	if st != stOpen {
+		// Closing: input is discarded, but reading goes on so that unread
+		// bytes do not turn our close into a reset.
+		if !fromLoopBuf {
+			*c.in = (*c.in)[:0]
+		}
+		return
+	}
+	if fromLoopBuf {
+		c.process(l.buf[:n], true)
+	} else {
+		c.process(*c.in, false)
+	}
+}
+
+// process hands data to the handler unless reading is paused, and keeps
+// whatever it did not consume. data is l.buf (inLoop) or *c.in.
+func (c *fdConn) process(data []byte, inLoop bool) {
+	consumed := 0
+	if c.paused.Load() == 0 && c.state.Load() == stOpen && len(data) >= c.need {
+		consumed, c.need = c.h.OnRead(data)
+	}
+	if c.state.Load() != stOpen {
+		consumed = len(data) // closing: the rest is discarded
+	}
+	rest := data[consumed:]
+	switch {
+	case len(rest) == 0:
+		if !inLoop {
+			bufferPut(c.in)
+			c.in = nil
+		}
+		c.need = 0
+	case inLoop:
+		b := bufferGet(max(len(rest), min(c.need, len(rest)*2)))
+		copy(*b, rest)
+		*b = (*b)[:len(rest)]
+		c.in = b
+	case consumed > 0:
+		b := *c.in
+		m := copy(b, rest)
+		*c.in = b[:m]
+	}
+}
+
+// grow makes room in c.in for the next read. The buffer grows with the
+// bytes that actually arrive, never to a length the peer merely announced.
+func (c *fdConn) grow() {
+	b := *c.in
+	room := cap(b) - len(b)
+	if room >= minReadRoom || (room > 0 && c.need > 0 && cap(b) >= c.need) {
+		return
+	}
+	want := max(2*cap(b), len(b)+minReadRoom)
+	if c.need > len(b) {
+		want = min(want, c.need)
+	}
+	want = min(max(want, len(b)+1), maxBufferCap)
+	nb := bufferGet(want)
+	copy(*nb, b)
+	*nb = (*nb)[:len(b)]
+	bufferPut(c.in)
+	c.in = nb
+}
+
+func (c *fdConn) onEOF() {
+	c.mu.Lock()
+	c.eof = true
+	st := c.state.Load()
+	c.updateEventsLocked()
+	c.mu.Unlock()
+	switch st {
+	case stOpen:
+		if c.in != nil && c.paused.Load() != 0 {
+			// Complete packets may wait in the buffer: report the EOF after
+			// they were handed over.
+			c.eofPending = true
+			return
+		}
+		c.deliverEOF()
+	case stLinger:
+		c.closeFD(nil)
+	}
+}
+
+func (c *fdConn) deliverEOF() {
+	c.eofPending = false
+	if c.in != nil {
+		// A partial packet can never complete now; drop it.
+		bufferPut(c.in)
+		c.in = nil
+	}
+	c.h.OnEOF()
+}
+
+// resume runs on the loop after reading was resumed: bytes buffered while
+// paused are handed over before new ones are read.
+func (c *fdConn) resume() {
+	if c.fdClosedLoop() || c.paused.Load() != 0 {
+		return
+	}
+	if c.in != nil {
+		c.need = 0
+		c.process(*c.in, false)
+	}
+	if c.eofPending && c.paused.Load() == 0 && c.state.Load() == stOpen {
+		c.deliverEOF()
+	}
+}
+
+func (c *fdConn) fdClosedLoop() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.fdClosed
+}
+
+// updateEventsLocked sets the epoll interest from the state.
+func (c *fdConn) updateEventsLocked() {
+	if c.fdClosed {
+		return
+	}
+	var ev uint32
+	st := c.state.Load()
+	if !c.eof && (c.paused.Load() == 0 || st == stClosing || st == stLinger) {
+		ev |= readEvents
+	}
+	if c.out.len() > 0 || st == stConnecting {
+		ev |= writeEvents
+	}
+	if ev != c.events {
+		c.events = ev
+		c.loop.ctl(unix.EPOLL_CTL_MOD, c.fd, ev)
+	}
+}
+
+func (c *fdConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	st := c.state.Load()
+	if st != stOpen && st != stConnecting {
+		err := c.closedErrLocked()
+		c.mu.Unlock()
+		return 0, err
+	}
+	if c.out.len() == 0 && st == stOpen {
+		for len(p) > 0 {
+			n, err := unix.Write(c.fd, p)
+			if n > 0 {
+				c.written += uint64(n)
+				p = p[n:]
+				continue
+			}
+			if err == unix.EINTR {
+				continue
+			}
+			if err == unix.EAGAIN {
+				break
+			}
+			c.failLocked(err)
+			c.mu.Unlock()
+			return 0, fmt.Errorf("workerman: write: %w (%w)", net.ErrClosed, err)
+		}
+		if len(p) == 0 {
+			c.mu.Unlock()
+			return 0, nil
+		}
+	}
+	c.out.push(p)
+	c.updateEventsLocked()
+	q := c.out.len()
+	c.mu.Unlock()
+	return q, nil
+}
+
+func (c *fdConn) closedErrLocked() error {
+	if c.closeErr != nil && !errors.Is(c.closeErr, net.ErrClosed) {
+		return fmt.Errorf("workerman: connection closed: %w (%w)", net.ErrClosed, c.closeErr)
+	}
+	return fmt.Errorf("workerman: connection closed: %w", net.ErrClosed)
+}
+
+// failLocked marks the connection dead after a write error; the loop closes
+// the descriptor.
+func (c *fdConn) failLocked(err error) {
+	if c.state.Load() == stDead {
+		return
+	}
+	c.state.Store(stDead)
+	c.closeErr = err
+	c.out.reset()
+	c.loop.post(task{kind: taskClose, c: c})
+}
+
+// flush writes queued output when the socket is writable (loop goroutine).
+func (c *fdConn) flush() {
+	l := c.loop
+	c.mu.Lock()
+	if c.out.len() == 0 {
+		c.updateEventsLocked()
+		c.mu.Unlock()
+		return
+	}
+	iov := c.out.iovecs(l.iov[:0], maxIovecs)
+	n, err := unix.Writev(c.fd, iov)
+	clear(iov)
+	l.iov = iov[:0]
+	if n > 0 {
+		c.out.consume(n)
+		c.written += uint64(n)
+	}
+	if err != nil && err != unix.EAGAIN && err != unix.EINTR {
+		c.failLocked(err)
+		c.mu.Unlock()
+		return
+	}
+	drained := c.out.len() == 0
+	if drained {
+		c.updateEventsLocked()
+	}
+	closing := drained && c.state.Load() == stClosing
+	c.mu.Unlock()
+	if drained {
+		c.h.OnDrain()
+	}
+	if closing {
+		c.startLinger()
+	}
+}
+
+func (c *fdConn) Queued() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.out.len()
+}
+
+func (c *fdConn) BytesRead() uint64 { return c.nread.Load() }
+
+func (c *fdConn) BytesWritten() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.written
+}
+
+func (c *fdConn) Close() {
+	c.mu.Lock()
+	switch c.state.Load() {
+	case stConnecting:
+		c.mu.Unlock()
+		c.Destroy(nil)
+		return
+	case stOpen:
+	default:
+		c.mu.Unlock()
+		return
+	}
+	c.state.Store(stClosing)
+	c.updateEventsLocked()
+	if c.out.len() == 0 {
+		c.mu.Unlock()
+		c.loop.post(task{kind: taskLinger, c: c})
+		return
+	}
+	// Bound the flush: a peer that stops reading must not keep the
+	// connection forever.
+	c.armFlushTimerLocked(c.written)
+	c.mu.Unlock()
+}
+
+func (c *fdConn) armFlushTimerLocked(progress uint64) {
+	timeout := c.loop.e.cfg.FlushTimeout
+	c.stopTimerLocked()
+	c.timer = time.AfterFunc(timeout, func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.state.Load() != stClosing {
+			return
+		}
+		if c.written != progress {
+			c.armFlushTimerLocked(c.written)
+			return
+		}
+		c.failLocked(ErrLingerTimeout)
+	})
+}
+
+func (c *fdConn) stopTimerLocked() {
+	if c.timer != nil {
+		c.timer.Stop()
+		c.timer = nil
+	}
+}
+
+// startLinger shuts down the write side once output is flushed and waits,
+// reading and discarding, for the peer to close.
+func (c *fdConn) startLinger() {
+	c.mu.Lock()
+	if c.state.Load() != stClosing || c.fdClosed {
+		c.mu.Unlock()
+		return
+	}
+	c.state.Store(stLinger)
+	if c.eof {
+		c.mu.Unlock()
+		c.closeFD(nil)
+		return
+	}
+	unix.Shutdown(c.fd, unix.SHUT_WR)
+	c.stopTimerLocked()
+	c.timer = time.AfterFunc(LingerTimeout, func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.state.Load() == stLinger {
+			c.failLocked(nil)
+		}
+	})
+	c.mu.Unlock()
+}
+
+func (c *fdConn) Destroy(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state.Load() == stDead {
+		return
+	}
+	c.failLocked(err)
+}
+
+// closeFD closes the descriptor and tells the handler (loop goroutine only).
+func (c *fdConn) closeFD(err error) {
+	if c.dial != nil {
+		c.dialFailed(err)
+		return
+	}
+	c.mu.Lock()
+	if c.fdClosed {
+		c.mu.Unlock()
+		return
+	}
+	c.fdClosed = true
+	c.state.Store(stDead)
+	if c.closeErr == nil {
+		c.closeErr = err
+	}
+	err = c.closeErr
+	c.out.reset()
+	c.stopTimerLocked()
+	unix.EpollCtl(c.loop.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
+	unix.Close(c.fd)
+	c.mu.Unlock()
+	l := c.loop
+	if l.conns[c.fd] == c {
+		l.conns[c.fd] = nil
+	}
+	l.n.Add(-1)
+	if c.in != nil {
+		bufferPut(c.in)
+		c.in = nil
+	}
+	if c.h != nil {
+		c.h.OnClose(err)
+	}
+}
+
+func (c *fdConn) PauseRead(r Reason) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for {
+		old := c.paused.Load()
+		if c.paused.CompareAndSwap(old, old|uint32(r)) {
+			break
+		}
+	}
+	c.updateEventsLocked()
+}
+
+func (c *fdConn) ResumeRead(r Reason) {
+	c.mu.Lock()
+	var now uint32
+	for {
+		old := c.paused.Load()
+		now = old &^ uint32(r)
+		if c.paused.CompareAndSwap(old, now) {
+			if old == now {
+				c.mu.Unlock()
+				return
+			}
+			break
+		}
+	}
+	c.updateEventsLocked()
+	c.mu.Unlock()
+	if now == 0 {
+		c.loop.post(task{kind: taskResume, c: c})
+	}
+}
+
+func (c *fdConn) RemoteAddr() net.Addr { return sockaddrToAddr(c.remote) }
+
+func (c *fdConn) LocalAddr() net.Addr {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.fdClosed {
+		if sa, err := unix.Getsockname(c.fd); err == nil {
+			if a := sockaddrToAddr(sa); a != nil {
+				c.local = a
+			}
+		}
+	}
+	return c.local
+}
+
+// sockError returns the pending socket error, or io.EOF-like nil.
+func sockError(fd int) error {
+	v, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
+	if err != nil {
+		return err
+	}
+	if v != 0 {
+		return unix.Errno(v)
+	}
+	return nil
+}

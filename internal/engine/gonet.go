@@ -1,0 +1,652 @@
+package engine
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// goEngine serves each connection with a reading goroutine and, while output
+// is queued, a writing goroutine. It is the engine on platforms without epoll
+// and for TLS everywhere (crypto/tls needs a blocking net.Conn).
+type goEngine struct {
+	cfg    Config
+	counts []atomic.Int32 // connections per instance
+
+	mu        sync.Mutex
+	conns     map[*goConn]struct{}
+	listeners map[*goListener]struct{}
+	stopped   bool
+	wg        sync.WaitGroup
+}
+
+func newGoEngine(cfg Config) *goEngine {
+	return &goEngine{
+		cfg:       cfg,
+		counts:    make([]atomic.Int32, cfg.Loops),
+		conns:     make(map[*goConn]struct{}),
+		listeners: make(map[*goListener]struct{}),
+	}
+}
+
+func (e *goEngine) Loops() int { return len(e.counts) }
+
+func (e *goEngine) pick() int {
+	best := 0
+	for i := range e.counts {
+		if e.counts[i].Load() < e.counts[best].Load() {
+			best = i
+		}
+	}
+	e.counts[best].Add(1)
+	return best
+}
+
+func (e *goEngine) track(c *goConn) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.stopped {
+		return false
+	}
+	e.conns[c] = struct{}{}
+	e.wg.Add(1)
+	return true
+}
+
+func (e *goEngine) untrack(c *goConn) {
+	e.mu.Lock()
+	delete(e.conns, c)
+	e.mu.Unlock()
+	e.counts[c.inst].Add(-1)
+	e.wg.Done()
+}
+
+func (e *goEngine) Stop() {
+	e.mu.Lock()
+	if e.stopped {
+		e.mu.Unlock()
+		return
+	}
+	e.stopped = true
+	lns := make([]*goListener, 0, len(e.listeners))
+	for l := range e.listeners {
+		lns = append(lns, l)
+	}
+	conns := make([]*goConn, 0, len(e.conns))
+	for c := range e.conns {
+		conns = append(conns, c)
+	}
+	e.mu.Unlock()
+	for _, l := range lns {
+		l.close()
+	}
+	for _, c := range conns {
+		c.Destroy(errEngineStoppedGo)
+	}
+	e.wg.Wait()
+}
+
+var errEngineStoppedGo = fmt.Errorf("workerman: engine stopped: %w", net.ErrClosed)
+
+// ---- listening ----
+
+type goListener struct {
+	e      *goEngine
+	nl     net.Listener
+	accept AcceptFunc
+	mu     sync.Mutex
+	paused bool
+	resume chan struct{}
+	closed atomic.Bool
+	done   chan struct{}
+}
+
+func (e *goEngine) Listen(spec *Listener, accept AcceptFunc) error {
+	lc := net.ListenConfig{}
+	if spec.ReusePort {
+		lc.Control = reusePortControl
+	}
+	nl, err := lc.Listen(context.Background(), spec.Network, spec.Address)
+	if err != nil {
+		return fmt.Errorf("workerman: listen %s %s: %w", spec.Network, spec.Address, err)
+	}
+	if spec.TLS != nil {
+		nl = tls.NewListener(nl, spec.TLS)
+	}
+	gl := &goListener{e: e, nl: nl, accept: accept, paused: spec.Paused, resume: make(chan struct{}), done: make(chan struct{})}
+	e.mu.Lock()
+	if e.stopped {
+		e.mu.Unlock()
+		nl.Close()
+		return errEngineStoppedGo
+	}
+	e.listeners[gl] = struct{}{}
+	e.wg.Add(1)
+	e.mu.Unlock()
+	spec.impl = gl
+	go gl.run()
+	return nil
+}
+
+func (l *goListener) run() {
+	defer l.e.wg.Done()
+	defer close(l.done)
+	var backoff time.Duration
+	for {
+		l.mu.Lock()
+		for l.paused && !l.closed.Load() {
+			ch := l.resume
+			l.mu.Unlock()
+			<-ch
+			l.mu.Lock()
+		}
+		l.mu.Unlock()
+		nc, err := l.nl.Accept()
+		if err != nil {
+			if l.closed.Load() || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of descriptors and the like: back off, as net/http does.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
+		l.serve(nc)
+	}
+}
+
+func (l *goListener) serve(nc net.Conn) {
+	c := newGoConn(l.e, nc)
+	if !l.e.track(c) {
+		nc.Close()
+		l.e.counts[c.inst].Add(-1)
+		return
+	}
+	h := l.accept(c, c.inst)
+	if h == nil {
+		nc.Close()
+		l.e.untrack(c)
+		return
+	}
+	c.h = h
+	go c.readLoop()
+}
+
+func (l *goListener) addr() net.Addr { return l.nl.Addr() }
+
+func (l *goListener) close() error {
+	if !l.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	l.setPaused(false) // wake a paused accept loop so that it sees closed
+	err := l.nl.Close()
+	<-l.done
+	l.e.mu.Lock()
+	delete(l.e.listeners, l)
+	l.e.mu.Unlock()
+	return err
+}
+
+func (l *goListener) setPaused(p bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.paused == p {
+		return
+	}
+	l.paused = p
+	if !p {
+		close(l.resume)
+		l.resume = make(chan struct{})
+	}
+}
+
+// ---- connections ----
+
+type goConn struct {
+	e    *goEngine
+	nc   net.Conn
+	inst int
+	h    Handler
+
+	mu       sync.Mutex
+	state    uint32
+	out      outbox
+	inflight int  // bytes handed to the writer goroutine
+	writing  bool // a writer goroutine runs
+	waited   bool // a write had to queue behind another: report the drain
+	written  uint64
+	nread    atomic.Uint64
+	paused   Reason
+	resume   chan struct{}
+	closed   chan struct{} // closed when the connection is dead
+	closeErr error
+	dial     DialFunc
+	cancel   context.CancelFunc
+
+	in    *[]byte // reader-owned: bytes not yet consumed
+	needN int     // reader-owned: bytes OnRead wants before it is called again
+	buf   []byte  // reader-owned
+}
+
+func newGoConn(e *goEngine, nc net.Conn) *goConn {
+	return &goConn{e: e, nc: nc, inst: e.pick(), state: stOpen, resume: make(chan struct{}), closed: make(chan struct{})}
+}
+
+const goReadSize = 16 << 10
+
+func (c *goConn) readLoop() {
+	defer c.finish()
+	c.buf = make([]byte, goReadSize)
+	for {
+		if !c.waitReadable() {
+			return
+		}
+		var dst []byte
+		if c.in != nil {
+			growBuf(&c.in, c.needN)
+			b := *c.in
+			dst = b[len(b):cap(b)]
+		} else {
+			dst = c.buf
+		}
+		n, err := c.nc.Read(dst)
+		if n > 0 {
+			c.nread.Add(uint64(n))
+			c.mu.Lock()
+			st := c.state
+			c.mu.Unlock()
+			if st == stOpen {
+				if c.in != nil {
+					*c.in = (*c.in)[:len(*c.in)+n]
+					c.process(*c.in, false)
+				} else {
+					c.process(c.buf[:n], true)
+				}
+			} else if c.in != nil {
+				*c.in = (*c.in)[:0]
+			}
+		}
+		if err != nil {
+			if err == io.EOF {
+				c.onEOF()
+			} else {
+				c.fail(err)
+			}
+			<-c.closed
+			return
+		}
+	}
+}
+
+// waitReadable blocks while reading is paused; false when the connection died.
+func (c *goConn) waitReadable() bool {
+	for {
+		c.mu.Lock()
+		if c.state == stDead {
+			c.mu.Unlock()
+			return false
+		}
+		if c.paused == 0 || c.state != stOpen {
+			c.mu.Unlock()
+			return true
+		}
+		ch := c.resume
+		c.mu.Unlock()
+		select {
+		case <-ch:
+			// Deliver what was buffered while paused before reading more.
+			if c.in != nil {
+				c.process(*c.in, false)
+			}
+		case <-c.closed:
+			return false
+		}
+	}
+}
+
+func (c *goConn) process(data []byte, fresh bool) {
+	c.mu.Lock()
+	ok := c.paused == 0 && c.state == stOpen
+	c.mu.Unlock()
+	consumed := 0
+	if ok && len(data) >= c.needN {
+		consumed, c.needN = c.h.OnRead(data)
+	}
+	c.mu.Lock()
+	if c.state != stOpen {
+		consumed = len(data)
+	}
+	c.mu.Unlock()
+	rest := data[consumed:]
+	switch {
+	case len(rest) == 0:
+		if !fresh {
+			bufferPut(c.in)
+			c.in = nil
+		}
+	case fresh:
+		b := bufferGet(len(rest))
+		copy(*b, rest)
+		c.in = b
+	case consumed > 0:
+		m := copy(*c.in, rest)
+		*c.in = (*c.in)[:m]
+	}
+}
+
+// growBuf makes room for the next read, growing with arriving bytes only.
+func growBuf(in **[]byte, need int) {
+	b := **in
+	if room := cap(b) - len(b); room >= minReadRoomGo || (room > 0 && need > 0 && cap(b) >= need) {
+		return
+	}
+	want := max(2*cap(b), len(b)+minReadRoomGo)
+	if need > len(b) {
+		want = min(want, need)
+	}
+	want = max(want, len(b)+1)
+	nb := bufferGet(want)
+	copy(*nb, b)
+	*nb = (*nb)[:len(b)]
+	bufferPut(*in)
+	*in = nb
+}
+
+const minReadRoomGo = 4 << 10
+
+func (c *goConn) onEOF() {
+	c.mu.Lock()
+	st := c.state
+	c.mu.Unlock()
+	switch st {
+	case stOpen:
+		if c.in != nil {
+			bufferPut(c.in)
+			c.in = nil
+		}
+		c.h.OnEOF()
+	case stLinger, stClosing:
+		c.mu.Lock()
+		c.killLocked(nil)
+		c.mu.Unlock()
+	}
+}
+
+// finish runs when the reader exits: the one place OnClose is called.
+func (c *goConn) finish() {
+	if c.in != nil {
+		bufferPut(c.in)
+		c.in = nil
+	}
+	c.mu.Lock()
+	err := c.closeErr
+	c.mu.Unlock()
+	c.h.OnClose(err)
+	c.e.untrack(c)
+}
+
+func (c *goConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state != stOpen && c.state != stConnecting {
+		return 0, closedErr(c.closeErr)
+	}
+	if c.writing || c.out.len() > 0 {
+		c.waited = true
+	}
+	c.out.push(p)
+	if !c.writing && c.state == stOpen {
+		c.writing = true
+		go c.writeLoop()
+	}
+	return c.out.len() + c.inflight, nil
+}
+
+func closedErr(cause error) error {
+	if cause != nil && !errors.Is(cause, net.ErrClosed) {
+		return fmt.Errorf("workerman: connection closed: %w (%w)", net.ErrClosed, cause)
+	}
+	return fmt.Errorf("workerman: connection closed: %w", net.ErrClosed)
+}
+
+func (c *goConn) writeLoop() {
+	for {
+		c.mu.Lock()
+		if c.out.len() == 0 || c.state == stDead {
+			c.writing = false
+			drained := c.waited && c.state != stDead
+			c.waited = false
+			closing := c.state == stClosing
+			c.mu.Unlock()
+			if drained {
+				c.h.OnDrain()
+			}
+			if closing {
+				c.startLinger()
+			}
+			return
+		}
+		chunks := c.out.chunks
+		off := c.out.off
+		n := c.out.n
+		c.out.chunks, c.out.off, c.out.n = nil, 0, 0
+		c.inflight = n
+		c.mu.Unlock()
+
+		bufs := make(net.Buffers, 0, len(chunks))
+		for i, ch := range chunks {
+			if i == 0 {
+				bufs = append(bufs, (*ch)[off:])
+			} else {
+				bufs = append(bufs, *ch)
+			}
+		}
+		w, err := bufs.WriteTo(c.nc)
+		for _, ch := range chunks {
+			bufferPut(ch)
+		}
+		c.mu.Lock()
+		c.inflight = 0
+		c.written += uint64(w)
+		if err != nil {
+			c.killLocked(err)
+			c.writing = false
+			c.mu.Unlock()
+			return
+		}
+		c.mu.Unlock()
+	}
+}
+
+func (c *goConn) Queued() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.out.len() + c.inflight
+}
+
+func (c *goConn) BytesRead() uint64 { return c.nread.Load() }
+
+func (c *goConn) BytesWritten() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.written
+}
+
+func (c *goConn) Close() {
+	c.mu.Lock()
+	switch c.state {
+	case stConnecting:
+		c.killLocked(nil)
+		c.mu.Unlock()
+		return
+	case stOpen:
+	default:
+		c.mu.Unlock()
+		return
+	}
+	c.state = stClosing
+	// Wake a paused reader: while closing, input is read and discarded.
+	close(c.resume)
+	c.resume = make(chan struct{})
+	if c.writing || c.out.len() > 0 {
+		c.nc.SetWriteDeadline(time.Now().Add(c.e.cfg.FlushTimeout))
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Unlock()
+	c.startLinger()
+}
+
+func (c *goConn) startLinger() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state != stClosing {
+		return
+	}
+	c.state = stLinger
+	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
+		if cw.CloseWrite() == nil {
+			c.nc.SetReadDeadline(time.Now().Add(LingerTimeout))
+			return
+		}
+	}
+	c.killLocked(nil)
+}
+
+func (c *goConn) Destroy(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.killLocked(err)
+}
+
+func (c *goConn) fail(err error) {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		err = nil // the linger deadline: the peer did not close, we do
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.killLocked(err)
+}
+
+func (c *goConn) killLocked(err error) {
+	if c.state == stDead {
+		return
+	}
+	c.state = stDead
+	if c.closeErr == nil {
+		c.closeErr = err
+	}
+	c.out.reset()
+	if c.cancel != nil {
+		c.cancel()
+	}
+	if c.nc != nil {
+		c.nc.Close()
+	}
+	close(c.closed)
+}
+
+func (c *goConn) PauseRead(r Reason) {
+	c.mu.Lock()
+	c.paused |= r
+	c.mu.Unlock()
+}
+
+func (c *goConn) ResumeRead(r Reason) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := c.paused
+	c.paused &^= r
+	if old != 0 && c.paused == 0 {
+		close(c.resume)
+		c.resume = make(chan struct{})
+	}
+}
+
+func (c *goConn) RemoteAddr() net.Addr {
+	if c.nc == nil {
+		return nil
+	}
+	return c.nc.RemoteAddr()
+}
+
+func (c *goConn) LocalAddr() net.Addr {
+	if c.nc == nil {
+		return nil
+	}
+	return c.nc.LocalAddr()
+}
+
+// ---- dialing ----
+
+func (e *goEngine) Dial(d DialRequest, done DialFunc) Conn {
+	c := &goConn{e: e, inst: e.pick(), state: stConnecting, resume: make(chan struct{}), closed: make(chan struct{}), dial: done}
+	ctx, cancel := context.WithCancel(context.Background())
+	if d.Timeout > 0 {
+		ctx, cancel = context.WithTimeout(context.Background(), d.Timeout)
+	}
+	c.cancel = cancel
+	if !e.track(c) {
+		cancel()
+		c.state = stDead
+		go func() {
+			e.counts[c.inst].Add(-1)
+			done(nil, c.inst, errEngineStoppedGo)
+		}()
+		return c
+	}
+	go c.connect(ctx, d)
+	return c
+}
+
+func (c *goConn) connect(ctx context.Context, d DialRequest) {
+	var dialer net.Dialer
+	nc, err := dialer.DialContext(ctx, d.Network, d.Address)
+	if err == nil && d.TLS != nil {
+		tc := tls.Client(nc, d.TLS)
+		if err = tc.HandshakeContext(ctx); err != nil {
+			nc.Close()
+		}
+		nc = tc
+	}
+	c.mu.Lock()
+	if err == nil && c.state != stConnecting {
+		nc.Close()
+		err = closedErr(c.closeErr)
+	}
+	if err != nil {
+		c.state = stDead
+		c.out.reset()
+		c.mu.Unlock()
+		c.cancel()
+		c.e.untrack(c)
+		c.dial(nil, c.inst, fmt.Errorf("workerman: connect %s: %w", d.Address, err))
+		return
+	}
+	c.nc = nc
+	c.state = stOpen
+	c.mu.Unlock()
+	c.cancel()
+	h := c.dial(c, c.inst, nil)
+	if h == nil {
+		c.Destroy(nil)
+		c.e.untrack(c)
+		return
+	}
+	c.h = h
+	c.mu.Lock()
+	if c.out.len() > 0 && !c.writing && c.state == stOpen {
+		c.writing = true
+		go c.writeLoop()
+	}
+	c.mu.Unlock()
+	c.readLoop()
+}

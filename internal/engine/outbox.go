@@ -1,0 +1,82 @@
+package engine
+
+import "github.com/workerman-go/workerman/internal/bufpool"
+
+// chunkSize is the size of the pooled chunks that small queued writes are
+// packed into, so that a burst of small messages becomes one writev entry.
+const chunkSize = 16 << 10
+
+// outbox is the queue of bytes waiting for the socket to become writable.
+// The zero value is empty and holds no memory. It is not safe for concurrent
+// use; the connection's mutex guards it.
+type outbox struct {
+	chunks []*[]byte // chunks[0][off:] is the next byte to write
+	off    int
+	n      int
+}
+
+func (o *outbox) len() int { return o.n }
+
+// push copies p to the end of the queue.
+func (o *outbox) push(p []byte) {
+	o.n += len(p)
+	if k := len(o.chunks); k > 0 {
+		last := o.chunks[k-1]
+		if room := cap(*last) - len(*last); room > 0 && cap(*last) == chunkSize {
+			m := min(room, len(p))
+			*last = append(*last, p[:m]...)
+			p = p[m:]
+		}
+	}
+	for len(p) > 0 {
+		b := bufpool.Get(max(len(p), chunkSize))
+		m := copy(*b, p)
+		*b = (*b)[:m]
+		p = p[m:]
+		o.chunks = append(o.chunks, b)
+	}
+}
+
+// iovecs appends the queued bytes to dst, at most max entries.
+func (o *outbox) iovecs(dst [][]byte, max int) [][]byte {
+	for i, c := range o.chunks {
+		if i == max {
+			break
+		}
+		if i == 0 {
+			dst = append(dst, (*c)[o.off:])
+		} else {
+			dst = append(dst, *c)
+		}
+	}
+	return dst
+}
+
+// consume drops the first n bytes, which were written.
+func (o *outbox) consume(n int) {
+	o.n -= n
+	for n > 0 {
+		c := o.chunks[0]
+		rest := len(*c) - o.off
+		if n < rest {
+			o.off += n
+			return
+		}
+		n -= rest
+		bufpool.Put(c)
+		o.chunks[0] = nil
+		o.chunks = o.chunks[1:]
+		o.off = 0
+	}
+	if len(o.chunks) == 0 {
+		o.chunks = nil // an idle connection keeps no queue memory
+	}
+}
+
+// reset drops everything queued.
+func (o *outbox) reset() {
+	for _, c := range o.chunks {
+		bufpool.Put(c)
+	}
+	o.chunks, o.off, o.n = nil, 0, 0
+}

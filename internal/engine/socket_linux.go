@@ -1,0 +1,443 @@
+//go:build linux
+
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// fdListener is a listening socket served by the loops: one socket in loop 0,
+// or with ReusePort one socket per loop and the kernel spreading connections.
+type fdListener struct {
+	e        *epollEngine
+	accept   AcceptFunc
+	fds      []int
+	owners   []*loop
+	local    net.Addr
+	unixPath string
+	tcp      bool
+	spread   bool // hand accepted connections to the least-loaded loop
+	paused   atomic.Bool
+	closed   atomic.Bool
+	mu       sync.Mutex
+}
+
+func (e *epollEngine) Listen(spec *Listener, accept AcceptFunc) error {
+	if spec.TLS != nil {
+		return e.gor.Listen(spec, accept)
+	}
+	family, sa, err := listenSockaddr(spec.Network, spec.Address)
+	if err != nil {
+		return err
+	}
+	ln := &fdListener{e: e, accept: accept, tcp: family != unix.AF_UNIX}
+	ln.paused.Store(spec.Paused)
+	if !ln.tcp {
+		ln.unixPath = spec.Address
+		removeStaleSocket(spec.Address)
+	}
+	count := 1
+	if spec.ReusePort && ln.tcp {
+		count = len(e.loops)
+	}
+	ln.spread = count == 1
+	backlog := spec.Backlog
+	if backlog <= 0 {
+		backlog = 102400
+	}
+	for i := 0; i < count; i++ {
+		fd, err := listenSocket(family, sa, spec.ReusePort, backlog)
+		if err != nil {
+			ln.closeFDs()
+			return fmt.Errorf("workerman: listen %s %s: %w", spec.Network, spec.Address, err)
+		}
+		ln.fds = append(ln.fds, fd)
+		if i == 0 {
+			// With port 0 every reuseport socket must bind the port the
+			// first one got.
+			if bound, err := unix.Getsockname(fd); err == nil {
+				sa = bound
+				ln.local = sockaddrToAddr(bound)
+			}
+		}
+	}
+	for i, fd := range ln.fds {
+		l := e.loops[i]
+		ln.owners = append(ln.owners, l)
+		done := make(chan struct{})
+		l.post(task{kind: taskListen, fd: fd, ln: ln, done: done})
+		<-done
+	}
+	spec.impl = ln
+	return nil
+}
+
+func (ln *fdListener) addr() net.Addr { return ln.local }
+
+func (ln *fdListener) close() error {
+	if !ln.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	for i, fd := range ln.fds {
+		done := make(chan struct{})
+		ln.owners[i].post(task{kind: taskUnlisten, fd: fd, done: done})
+		<-done
+	}
+	if ln.unixPath != "" {
+		os.Remove(ln.unixPath)
+	}
+	return nil
+}
+
+func (ln *fdListener) closeFDs() {
+	for _, fd := range ln.fds {
+		unix.Close(fd)
+	}
+	ln.fds = nil
+}
+
+func (ln *fdListener) setPaused(p bool) {
+	ln.mu.Lock()
+	defer ln.mu.Unlock()
+	if ln.closed.Load() || ln.paused.Swap(p) == p {
+		return
+	}
+	kind := taskResumeListen
+	if p {
+		kind = taskPauseListen
+	}
+	for i, fd := range ln.fds {
+		ln.owners[i].post(task{kind: kind, fd: fd})
+	}
+}
+
+// accept takes a batch of pending connections from lfd.
+func (l *loop) accept(ln *fdListener, lfd int) {
+	for range acceptBatch {
+		fd, sa, err := unix.Accept4(lfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+		if err != nil {
+			switch err {
+			case unix.EINTR, unix.ECONNABORTED:
+				continue
+			case unix.EMFILE, unix.ENFILE, unix.ENOBUFS, unix.ENOMEM:
+				// Out of descriptors: stop accepting for a moment rather than
+				// spinning on a listener that stays readable.
+				ln.setPaused(true)
+				time.AfterFunc(100*time.Millisecond, func() { ln.setPaused(false) })
+			}
+			return
+		}
+		target := l
+		if ln.spread {
+			target = l.e.leastLoaded()
+		}
+		target.n.Add(1) // reserve now so that a burst spreads
+		if target == l {
+			l.adopt(fd, sa, ln)
+		} else {
+			target.post(task{kind: taskAdopt, fd: fd, sa: sa, ln: ln})
+		}
+	}
+}
+
+func (l *loop) adopt(fd int, sa unix.Sockaddr, ln *fdListener) {
+	c := &fdConn{loop: l, fd: fd, remote: sa, local: ln.local}
+	c.state.Store(stOpen)
+	h := ln.accept(c, l.id)
+	if h == nil {
+		unix.Close(fd)
+		l.n.Add(-1)
+		return
+	}
+	c.h = h
+	if err := l.register(c, readEvents); err != nil {
+		c.closeFD(err)
+	}
+}
+
+// Dial starts a non-blocking connect on the least-loaded loop.
+func (e *epollEngine) Dial(d DialRequest, done DialFunc) Conn {
+	if d.TLS != nil {
+		return e.gor.Dial(d, done)
+	}
+	l := e.leastLoaded()
+	l.n.Add(1)
+	c := &fdConn{loop: l, fd: -1, dial: done, dialAddr: d.Address}
+	c.state.Store(stConnecting)
+	if d.Timeout > 0 {
+		c.timer = time.AfterFunc(d.Timeout, func() { l.post(task{kind: taskDialTimeout, c: c}) })
+	}
+	if family, sa, err := dialSockaddr(d.Network, d.Address); err == nil {
+		c.startConnect(family, sa)
+		l.post(task{kind: taskDial, c: c})
+		return c
+	}
+	// Host names need the resolver, which may block: not on a loop.
+	go func() {
+		family, sa, err := resolveDial(d.Network, d.Address, d.Timeout)
+		if err != nil {
+			c.mu.Lock()
+			c.dialErr = err
+			c.mu.Unlock()
+		} else {
+			c.startConnect(family, sa)
+		}
+		l.post(task{kind: taskDial, c: c})
+	}()
+	return c
+}
+
+// startConnect creates the socket and starts connecting (any goroutine,
+// before the loop sees the connection).
+func (c *fdConn) startConnect(family int, sa unix.Sockaddr) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.fdClosed {
+		return // cancelled before the socket existed
+	}
+	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		c.dialErr = fmt.Errorf("workerman: socket: %w", err)
+		return
+	}
+	if family != unix.AF_UNIX {
+		unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1)
+	}
+	err = unix.Connect(fd, sa)
+	if err != nil && err != unix.EINPROGRESS && err != unix.EINTR && err != unix.EAGAIN {
+		unix.Close(fd)
+		c.dialErr = fmt.Errorf("workerman: connect %s: %w", c.dialAddr, err)
+		return
+	}
+	c.fd = fd
+	c.remote = sa
+}
+
+// startDial registers a connecting socket with the loop.
+func (l *loop) startDial(c *fdConn) {
+	c.mu.Lock()
+	if c.fdClosed {
+		c.mu.Unlock()
+		return // already failed and reported
+	}
+	err := c.dialErr
+	if err == nil && c.state.Load() != stConnecting {
+		err = c.closedErrLocked()
+	}
+	if err == nil {
+		err = l.register(c, readEvents|writeEvents)
+	}
+	c.mu.Unlock()
+	if err != nil {
+		c.dialFailed(err)
+	}
+}
+
+// finishDial runs when a connecting socket becomes writable.
+func (c *fdConn) finishDial() {
+	if err := sockError(c.fd); err != nil {
+		c.dialFailed(fmt.Errorf("workerman: connect %s: %w", c.dialAddr, err))
+		return
+	}
+	c.mu.Lock()
+	c.stopTimerLocked()
+	c.state.Store(stOpen)
+	if sa, err := unix.Getsockname(c.fd); err == nil {
+		c.local = sockaddrToAddr(sa)
+	}
+	c.mu.Unlock()
+	h := c.dial(c, c.loop.id, nil)
+	c.dial = nil
+	if h == nil {
+		c.closeFD(nil)
+		return
+	}
+	c.h = h
+	c.mu.Lock()
+	c.updateEventsLocked()
+	c.mu.Unlock()
+}
+
+// dialFailed ends a connect that did not complete (loop goroutine).
+func (c *fdConn) dialFailed(err error) {
+	c.mu.Lock()
+	if c.dial == nil || c.fdClosed {
+		c.mu.Unlock()
+		return
+	}
+	if err == nil {
+		err = c.closeErr
+	}
+	if err == nil {
+		err = fmt.Errorf("workerman: connect %s: %w", c.dialAddr, net.ErrClosed)
+	}
+	c.fdClosed = true
+	c.state.Store(stDead)
+	c.out.reset()
+	c.stopTimerLocked()
+	if c.fd >= 0 {
+		unix.EpollCtl(c.loop.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
+		unix.Close(c.fd)
+		if c.fd < len(c.loop.conns) && c.loop.conns[c.fd] == c {
+			c.loop.conns[c.fd] = nil
+		}
+	}
+	c.mu.Unlock()
+	c.loop.n.Add(-1)
+	done := c.dial
+	c.dial = nil
+	done(nil, c.loop.id, err)
+}
+
+// ---- sockets and addresses ----
+
+func listenSocket(family int, sa unix.Sockaddr, reusePort bool, backlog int) (int, error) {
+	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	fail := func(err error) (int, error) {
+		unix.Close(fd)
+		return -1, err
+	}
+	if family != unix.AF_UNIX {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+			return fail(err)
+		}
+		if reusePort {
+			if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
+				return fail(err)
+			}
+		}
+		if family == unix.AF_INET6 {
+			unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 0)
+		}
+		// Inherited by accepted sockets, as in Workerman.
+		unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1)
+	}
+	if err := unix.Bind(fd, sa); err != nil {
+		return fail(err)
+	}
+	if err := unix.Listen(fd, backlog); err != nil {
+		return fail(err)
+	}
+	return fd, nil
+}
+
+func listenSockaddr(network, address string) (int, unix.Sockaddr, error) {
+	if network == "unix" {
+		return unix.AF_UNIX, &unix.SockaddrUnix{Name: address}, nil
+	}
+	addr, err := net.ResolveTCPAddr(network, address)
+	if err != nil {
+		return 0, nil, fmt.Errorf("workerman: listen %s: %w", address, err)
+	}
+	ip := addr.IP
+	if ip == nil {
+		if network == "tcp6" {
+			ip = net.IPv6unspecified
+		} else {
+			ip = net.IPv4zero
+		}
+	}
+	return tcpSockaddr(ip, addr.Port, addr.Zone)
+}
+
+func dialSockaddr(network, address string) (int, unix.Sockaddr, error) {
+	if network == "unix" {
+		return unix.AF_UNIX, &unix.SockaddrUnix{Name: address}, nil
+	}
+	ap, err := netip.ParseAddrPort(address)
+	if err != nil {
+		return 0, nil, err
+	}
+	return tcpSockaddr(net.IP(ap.Addr().AsSlice()), int(ap.Port()), ap.Addr().Zone())
+}
+
+func resolveDial(network, address string, timeout time.Duration) (int, unix.Sockaddr, error) {
+	ctx := context.Background()
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	host, port, err := net.SplitHostPort(address)
+	if err != nil {
+		return 0, nil, fmt.Errorf("workerman: connect %s: %w", address, err)
+	}
+	ips, err := net.DefaultResolver.LookupIPAddr(ctx, host)
+	if err != nil {
+		return 0, nil, fmt.Errorf("workerman: connect %s: %w", address, err)
+	}
+	p, err := net.LookupPort(network, port)
+	if err != nil {
+		return 0, nil, fmt.Errorf("workerman: connect %s: %w", address, err)
+	}
+	for _, ip := range ips {
+		if network == "tcp6" && ip.IP.To4() != nil || network == "tcp4" && ip.IP.To4() == nil {
+			continue
+		}
+		return tcpSockaddr(ip.IP, p, ip.Zone)
+	}
+	return 0, nil, fmt.Errorf("workerman: connect %s: no suitable address", address)
+}
+
+func tcpSockaddr(ip net.IP, port int, zone string) (int, unix.Sockaddr, error) {
+	if ip4 := ip.To4(); ip4 != nil {
+		sa := &unix.SockaddrInet4{Port: port}
+		copy(sa.Addr[:], ip4)
+		return unix.AF_INET, sa, nil
+	}
+	if ip16 := ip.To16(); ip16 != nil {
+		sa := &unix.SockaddrInet6{Port: port}
+		copy(sa.Addr[:], ip16)
+		if zone != "" {
+			if ifi, err := net.InterfaceByName(zone); err == nil {
+				sa.ZoneId = uint32(ifi.Index)
+			}
+		}
+		return unix.AF_INET6, sa, nil
+	}
+	return 0, nil, errors.New("workerman: invalid IP address")
+}
+
+func sockaddrToAddr(sa unix.Sockaddr) net.Addr {
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		return &net.TCPAddr{IP: net.IPv4(sa.Addr[0], sa.Addr[1], sa.Addr[2], sa.Addr[3]), Port: sa.Port}
+	case *unix.SockaddrInet6:
+		ip := make(net.IP, net.IPv6len)
+		copy(ip, sa.Addr[:])
+		return &net.TCPAddr{IP: ip, Port: sa.Port}
+	case *unix.SockaddrUnix:
+		return &net.UnixAddr{Name: sa.Name, Net: "unix"}
+	}
+	return nil
+}
+
+// removeStaleSocket deletes a unix socket file that nobody listens on any
+// more (left behind by a crashed process), so that bind succeeds.
+func removeStaleSocket(path string) {
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode()&os.ModeSocket == 0 {
+		return
+	}
+	c, err := net.DialTimeout("unix", path, time.Second)
+	if err == nil {
+		c.Close()
+		return // alive: let bind fail with "address in use"
+	}
+	os.Remove(path)
+}

@@ -1,0 +1,237 @@
+package workerman
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/panjf2000/ants/v2"
+
+	"github.com/workerman-go/workerman/internal/engine"
+)
+
+// reactor is what a running Worker (or the shared client side) owns: the
+// engine's loops, the goroutine pool that runs callbacks, the per-instance
+// connection lists, and a coarse clock that drives timeouts.
+type reactor struct {
+	eng   engine.Engine
+	pool  *ants.PoolWithFuncGeneric[*Connection]
+	insts []*instance
+	log   *slog.Logger
+
+	now      atomic.Int64 // unix nanoseconds, refreshed every tick
+	tick     time.Duration
+	tickStop chan struct{}
+	tickDone chan struct{}
+
+	mu      sync.Mutex
+	live    int           // connections whose OnClose has not finished
+	zero    chan struct{} // closed when live drops to 0 while draining
+	closing bool          // no new connections
+}
+
+// instance is one of a worker's Count event-loop instances and the
+// connections it holds.
+type instance struct {
+	id   int
+	mu   sync.Mutex
+	head *Connection // intrusive list through Connection.prev/next
+	n    int
+}
+
+func newReactor(loops, poolSize int, tick time.Duration, log *slog.Logger, goroutines bool) (*reactor, error) {
+	cfg := engine.Config{Loops: loops}
+	var eng engine.Engine
+	if goroutines {
+		eng = engine.NewGoroutine(cfg)
+	} else {
+		var err error
+		if eng, err = engine.New(cfg); err != nil {
+			return nil, err
+		}
+	}
+	pool, err := ants.NewPoolWithFuncGeneric(poolSize, (*Connection).run,
+		ants.WithLogger(quietLogger{}),
+		ants.WithPanicHandler(func(v any) { log.Error("workerman: panic escaped a callback", "panic", v) }))
+	if err != nil {
+		eng.Stop()
+		return nil, err
+	}
+	r := &reactor{eng: eng, pool: pool, log: log, tick: tick}
+	for i := 0; i < eng.Loops(); i++ {
+		r.insts = append(r.insts, &instance{id: i})
+	}
+	r.now.Store(time.Now().UnixNano())
+	if tick > 0 {
+		r.tickStop = make(chan struct{})
+		r.tickDone = make(chan struct{})
+		go r.ticker()
+	}
+	return r, nil
+}
+
+type quietLogger struct{}
+
+func (quietLogger) Printf(string, ...any) {}
+
+// submit runs c's pending callbacks on the pool.
+func (r *reactor) submit(c *Connection) {
+	if err := r.pool.Invoke(c); err != nil {
+		// The pool is released only after every connection closed; a
+		// late straggler still gets its callbacks run.
+		go c.run()
+	}
+}
+
+// admit counts a new connection unless the reactor is shutting down.
+func (r *reactor) admit() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closing {
+		return false
+	}
+	r.live++
+	return true
+}
+
+// release is called after a connection's OnClose returned.
+func (r *reactor) release() {
+	r.mu.Lock()
+	r.live--
+	if r.live == 0 && r.zero != nil {
+		close(r.zero)
+		r.zero = nil
+	}
+	r.mu.Unlock()
+}
+
+// drained returns a channel closed once no connection is left.
+func (r *reactor) drained() <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ch := make(chan struct{})
+	if r.live == 0 {
+		close(ch)
+		return ch
+	}
+	if r.zero == nil {
+		r.zero = make(chan struct{})
+	}
+	return r.zero
+}
+
+func (r *reactor) stopAdmitting() {
+	r.mu.Lock()
+	r.closing = true
+	r.mu.Unlock()
+}
+
+func (r *reactor) connections() []*Connection {
+	var all []*Connection
+	for _, in := range r.insts {
+		in.mu.Lock()
+		for c := in.head; c != nil; c = c.next {
+			all = append(all, c)
+		}
+		in.mu.Unlock()
+	}
+	return all
+}
+
+func (r *reactor) count() int {
+	n := 0
+	for _, in := range r.insts {
+		in.mu.Lock()
+		n += in.n
+		in.mu.Unlock()
+	}
+	return n
+}
+
+// closeAll closes (gracefully) or destroys every connection.
+func (r *reactor) closeAll(graceful bool) {
+	for _, c := range r.connections() {
+		if graceful {
+			c.Close()
+		} else {
+			c.Destroy()
+		}
+	}
+}
+
+// ticker refreshes the clock and checks each connection's deadlines.
+func (r *reactor) ticker() {
+	defer close(r.tickDone)
+	t := time.NewTicker(r.tick)
+	defer t.Stop()
+	var due []*Connection
+	for {
+		select {
+		case <-r.tickStop:
+			return
+		case now := <-t.C:
+			ns := now.UnixNano()
+			r.now.Store(ns)
+			for _, in := range r.insts {
+				in.mu.Lock()
+				for c := in.head; c != nil; c = c.next {
+					if c.due(ns) {
+						due = append(due, c)
+					}
+				}
+				in.mu.Unlock()
+			}
+			for i, c := range due {
+				c.onTick(ns)
+				due[i] = nil
+			}
+			due = due[:0]
+		}
+	}
+}
+
+// stop ends the ticker, the loops and the pool. Connections must be gone.
+func (r *reactor) stop(ctx context.Context) error {
+	if r.tickStop != nil {
+		close(r.tickStop)
+		<-r.tickDone
+		r.tickStop = nil
+	}
+	r.eng.Stop()
+	wait := 2 * time.Second
+	if dl, ok := ctx.Deadline(); ok {
+		wait = max(time.Until(dl), 10*time.Millisecond)
+	}
+	return r.pool.ReleaseTimeout(wait)
+}
+
+func (in *instance) add(c *Connection) {
+	in.mu.Lock()
+	c.next = in.head
+	if in.head != nil {
+		in.head.prev = c
+	}
+	in.head = c
+	in.n++
+	in.mu.Unlock()
+}
+
+func (in *instance) remove(c *Connection) {
+	in.mu.Lock()
+	if c.prev != nil {
+		c.prev.next = c.next
+	} else if in.head == c {
+		in.head = c.next
+	} else {
+		in.mu.Unlock()
+		return // not listed
+	}
+	if c.next != nil {
+		c.next.prev = c.prev
+	}
+	c.prev, c.next = nil, nil
+	in.n--
+	in.mu.Unlock()
+}

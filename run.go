@@ -1,0 +1,132 @@
+package workerman
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+)
+
+// The process-wide list of workers, Workerman's Worker::$workers.
+var (
+	globalMu sync.Mutex
+	declared []*Worker            // made with NewWorker, started by RunAll
+	running  = map[*Worker]bool{} // started and not yet stopped
+	stopAll  chan struct{}        // closed by StopAll while RunAll runs
+)
+
+func declare(w *Worker) {
+	globalMu.Lock()
+	declared = append(declared, w)
+	globalMu.Unlock()
+}
+
+func setRunning(w *Worker, on bool) {
+	globalMu.Lock()
+	if on {
+		running[w] = true
+	} else {
+		delete(running, w)
+	}
+	globalMu.Unlock()
+}
+
+// RunAll starts every worker made with NewWorker that is not running yet,
+// then blocks until SIGINT or SIGTERM (or StopAll), and stops every running
+// worker gracefully, each within its StopTimeout. Workers started later with
+// Listen (from an OnWorkerStart, say) are stopped too.
+func RunAll() error {
+	return RunAllContext(context.Background())
+}
+
+// RunAllContext is RunAll that also stops when ctx is done. It is the way
+// to run workers from a program that handles signals itself.
+func RunAllContext(ctx context.Context) error {
+	ctx, cancel := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+
+	globalMu.Lock()
+	if stopAll != nil {
+		globalMu.Unlock()
+		return errors.New("workerman: RunAll is already running")
+	}
+	stop := make(chan struct{})
+	stopAll = stop
+	todo := append([]*Worker(nil), declared...)
+	globalMu.Unlock()
+	defer func() {
+		globalMu.Lock()
+		stopAll = nil
+		globalMu.Unlock()
+	}()
+
+	var err error
+	for _, w := range todo {
+		w.mu.Lock()
+		idle := w.state == stateIdle
+		w.mu.Unlock()
+		if !idle {
+			continue
+		}
+		if err = w.Listen(); err != nil {
+			break
+		}
+	}
+	if err == nil {
+		select {
+		case <-ctx.Done():
+		case <-stop:
+		}
+	}
+	err = errors.Join(err, stopRunning())
+	Timer.DelAll()
+	return err
+}
+
+// StopAll asks every running worker to stop gracefully and returns at once;
+// RunAll returns when they have stopped. It may be called from a callback.
+func StopAll() {
+	globalMu.Lock()
+	defer globalMu.Unlock()
+	if stopAll != nil {
+		select {
+		case <-stopAll:
+		default:
+			close(stopAll)
+		}
+		return
+	}
+	go stopRunning()
+}
+
+// stopRunning stops every running worker concurrently and waits.
+func stopRunning() error {
+	globalMu.Lock()
+	ws := make([]*Worker, 0, len(running))
+	for w := range running {
+		ws = append(ws, w)
+	}
+	globalMu.Unlock()
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	for _, w := range ws {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), w.stopTimeout())
+			defer cancel()
+			if err := w.Shutdown(ctx); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}

@@ -1,0 +1,550 @@
+package workerman
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/workerman-go/workerman/internal/engine"
+	"github.com/workerman-go/workerman/protocol"
+)
+
+// Worker listens on one address and serves its connections with Count
+// event-loop instances (Workerman's Worker). Set the fields, then call
+// Listen (or Run, or RunAll for every worker made with NewWorker). Fields
+// are read once when the worker starts; changing them later has no effect.
+//
+// The zero value with URI set is a working worker:
+//
+//	w := &workerman.Worker{URI: "text://127.0.0.1:5678"}
+type Worker struct {
+	// URI is the listen address: scheme://host:port, where the scheme names
+	// the codec (tcp, text, frame, websocket, http, or one registered with
+	// protocol.Register), or unix:///path/to.sock.
+	URI string
+
+	// Name shows in logs and in status output. Default "none".
+	Name string
+
+	// Count is the number of event-loop instances, IDs 0..Count-1. Each
+	// has its own epoll set and read buffer; connections are spread over
+	// them. It is Workerman's process count, inside one process: callbacks
+	// run on a shared goroutine pool whatever Count is, so Count is about
+	// spreading socket I/O over cores, not about parallel callbacks.
+	// Default 1.
+	Count int
+
+	// ReusePort gives every instance its own listening socket with
+	// SO_REUSEPORT, so the kernel spreads new connections over them (and
+	// over other processes listening on the same port).
+	ReusePort bool
+
+	// Transport is "tcp" (default), "ssl" (TLS with TLSConfig; a
+	// websocket:// worker then serves wss://) or "unix" (implied by
+	// unix://).
+	Transport string
+
+	// TLSConfig is used when Transport is "ssl".
+	TLSConfig *tls.Config
+
+	// Protocol overrides the codec named by the URI scheme (Workerman's
+	// $worker->protocol), e.g. "text" for a unix:// worker.
+	Protocol string
+
+	// MaxSendBufferSize overrides DefaultMaxSendBufferSize for the
+	// connections of this worker.
+	MaxSendBufferSize int
+
+	// MaxPackageSize overrides DefaultMaxPackageSize for the connections of
+	// this worker.
+	MaxPackageSize int
+
+	// IdleTimeout closes connections that send nothing for this long,
+	// reporting ErrIdleTimeout through OnError. 0 disables it.
+	IdleTimeout time.Duration
+
+	// StopTimeout bounds a graceful stop by RunAll or Run: connections still
+	// open after it are destroyed. Default 2 s, as in Workerman.
+	StopTimeout time.Duration
+
+	// PoolSize caps the goroutines that run callbacks. 0 means no cap: a
+	// blocking callback never delays another connection. With a cap, a
+	// burst beyond it waits for a free goroutine.
+	PoolSize int
+
+	// Logger receives errors nobody else hears about (a panicking callback
+	// with no OnError). Default slog.Default().
+	Logger *slog.Logger
+
+	// OnWorkerStart runs once per instance, id 0..Count-1, before the worker
+	// accepts connections. The instances' callbacks run concurrently; Listen
+	// returns after all of them did. Start other workers here with Listen
+	// (the inner text:// worker a backend pushes through).
+	OnWorkerStart func(w *Worker, id int)
+
+	// OnWorkerStop runs once per instance when the worker stops, after its
+	// connections closed.
+	OnWorkerStop func(w *Worker, id int)
+
+	// OnConnect runs when a connection is accepted, before any TLS or
+	// WebSocket handshake, and before its first OnMessage.
+	OnConnect func(c *Connection)
+
+	// OnMessage runs for every message, in arrival order. data is only valid
+	// until OnMessage returns: copy it to keep it.
+	OnMessage func(c *Connection, data []byte)
+
+	// OnClose runs exactly once per connection, after its last other
+	// callback, however the connection ended. The connection is no longer
+	// listed in Connections.
+	OnClose func(c *Connection)
+
+	// OnError reports what went wrong on a connection: ErrSendBufferFull
+	// (the data was dropped), ErrPackageTooLarge and ErrBadPacket (the
+	// connection is closed), ErrIdleTimeout, a *PanicError.
+	OnError func(c *Connection, err error)
+
+	// OnBufferFull runs when queued output reaches MaxSendBufferSize;
+	// OnBufferDrain when the queue is empty again.
+	OnBufferFull  func(c *Connection)
+	OnBufferDrain func(c *Connection)
+
+	// All callbacks of one connection run one at a time, in order, on a
+	// pool goroutine (never on an event loop): they may block without
+	// stalling other connections.
+
+	// goroutines forces the goroutine-per-connection engine (tests).
+	goroutines bool
+
+	mu      sync.Mutex
+	state   workerState
+	done    chan struct{}
+	r       *reactor
+	ln      *engine.Listener
+	ep      *endpoint
+	stats   stats
+	started time.Time
+}
+
+type workerState uint8
+
+const (
+	stateIdle workerState = iota
+	stateStarting
+	stateRunning
+	stateStopping
+	stateStopped
+)
+
+type stats struct {
+	requests atomic.Uint64
+	sendFail atomic.Uint64
+}
+
+// NewWorker returns a worker listening on uri once started, with Count 1.
+// RunAll starts every worker made with NewWorker.
+func NewWorker(uri string) *Worker {
+	w := &Worker{URI: uri, Count: 1}
+	declare(w)
+	return w
+}
+
+// endpoint is the private, resolved copy of what a connection needs from
+// its worker (or AsyncConnection): callbacks, limits, codec and hooks.
+type endpoint struct {
+	r          *reactor
+	worker     *Worker
+	proto      protocol.Protocol
+	protoName  string
+	transport  string
+	maxSend    int
+	maxPackage int
+	idle       time.Duration
+	hooks      protoHooks
+	log        *slog.Logger
+	stats      *stats
+
+	onConnect     func(*Connection)
+	onMessage     func(*Connection, []byte)
+	onClose       func(*Connection)
+	onError       func(*Connection, error)
+	onBufferFull  func(*Connection)
+	onBufferDrain func(*Connection)
+}
+
+// listenAddr is a parsed listen URI.
+type listenAddr struct {
+	scheme    string
+	network   string // tcp or unix
+	address   string
+	transport string
+	protocol  string
+}
+
+func parseListenURI(uri, transport, proto string) (listenAddr, error) {
+	scheme, rest, ok := strings.Cut(uri, "://")
+	if !ok || scheme == "" || rest == "" {
+		return listenAddr{}, fmt.Errorf("workerman: bad listen URI %q: want scheme://host:port", uri)
+	}
+	la := listenAddr{scheme: scheme, network: "tcp", address: rest, transport: "tcp", protocol: scheme}
+	switch scheme {
+	case "unix":
+		la.network, la.transport, la.protocol = "unix", "unix", "tcp"
+	case "ssl":
+		la.transport, la.protocol = "ssl", "tcp"
+	case "udp":
+		return la, errors.New("workerman: udp:// is not supported")
+	}
+	if transport != "" {
+		la.transport = transport
+		if transport == "unix" {
+			la.network = "unix"
+		}
+	}
+	if proto != "" {
+		la.protocol = proto
+	}
+	if la.network == "tcp" {
+		if _, _, err := net.SplitHostPort(la.address); err != nil {
+			return la, fmt.Errorf("workerman: bad listen URI %q: %w", uri, err)
+		}
+	}
+	return la, nil
+}
+
+// Listen starts the worker without blocking: it binds the address, runs
+// OnWorkerStart for every instance and starts accepting. It is how a worker
+// is started at run time, for example from another worker's OnWorkerStart.
+func (w *Worker) Listen() error {
+	w.mu.Lock()
+	switch w.state {
+	case stateIdle:
+	case stateStopped:
+		w.mu.Unlock()
+		return ErrWorkerClosed
+	default:
+		w.mu.Unlock()
+		return ErrWorkerStarted
+	}
+	w.state = stateStarting
+	if w.done == nil {
+		w.done = make(chan struct{})
+	}
+	w.mu.Unlock()
+
+	err := w.start()
+
+	w.mu.Lock()
+	if err != nil {
+		w.state = stateIdle
+	} else {
+		w.state = stateRunning
+		w.started = time.Now()
+	}
+	w.mu.Unlock()
+	if err == nil {
+		setRunning(w, true)
+	}
+	return err
+}
+
+func (w *Worker) start() error {
+	la, err := parseListenURI(w.URI, w.Transport, w.Protocol)
+	if err != nil {
+		return err
+	}
+	proto, ok := protocol.Lookup(la.protocol)
+	if !ok {
+		return fmt.Errorf("workerman: unknown protocol %q (register it with protocol.Register)", la.protocol)
+	}
+	var tlsConfig *tls.Config
+	if la.transport == "ssl" {
+		if w.TLSConfig == nil {
+			return errors.New("workerman: transport ssl needs TLSConfig")
+		}
+		tlsConfig = w.TLSConfig
+	}
+	log := w.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	ep := &endpoint{
+		worker:        w,
+		proto:         proto,
+		protoName:     la.protocol,
+		transport:     la.transport,
+		maxSend:       cmpOr(w.MaxSendBufferSize, DefaultMaxSendBufferSize),
+		maxPackage:    cmpOr(w.MaxPackageSize, DefaultMaxPackageSize),
+		idle:          w.IdleTimeout,
+		log:           log,
+		stats:         &w.stats,
+		onConnect:     w.OnConnect,
+		onMessage:     w.OnMessage,
+		onClose:       w.OnClose,
+		onError:       w.OnError,
+		onBufferFull:  w.OnBufferFull,
+		onBufferDrain: w.OnBufferDrain,
+	}
+	ep.hooks = hooksFor(ep, w)
+	count := max(w.Count, 1)
+	r, err := newReactor(count, w.PoolSize, tickFor(ep), log, w.goroutines)
+	if err != nil {
+		return err
+	}
+	ep.r = r
+	ln := &engine.Listener{Network: la.network, Address: la.address, ReusePort: w.ReusePort, TLS: tlsConfig, Paused: true}
+	if err := r.eng.Listen(ln, w.accept); err != nil {
+		r.stop(context.Background())
+		return err
+	}
+	w.r, w.ln, w.ep = r, ln, ep
+	if err := w.eachInstance("OnWorkerStart", w.OnWorkerStart); err != nil {
+		ln.Close()
+		r.stop(context.Background())
+		return err
+	}
+	ln.Resume()
+	return nil
+}
+
+// eachInstance runs fn for every instance concurrently and waits.
+func (w *Worker) eachInstance(name string, fn func(*Worker, int)) error {
+	if fn == nil {
+		return nil
+	}
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	for i := range w.r.insts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() {
+				if v := recover(); v != nil {
+					mu.Lock()
+					errs = append(errs, &PanicError{Callback: name, Value: v})
+					mu.Unlock()
+				}
+			}()
+			fn(w, i)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// accept runs on the loop that will hold the new connection.
+func (w *Worker) accept(tc engine.Conn, inst int) engine.Handler {
+	r := w.r
+	if !r.admit() {
+		return nil
+	}
+	c := newConnection(w.ep, tc, r.insts[inst])
+	c.inst.add(c)
+	if w.ep.onConnect != nil {
+		c.enqueue(newJob(jobConnect))
+	}
+	w.ep.hooks.accepted(c)
+	return c
+}
+
+func cmpOr(v, def int) int {
+	if v > 0 {
+		return v
+	}
+	return def
+}
+
+// tickFor picks how often timeouts are checked: a quarter of the shortest
+// timeout, between 5 ms and 1 s; 0 when nothing needs checking.
+func tickFor(ep *endpoint) time.Duration {
+	shortest := ep.idle
+	if d := ep.hooks.period(); d > 0 && (shortest == 0 || d < shortest) {
+		shortest = d
+	}
+	if shortest <= 0 {
+		return 0
+	}
+	return min(max(shortest/4, 5*time.Millisecond), time.Second)
+}
+
+// Run starts the worker and blocks until ctx is done, then stops it
+// gracefully within StopTimeout. It returns nil after a clean stop (also one
+// asked for by Shutdown, Close or StopAll).
+func (w *Worker) Run(ctx context.Context) error {
+	if err := w.Listen(); err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+	case <-w.done:
+		return nil
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), w.stopTimeout())
+	defer cancel()
+	return w.Shutdown(sctx)
+}
+
+func (w *Worker) stopTimeout() time.Duration {
+	if w.StopTimeout > 0 {
+		return w.StopTimeout
+	}
+	return 2 * time.Second
+}
+
+// Shutdown stops the worker gracefully: it stops accepting, closes every
+// connection (flushing what is queued, as Workerman's stop does), waits for
+// their OnClose, runs OnWorkerStop and releases the loops and the pool. When
+// ctx ends first, the remaining connections are destroyed and ctx's error is
+// returned. Calling it on a stopped worker returns nil.
+func (w *Worker) Shutdown(ctx context.Context) error {
+	return w.stop(ctx, true)
+}
+
+// Close stops the worker at once: connections are destroyed, not flushed.
+// It waits up to StopTimeout for their OnClose callbacks.
+func (w *Worker) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), w.stopTimeout())
+	defer cancel()
+	return w.stop(ctx, false)
+}
+
+func (w *Worker) stop(ctx context.Context, graceful bool) error {
+	w.mu.Lock()
+	switch w.state {
+	case stateIdle:
+		w.state = stateStopped
+		w.mu.Unlock()
+		return nil
+	case stateRunning:
+	default:
+		done := w.done
+		w.mu.Unlock()
+		if done != nil {
+			select {
+			case <-done:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return nil
+	}
+	w.state = stateStopping
+	r, ln := w.r, w.ln
+	w.mu.Unlock()
+
+	ln.Close()
+	r.stopAdmitting()
+	r.closeAll(graceful)
+	var err error
+	select {
+	case <-r.drained():
+	case <-ctx.Done():
+		err = ctx.Err()
+		r.closeAll(false)
+		select {
+		case <-r.drained():
+		case <-time.After(time.Second):
+			// A callback is blocked: its connection's OnClose cannot run.
+			// Stop anyway rather than hang (Workerman's "stop fail").
+			err = fmt.Errorf("workerman: %s: callbacks still blocked after stop: %w", w.name(), err)
+		}
+	}
+	if e := w.eachInstance("OnWorkerStop", w.OnWorkerStop); e != nil && err == nil {
+		err = e
+	}
+	if e := r.stop(ctx); e != nil && err == nil {
+		err = fmt.Errorf("workerman: %s: callback goroutines still running: %w", w.name(), e)
+	}
+	w.mu.Lock()
+	w.state = stateStopped
+	close(w.done)
+	w.mu.Unlock()
+	setRunning(w, false)
+	return err
+}
+
+func (w *Worker) name() string {
+	if w.Name != "" {
+		return w.Name
+	}
+	return "none"
+}
+
+// Addr is the address the worker listens on (with the real port when the
+// URI asked for port 0), or nil before Listen.
+func (w *Worker) Addr() net.Addr {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.ln == nil {
+		return nil
+	}
+	return w.ln.Addr()
+}
+
+// Connections returns the worker's open connections (Workerman's
+// $worker->connections), a snapshot safe to use from any goroutine.
+func (w *Worker) Connections() []*Connection {
+	r := w.reactor()
+	if r == nil {
+		return nil
+	}
+	return r.connections()
+}
+
+// ConnectionCount is the number of open connections.
+func (w *Worker) ConnectionCount() int {
+	r := w.reactor()
+	if r == nil {
+		return 0
+	}
+	return r.count()
+}
+
+// PauseAccept stops accepting new connections; ResumeAccept starts again.
+func (w *Worker) PauseAccept() {
+	if ln := w.listener(); ln != nil {
+		ln.Pause()
+	}
+}
+
+// ResumeAccept starts accepting again after PauseAccept.
+func (w *Worker) ResumeAccept() {
+	if ln := w.listener(); ln != nil {
+		ln.Resume()
+	}
+}
+
+func (w *Worker) reactor() *reactor {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.r
+}
+
+func (w *Worker) listener() *engine.Listener {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.state != stateRunning {
+		return nil
+	}
+	return w.ln
+}
+
+// Done is closed when the worker has stopped.
+func (w *Worker) Done() <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.done == nil {
+		w.done = make(chan struct{})
+	}
+	return w.done
+}
