@@ -142,6 +142,17 @@ func (c *Connection) send(m protocol.Message, raw bool) error {
 	return c.sendLocked(m, raw)
 }
 
+// forward is Send for Pipe: it does not drop on a full buffer, because
+// the full buffer pauses the source, which bounds what is queued.
+func (c *Connection) forward(data []byte) error {
+	c.sendMu.Lock()
+	defer c.sendMu.Unlock()
+	if c.closing.Load() {
+		return ErrClosed
+	}
+	return c.writeLimited(protocol.Message{Data: data}, false, false)
+}
+
 func (c *Connection) sendLocked(m protocol.Message, raw bool) error {
 	if c.closing.Load() {
 		return ErrClosed
@@ -152,8 +163,14 @@ func (c *Connection) sendLocked(m protocol.Message, raw bool) error {
 // writeEncoded encodes m (unless raw) and writes it, with Workerman's
 // buffer semantics. The caller holds sendMu.
 func (c *Connection) writeEncoded(m protocol.Message, raw bool) error {
+	return c.writeLimited(m, raw, true)
+}
+
+// writeLimited writes m; with drop false a full buffer queues anyway (Pipe,
+// whose source is paused by the full buffer instead).
+func (c *Connection) writeLimited(m protocol.Message, raw, drop bool) error {
 	limit := c.MaxSendBufferSize()
-	if c.tc.Queued() >= limit {
+	if drop && c.tc.Queued() >= limit {
 		c.ep.stats.sendFail.Add(1)
 		c.post(jobError, ErrSendBufferFull)
 		return ErrSendBufferFull

@@ -176,7 +176,7 @@ func (c *Connection) handlePacket(packet []byte) {
 		c.msgType = msg.Type
 		c.ep.stats.requests.Add(1)
 		if x := c.ext.Load(); x != nil && x.pipeTo != nil {
-			x.pipeTo.Send(msg.Data)
+			x.pipeTo.forward(msg.Data)
 			return
 		}
 		c.ep.hooks.onMessage(c, msg)

@@ -333,6 +333,7 @@ type fdConn struct {
 	closeErr error
 	eof      bool // peer shut down its side; no more reading
 	fdClosed bool
+	notified bool // OnClose was called
 	timer    *time.Timer // dial timeout, flush stall or linger deadline
 
 	in         *[]byte // loop-owned: bytes not yet consumed
@@ -346,15 +347,16 @@ type fdConn struct {
 	dialErr  error
 }
 
-func (l *loop) register(c *fdConn, events uint32) error {
+// register adds c to the loop; the caller holds c.mu.
+func (l *loop) register(c *fdConn) error {
 	if c.fd >= len(l.conns) {
 		n := max(2*len(l.conns), c.fd+1, 64)
 		conns := make([]*fdConn, n)
 		copy(conns, l.conns)
 		l.conns = conns
 	}
-	c.events = events
-	if err := l.ctl(unix.EPOLL_CTL_ADD, c.fd, events); err != nil {
+	c.events = c.wantedEventsLocked()
+	if err := l.ctl(unix.EPOLL_CTL_ADD, c.fd, c.events); err != nil {
 		return err
 	}
 	l.conns[c.fd] = c
@@ -539,9 +541,16 @@ func (c *fdConn) fdClosedLoop() bool {
 
 // updateEventsLocked sets the epoll interest from the state.
 func (c *fdConn) updateEventsLocked() {
-	if c.fdClosed {
-		return
+	if c.fdClosed || c.events == 0 {
+		return // not registered (yet)
 	}
+	if ev := c.wantedEventsLocked(); ev != c.events {
+		c.events = ev
+		c.loop.ctl(unix.EPOLL_CTL_MOD, c.fd, ev)
+	}
+}
+
+func (c *fdConn) wantedEventsLocked() uint32 {
 	var ev uint32
 	st := c.state.Load()
 	if !c.eof && (c.paused.Load() == 0 || st == stClosing || st == stLinger) {
@@ -550,10 +559,7 @@ func (c *fdConn) updateEventsLocked() {
 	if c.out.len() > 0 || st == stConnecting {
 		ev |= writeEvents
 	}
-	if ev != c.events {
-		c.events = ev
-		c.loop.ctl(unix.EPOLL_CTL_MOD, c.fd, ev)
-	}
+	return ev | unix.EPOLLERR // never 0, so that 0 means "not registered"
 }
 
 func (c *fdConn) Write(p []byte) (int, error) {
@@ -735,7 +741,11 @@ func (c *fdConn) startLinger() {
 			c.failLocked(nil)
 		}
 	})
+	// For the owner the connection is over: everything was written. The
+	// socket lingers on its own, discarding input, until the peer closes.
+	c.notified = true
 	c.mu.Unlock()
+	c.h.OnClose(nil)
 }
 
 func (c *fdConn) Destroy(err error) {
@@ -768,6 +778,8 @@ func (c *fdConn) closeFD(err error) {
 	c.stopTimerLocked()
 	unix.EpollCtl(c.loop.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
 	unix.Close(c.fd)
+	notify := !c.notified
+	c.notified = true
 	c.mu.Unlock()
 	l := c.loop
 	if l.conns[c.fd] == c {
@@ -778,7 +790,7 @@ func (c *fdConn) closeFD(err error) {
 		bufferPut(c.in)
 		c.in = nil
 	}
-	if c.h != nil {
+	if c.h != nil && notify {
 		c.h.OnClose(err)
 	}
 }

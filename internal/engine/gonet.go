@@ -228,6 +228,8 @@ type goConn struct {
 	resume   chan struct{}
 	closed   chan struct{} // closed when the connection is dead
 	closeErr error
+	eof      bool // the peer shut down its side; nobody reads any more
+	notified bool // OnClose was called
 	dial     DialFunc
 	cancel   context.CancelFunc
 
@@ -365,6 +367,7 @@ const minReadRoomGo = 4 << 10
 func (c *goConn) onEOF() {
 	c.mu.Lock()
 	st := c.state
+	c.eof = true
 	c.mu.Unlock()
 	switch st {
 	case stOpen:
@@ -388,8 +391,12 @@ func (c *goConn) finish() {
 	}
 	c.mu.Lock()
 	err := c.closeErr
+	notify := !c.notified
+	c.notified = true
 	c.mu.Unlock()
-	c.h.OnClose(err)
+	if notify {
+		c.h.OnClose(err)
+	}
 	c.e.untrack(c)
 }
 
@@ -507,18 +514,23 @@ func (c *goConn) Close() {
 
 func (c *goConn) startLinger() {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.state != stClosing {
+		c.mu.Unlock()
 		return
 	}
 	c.state = stLinger
-	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
-		if cw.CloseWrite() == nil {
-			c.nc.SetReadDeadline(time.Now().Add(LingerTimeout))
-			return
-		}
+	cw, ok := c.nc.(interface{ CloseWrite() error })
+	if c.eof || !ok || cw.CloseWrite() != nil {
+		c.killLocked(nil) // both sides are done, or no half-close here
+		c.mu.Unlock()
+		return
 	}
-	c.killLocked(nil)
+	c.nc.SetReadDeadline(time.Now().Add(LingerTimeout))
+	// Everything was written: for the owner the connection is over while
+	// the socket lingers for the peer's close.
+	c.notified = true
+	c.mu.Unlock()
+	c.h.OnClose(nil)
 }
 
 func (c *goConn) Destroy(err error) {

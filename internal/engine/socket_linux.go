@@ -160,7 +160,10 @@ func (l *loop) adopt(fd int, sa unix.Sockaddr, ln *fdListener) {
 		return
 	}
 	c.h = h
-	if err := l.register(c, readEvents); err != nil {
+	c.mu.Lock()
+	err := l.register(c)
+	c.mu.Unlock()
+	if err != nil {
 		c.closeFD(err)
 	}
 }
@@ -236,7 +239,7 @@ func (l *loop) startDial(c *fdConn) {
 		err = c.closedErrLocked()
 	}
 	if err == nil {
-		err = l.register(c, readEvents|writeEvents)
+		err = l.register(c)
 	}
 	c.mu.Unlock()
 	if err != nil {
