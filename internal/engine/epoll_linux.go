@@ -333,7 +333,7 @@ type fdConn struct {
 	closeErr error
 	eof      bool // peer shut down its side; no more reading
 	fdClosed bool
-	notified bool // OnClose was called
+	notified bool        // OnClose was called
 	timer    *time.Timer // dial timeout, flush stall or linger deadline
 
 	in         *[]byte // loop-owned: bytes not yet consumed
