@@ -170,11 +170,6 @@ func (c *Connection) writeEncoded(m protocol.Message, raw bool) error {
 // whose source is paused by the full buffer instead).
 func (c *Connection) writeLimited(m protocol.Message, raw, drop bool) error {
 	limit := c.MaxSendBufferSize()
-	if drop && c.tc.Queued() >= limit {
-		c.ep.stats.sendFail.Add(1)
-		c.post(jobError, ErrSendBufferFull)
-		return ErrSendBufferFull
-	}
 	out := m.Data
 	var scratch *[]byte
 	if !raw {
@@ -191,15 +186,19 @@ func (c *Connection) writeLimited(m protocol.Message, raw, drop bool) error {
 		err    error
 	)
 	if len(out) > 0 {
-		queued, err = c.tc.Write(out)
+		queued, err = c.tc.Write(out, limit, drop)
 	}
 	if scratch != nil {
 		bufpool.Put(scratch) // the engine copied what it queued
 	}
-	if err != nil {
-		if errors.Is(err, net.ErrClosed) {
-			return ErrClosed
-		}
+	switch {
+	case err == engine.ErrFull:
+		c.ep.stats.sendFail.Add(1)
+		c.post(jobError, ErrSendBufferFull)
+		return ErrSendBufferFull
+	case errors.Is(err, net.ErrClosed):
+		return ErrClosed
+	case err != nil:
 		return err
 	}
 	if queued >= limit && c.full.CompareAndSwap(false, true) {

@@ -16,6 +16,9 @@ import (
 // run is due one interval after the previous one was due, or at once when
 // the callback took longer than the interval.
 type TimerSet struct {
+	// Logger receives panics of timer callbacks (default slog.Default()).
+	Logger *slog.Logger
+
 	mu     sync.Mutex
 	lastID int
 	timers map[int]*timerEntry
@@ -69,7 +72,11 @@ func (s *TimerSet) fire(id int, e *timerEntry) {
 	func() {
 		defer func() {
 			if v := recover(); v != nil {
-				slog.Error("workerman: timer callback panicked", "timer", id, "panic", v, "stack", string(debug.Stack()))
+				log := s.Logger
+				if log == nil {
+					log = slog.Default()
+				}
+				log.Error("workerman: timer callback panicked", "timer", id, "panic", v, "stack", string(debug.Stack()))
 			}
 		}()
 		e.fn()

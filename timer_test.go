@@ -56,7 +56,7 @@ func TestTimerOnceAndDelAll(t *testing.T) {
 
 // A slow callback never overlaps itself and a panicking one keeps its timer.
 func TestTimerNoOverlapAndPanic(t *testing.T) {
-	var ts TimerSet
+	ts := TimerSet{Logger: quietLog()}
 	var running, overlaps, runs atomic.Int32
 	done := make(chan struct{})
 	id := ts.Add(2*time.Millisecond, func() {

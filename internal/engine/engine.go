@@ -52,9 +52,12 @@ type Handler interface {
 type Conn interface {
 	// Write sends p, writing to the kernel at once when nothing is queued and
 	// queueing (copying) what the kernel does not take. p is not retained. It
-	// returns the number of bytes queued after the call. After Close or
-	// Destroy it returns an error wrapping net.ErrClosed.
-	Write(p []byte) (queued int, err error)
+	// returns the number of bytes queued after the call. limit is the
+	// owner's send buffer size: with drop set and at least limit bytes
+	// already queued, Write writes nothing and returns ErrFull. Whenever the
+	// queue reached limit, OnDrain follows once it is empty again. After
+	// Close or Destroy it returns an error wrapping net.ErrClosed.
+	Write(p []byte, limit int, drop bool) (queued int, err error)
 	// Queued returns the number of bytes waiting to be written.
 	Queued() int
 	// Close stops delivering input, flushes what is queued, then closes.
@@ -155,6 +158,9 @@ func (l *Listener) Close() error {
 // kernel keeps queueing them up to the backlog); Resume starts again.
 func (l *Listener) Pause()  { l.impl.setPaused(true) }
 func (l *Listener) Resume() { l.impl.setPaused(false) }
+
+// ErrFull is returned by Write when the queue already holds limit bytes.
+var ErrFull = errors.New("workerman: send queue full")
 
 // ErrLingerTimeout closes a connection whose peer neither read what was
 // queued nor closed its side within the linger time after Close.

@@ -97,7 +97,7 @@ type loop struct {
 	file   *os.File
 	rc     syscall.RawConn
 	events []unix.EpollEvent
-	nready int
+	again  bool // something may still be ready: poll before parking
 	buf    []byte
 	iov    [][]byte
 
@@ -179,33 +179,42 @@ func newLoop(e *epollEngine, id int) (*loop, error) {
 
 func (l *loop) run() {
 	defer l.e.wg.Done()
-	poll := func(uintptr) bool {
-		n, err := unix.EpollWait(l.epfd, l.events, 0)
-		if err != nil {
-			n = 0 // EINTR: poll again
-		}
-		l.nready = n
-		return n > 0
-	}
-	for !l.stopping {
-		if err := l.rc.Read(poll); err != nil {
-			break // the epoll file was closed
-		}
-		for i := 0; i < l.nready; i++ {
-			ev := &l.events[i]
-			fd := int(ev.Fd)
-			switch {
-			case fd == l.wakefd:
-				l.runTasks()
-			case l.listeners[fd] != nil:
-				l.accept(l.listeners[fd], fd)
-			default:
-				if fd < len(l.conns) && l.conns[fd] != nil {
-					l.conns[fd].onEvents(ev.Events)
+	// The whole life of the loop is one RawRead call: RawRead clears the
+	// descriptor's readiness only when it starts, so a wake-up that arrives
+	// while events are being handled is never lost. After a batch the loop
+	// parks without polling again unless something may still be ready that
+	// the kernel will not signal anew (a read that filled the buffer, a
+	// partial flush, a full accept batch): a new event on any descriptor
+	// of the set wakes the runtime's netpoller, and with it this loop.
+	l.rc.Read(func(uintptr) bool {
+		for {
+			n, err := unix.EpollWait(l.epfd, l.events, 0)
+			if err != nil || n == 0 {
+				return l.stopping
+			}
+			l.again = n == len(l.events)
+			for i := 0; i < n; i++ {
+				ev := &l.events[i]
+				fd := int(ev.Fd)
+				switch {
+				case fd == l.wakefd:
+					l.runTasks()
+				case l.listeners[fd] != nil:
+					l.accept(l.listeners[fd], fd)
+				default:
+					if fd < len(l.conns) && l.conns[fd] != nil {
+						l.conns[fd].onEvents(ev.Events)
+					}
 				}
 			}
+			if l.stopping {
+				return true
+			}
+			if !l.again {
+				return false
+			}
 		}
-	}
+	})
 	l.shutdown()
 }
 
@@ -220,9 +229,14 @@ func (l *loop) post(t task) {
 }
 
 func (l *loop) runTasks() {
-	l.wakeQueued.Store(false)
+	// Order matters. A poster appends, then sets wakeQueued, and writes the
+	// eventfd only if it was the one to set it. Draining the eventfd before
+	// clearing the flag means every write that happens after the clear is
+	// still pending for the next wake-up, and every post that found the flag
+	// set appended its task before the swap below.
 	var drain [8]byte
 	unix.Read(l.wakefd, drain[:])
+	l.wakeQueued.Store(false)
 	l.tmu.Lock()
 	tasks := l.tasks
 	l.tasks = l.spare[:0]
@@ -241,7 +255,7 @@ func (l *loop) exec(t *task) {
 	case taskAdopt:
 		l.adopt(t.fd, t.sa, t.ln)
 	case taskClose:
-		t.c.closeFD(t.c.closeErr)
+		t.c.closeFD(nil) // keeps the recorded cause
 	case taskLinger:
 		t.c.startLinger()
 	case taskResume:
@@ -371,7 +385,7 @@ func (c *fdConn) onEvents(ev uint32) {
 		}
 		return
 	case stDead:
-		c.closeFD(c.closeErr)
+		c.closeFD(nil) // keeps the recorded cause
 		return
 	}
 	if ev&(unix.EPOLLOUT|errorEvents) != 0 {
@@ -413,6 +427,13 @@ func (c *fdConn) read(ev uint32) {
 	switch {
 	case n > 0:
 		c.nread.Add(uint64(n))
+		// A level-triggered socket that is still readable is not signalled
+		// again: poll before parking when more bytes may wait (the read
+		// filled the buffer) or the peer's FIN came with the data.
+		if fromLoopBuf && n == len(l.buf) || !fromLoopBuf && len(*c.in) == cap(*c.in) ||
+			ev&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+			l.again = true
+		}
 	case err == unix.EAGAIN || err == unix.EINTR:
 		return
 	case err != nil:
@@ -562,13 +583,18 @@ func (c *fdConn) wantedEventsLocked() uint32 {
 	return ev | unix.EPOLLERR // never 0, so that 0 means "not registered"
 }
 
-func (c *fdConn) Write(p []byte) (int, error) {
+func (c *fdConn) Write(p []byte, limit int, drop bool) (int, error) {
 	c.mu.Lock()
 	st := c.state.Load()
 	if st != stOpen && st != stConnecting {
 		err := c.closedErrLocked()
 		c.mu.Unlock()
 		return 0, err
+	}
+	if drop && c.out.len() >= limit {
+		q := c.out.len()
+		c.mu.Unlock()
+		return q, ErrFull
 	}
 	if c.out.len() == 0 && st == stOpen {
 		for len(p) > 0 {
@@ -640,6 +666,9 @@ func (c *fdConn) flush() {
 		c.failLocked(err)
 		c.mu.Unlock()
 		return
+	}
+	if err == nil && c.out.len() > 0 {
+		l.again = true // still writable: flush more before parking
 	}
 	drained := c.out.len() == 0
 	if drained {

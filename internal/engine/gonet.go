@@ -400,13 +400,20 @@ func (c *goConn) finish() {
 	c.e.untrack(c)
 }
 
-func (c *goConn) Write(p []byte) (int, error) {
+func (c *goConn) Write(p []byte, limit int, drop bool) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.state != stOpen && c.state != stConnecting {
 		return 0, closedErr(c.closeErr)
 	}
-	if c.writing || c.out.len() > 0 {
+	q := c.out.len() + c.inflight
+	if drop && q >= limit {
+		return q, ErrFull
+	}
+	// Every write goes through the queue here; report the drain when
+	// writes had to wait for each other or the queue reached the limit,
+	// which is when the epoll engine's queue would have been used.
+	if c.writing || c.out.len() > 0 || q+len(p) >= limit {
 		c.waited = true
 	}
 	c.out.push(p)

@@ -123,7 +123,10 @@ func (ln *fdListener) setPaused(p bool) {
 
 // accept takes a batch of pending connections from lfd.
 func (l *loop) accept(ln *fdListener, lfd int) {
-	for range acceptBatch {
+	for i := range acceptBatch {
+		if i == acceptBatch-1 {
+			l.again = true // connections may still be pending
+		}
 		fd, sa, err := unix.Accept4(lfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
 		if err != nil {
 			switch err {

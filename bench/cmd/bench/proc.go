@@ -1,0 +1,136 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// server is a benchserver process pinned to its own core.
+type server struct {
+	impl, proto string
+	cmd         *exec.Cmd
+	stdin       io.WriteCloser
+	lines       chan string
+	addr        string
+}
+
+func startServer(bin, impl, proto string, cpu int) (*server, error) {
+	args := []string{bin, "-impl", impl, "-proto", proto}
+	if cpu >= 0 && haveTaskset {
+		args = append([]string{"taskset", "-c", strconv.Itoa(cpu)}, args...)
+	}
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	s := &server{impl: impl, proto: proto, cmd: cmd, stdin: stdin, lines: make(chan string, 16)}
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			s.lines <- sc.Text()
+		}
+		close(s.lines)
+	}()
+	l, err := s.expect("READY ", 20*time.Second)
+	if err != nil {
+		s.stop()
+		return nil, fmt.Errorf("%s/%s: %w", impl, proto, err)
+	}
+	s.addr = l
+	return s, nil
+}
+
+func (s *server) expect(prefix string, timeout time.Duration) (string, error) {
+	deadline := time.After(timeout)
+	for {
+		select {
+		case l, ok := <-s.lines:
+			if !ok {
+				return "", fmt.Errorf("server exited while waiting for %q", prefix)
+			}
+			if rest, found := strings.CutPrefix(l, prefix); found || l == strings.TrimSpace(prefix) {
+				return rest, nil
+			}
+		case <-deadline:
+			return "", fmt.Errorf("timed out waiting for %q", prefix)
+		}
+	}
+}
+
+// gc makes the server collect garbage and return free memory to the OS.
+func (s *server) gc() error {
+	s.cmd.Process.Signal(syscall.SIGUSR1)
+	_, err := s.expect("GC", 30*time.Second)
+	return err
+}
+
+// broadcast asks the server to push size bytes to every client.
+func (s *server) broadcast(size int) error {
+	fmt.Fprintf(s.stdin, "BROADCAST %d\n", size)
+	_, err := s.expect("SENT ", 60*time.Second)
+	return err
+}
+
+// rss is the resident set size in bytes (VmRSS).
+func (s *server) rss() int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// cpu is the CPU time (user+system, all threads) the server used so far.
+func (s *server) cpu() time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the ")" that ends the command name; utime and stime are
+	// fields 14 and 15 of the whole line.
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * time.Second / clockTicks
+}
+
+const clockTicks = 100 // USER_HZ on Linux
+
+func (s *server) stop() {
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { s.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		s.cmd.Process.Kill()
+		<-done
+	}
+}
+
+var haveTaskset = func() bool {
+	_, err := exec.LookPath("taskset")
+	return err == nil
+}()

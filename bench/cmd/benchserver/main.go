@@ -1,0 +1,81 @@
+// Command benchserver runs one echo server for the benchmark runner. It
+// prints "READY <addr>" once listening. On SIGUSR1 it collects garbage,
+// returns free memory to the OS and prints "GC", so that the runner reads
+// a resident size that holds live memory only. A line "BROADCAST <n>" on
+// stdin sends an n-byte message to every client and prints "SENT <count>".
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"os/signal"
+	"runtime"
+	"runtime/debug"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/workerman-go/workerman/bench/servers"
+)
+
+func main() {
+	impl := flag.String("impl", "workerman", "server: "+strings.Join(servers.Names(), ", "))
+	proto := flag.String("proto", "tcp", "tcp or websocket")
+	addr := flag.String("addr", "127.0.0.1:0", "listen address")
+	flag.Parse()
+
+	if path := os.Getenv("BENCH_CPUPROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			log.Fatal(err)
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
+	s, err := servers.Start(*impl, *proto, *addr)
+	if err != nil {
+		log.Fatal(err)
+	}
+	out := bufio.NewWriter(os.Stdout)
+	say := func(format string, args ...any) {
+		fmt.Fprintf(out, format+"\n", args...)
+		out.Flush()
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGUSR1, syscall.SIGTERM, syscall.SIGINT)
+	say("READY %s", s.Addr())
+	lines := make(chan string)
+	go func() {
+		sc := bufio.NewScanner(os.Stdin)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	for {
+		select {
+		case sg := <-sig:
+			if sg != syscall.SIGUSR1 {
+				s.Close()
+				return
+			}
+			runtime.GC()
+			debug.FreeOSMemory()
+			say("GC")
+		case l, ok := <-lines:
+			if !ok {
+				s.Close()
+				return
+			}
+			if n, ok := strings.CutPrefix(l, "BROADCAST "); ok {
+				size, _ := strconv.Atoi(n)
+				say("SENT %d", s.Broadcast(bytes.Repeat([]byte("b"), size)))
+			}
+		}
+	}
+}
