@@ -43,7 +43,6 @@ type Connection struct {
 	closeQueued bool
 	bpPaused    bool
 	pendingIn   int
-	value       any
 
 	closing   atomic.Bool // Close or Destroy was asked for
 	full      atomic.Bool // OnBufferFull reported; cleared by the drain
@@ -60,6 +59,7 @@ type Connection struct {
 // connExt holds what few connections need, so that the common case stays
 // small.
 type connExt struct {
+	value               any
 	maxSend, maxPackage int
 	pipeTo, pipeFrom    *Connection
 }
@@ -335,16 +335,15 @@ func (c *Connection) SendQueueSize() int { return c.tc.Queued() }
 
 // Value returns what SetValue stored (Workerman apps set $connection->uid).
 func (c *Connection) Value() any {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.value
+	if x := c.ext.Load(); x != nil {
+		return x.value
+	}
+	return nil
 }
 
 // SetValue attaches v to the connection.
 func (c *Connection) SetValue(v any) {
-	c.mu.Lock()
-	c.value = v
-	c.mu.Unlock()
+	c.updateExt(func(x *connExt) { x.value = v })
 }
 
 // ---- addresses ----

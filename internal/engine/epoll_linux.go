@@ -284,7 +284,9 @@ func (l *loop) exec(t *task) {
 	case taskDial:
 		l.startDial(t.c)
 	case taskDialTimeout:
-		t.c.dialFailed(fmt.Errorf("workerman: connect %s: %w", t.c.dialAddr, os.ErrDeadlineExceeded))
+		if d := t.c.dial; d != nil {
+			t.c.dialFailed(fmt.Errorf("workerman: connect %s: %w", d.addr, os.ErrDeadlineExceeded))
+		}
 	}
 }
 
@@ -331,46 +333,51 @@ var errEngineStopped = fmt.Errorf("workerman: engine stopped: %w", net.ErrClosed
 // ---- connections ----
 
 // fdConn is a connection served by a loop. Fields marked loop-owned are only
-// touched by the loop goroutine; the others are guarded by mu or atomic.
+// touched by the loop goroutine; the others are guarded by mu or atomic. It
+// is kept small: an idle connection is this struct and its Handler only.
 type fdConn struct {
-	loop   *loop
-	fd     int
-	h      Handler
-	state  atomic.Uint32
-	paused atomic.Uint32
-	nread  atomic.Uint64
-
-	mu       sync.Mutex
-	events   uint32 // current epoll interest
-	out      outbox
-	written  uint64
-	closeErr error
-	eof      bool // peer shut down its side; no more reading
-	fdClosed bool
-	notified bool        // OnClose was called
+	loop     *loop
+	h        Handler
+	out      *outbox     // queued output; nil when nothing is queued
+	in       *[]byte     // loop-owned: bytes not yet consumed
 	timer    *time.Timer // dial timeout, flush stall or linger deadline
+	dial     *dialState  // while connecting
+	ln       *fdListener // the listener that accepted it, if any
+	closeErr error
+	nread    atomic.Uint64
+	written  uint64
+	mu       sync.Mutex
+	state    atomic.Uint32
+	paused   atomic.Uint32
+	fd       int32
+	need     int32  // loop-owned: bytes OnRead wants before it is called again
+	events   uint32 // current epoll interest; 0 = not registered
 
-	in         *[]byte // loop-owned: bytes not yet consumed
-	need       int     // loop-owned: bytes OnRead wants before it is called again
-	eofPending bool    // loop-owned: EOF seen while paused with input buffered
+	eof        bool // peer shut down its side; no more reading
+	fdClosed   bool
+	notified   bool // OnClose was called
+	eofPending bool // loop-owned: EOF seen while paused with input buffered
 
-	remote   unix.Sockaddr
-	local    net.Addr // listener address, refined lazily
-	dial     DialFunc
-	dialAddr string
-	dialErr  error
+	remote peerAddr
+}
+
+// dialState is what a connection needs only while it connects.
+type dialState struct {
+	done DialFunc
+	addr string
+	err  error
 }
 
 // register adds c to the loop; the caller holds c.mu.
 func (l *loop) register(c *fdConn) error {
-	if c.fd >= len(l.conns) {
-		n := max(2*len(l.conns), c.fd+1, 64)
+	if int(c.fd) >= len(l.conns) {
+		n := max(2*len(l.conns), int(c.fd)+1, 64)
 		conns := make([]*fdConn, n)
 		copy(conns, l.conns)
 		l.conns = conns
 	}
 	c.events = c.wantedEventsLocked()
-	if err := l.ctl(unix.EPOLL_CTL_ADD, c.fd, c.events); err != nil {
+	if err := l.ctl(unix.EPOLL_CTL_ADD, int(c.fd), c.events); err != nil {
 		return err
 	}
 	l.conns[c.fd] = c
@@ -405,7 +412,7 @@ func (c *fdConn) read(ev uint32) {
 	c.mu.Unlock()
 	if eof {
 		if ev&errorEvents != 0 {
-			c.closeFD(sockError(c.fd))
+			c.closeFD(sockError(int(c.fd)))
 		}
 		return
 	}
@@ -415,11 +422,11 @@ func (c *fdConn) read(ev uint32) {
 	)
 	fromLoopBuf := c.in == nil
 	if fromLoopBuf {
-		n, err = unix.Read(c.fd, l.buf)
+		n, err = unix.Read(int(c.fd), l.buf)
 	} else {
 		c.grow()
 		b := *c.in
-		n, err = unix.Read(c.fd, b[len(b):cap(b)])
+		n, err = unix.Read(int(c.fd), b[len(b):cap(b)])
 		if n > 0 {
 			*c.in = b[:len(b)+n]
 		}
@@ -463,8 +470,10 @@ func (c *fdConn) read(ev uint32) {
 // whatever it did not consume. data is l.buf (inLoop) or *c.in.
 func (c *fdConn) process(data []byte, inLoop bool) {
 	consumed := 0
-	if c.paused.Load() == 0 && c.state.Load() == stOpen && len(data) >= c.need {
-		consumed, c.need = c.h.OnRead(data)
+	if c.paused.Load() == 0 && c.state.Load() == stOpen && len(data) >= int(c.need) {
+		var need int
+		consumed, need = c.h.OnRead(data)
+		c.need = int32(min(need, maxBufferCap))
 	}
 	if c.state.Load() != stOpen {
 		consumed = len(data) // closing: the rest is discarded
@@ -478,7 +487,7 @@ func (c *fdConn) process(data []byte, inLoop bool) {
 		}
 		c.need = 0
 	case inLoop:
-		b := bufferGet(max(len(rest), min(c.need, len(rest)*2)))
+		b := bufferGet(max(len(rest), min(int(c.need), len(rest)*2)))
 		copy(*b, rest)
 		*b = (*b)[:len(rest)]
 		c.in = b
@@ -493,13 +502,13 @@ func (c *fdConn) process(data []byte, inLoop bool) {
 // bytes that actually arrive, never to a length the peer merely announced.
 func (c *fdConn) grow() {
 	b := *c.in
-	room := cap(b) - len(b)
-	if room >= minReadRoom || (room > 0 && c.need > 0 && cap(b) >= c.need) {
+	room, need := cap(b)-len(b), int(c.need)
+	if room >= minReadRoom || (room > 0 && need > 0 && cap(b) >= need) {
 		return
 	}
 	want := max(2*cap(b), len(b)+minReadRoom)
-	if c.need > len(b) {
-		want = min(want, c.need)
+	if need > len(b) {
+		want = min(want, need)
 	}
 	want = min(max(want, len(b)+1), maxBufferCap)
 	nb := bufferGet(want)
@@ -567,7 +576,7 @@ func (c *fdConn) updateEventsLocked() {
 	}
 	if ev := c.wantedEventsLocked(); ev != c.events {
 		c.events = ev
-		c.loop.ctl(unix.EPOLL_CTL_MOD, c.fd, ev)
+		c.loop.ctl(unix.EPOLL_CTL_MOD, int(c.fd), ev)
 	}
 }
 
@@ -577,7 +586,7 @@ func (c *fdConn) wantedEventsLocked() uint32 {
 	if !c.eof && (c.paused.Load() == 0 || st == stClosing || st == stLinger) {
 		ev |= readEvents
 	}
-	if c.out.len() > 0 || st == stConnecting {
+	if c.queued() > 0 || st == stConnecting {
 		ev |= writeEvents
 	}
 	return ev | unix.EPOLLERR // never 0, so that 0 means "not registered"
@@ -591,14 +600,14 @@ func (c *fdConn) Write(p []byte, limit int, drop bool) (int, error) {
 		c.mu.Unlock()
 		return 0, err
 	}
-	if drop && c.out.len() >= limit {
-		q := c.out.len()
+	if drop && c.queued() >= limit {
+		q := c.queued()
 		c.mu.Unlock()
 		return q, ErrFull
 	}
-	if c.out.len() == 0 && st == stOpen {
+	if c.queued() == 0 && st == stOpen {
 		for len(p) > 0 {
-			n, err := unix.Write(c.fd, p)
+			n, err := unix.Write(int(c.fd), p)
 			if n > 0 {
 				c.written += uint64(n)
 				p = p[n:]
@@ -619,9 +628,12 @@ func (c *fdConn) Write(p []byte, limit int, drop bool) (int, error) {
 			return 0, nil
 		}
 	}
+	if c.out == nil {
+		c.out = new(outbox)
+	}
 	c.out.push(p)
 	c.updateEventsLocked()
-	q := c.out.len()
+	q := c.queued()
 	c.mu.Unlock()
 	return q, nil
 }
@@ -641,7 +653,7 @@ func (c *fdConn) failLocked(err error) {
 	}
 	c.state.Store(stDead)
 	c.closeErr = err
-	c.out.reset()
+	c.dropOutput()
 	c.loop.post(task{kind: taskClose, c: c})
 }
 
@@ -649,28 +661,31 @@ func (c *fdConn) failLocked(err error) {
 func (c *fdConn) flush() {
 	l := c.loop
 	c.mu.Lock()
-	if c.out.len() == 0 {
+	if c.queued() == 0 {
 		c.updateEventsLocked()
 		c.mu.Unlock()
 		return
 	}
 	iov := c.out.iovecs(l.iov[:0], maxIovecs)
-	n, err := unix.Writev(c.fd, iov)
+	n, err := unix.Writev(int(c.fd), iov)
 	clear(iov)
 	l.iov = iov[:0]
 	if n > 0 {
 		c.out.consume(n)
 		c.written += uint64(n)
+		if c.out.len() == 0 {
+			c.out = nil
+		}
 	}
 	if err != nil && err != unix.EAGAIN && err != unix.EINTR {
 		c.failLocked(err)
 		c.mu.Unlock()
 		return
 	}
-	if err == nil && c.out.len() > 0 {
+	if err == nil && c.queued() > 0 {
 		l.again = true // still writable: flush more before parking
 	}
-	drained := c.out.len() == 0
+	drained := c.queued() == 0
 	if drained {
 		c.updateEventsLocked()
 	}
@@ -684,10 +699,24 @@ func (c *fdConn) flush() {
 	}
 }
 
+func (c *fdConn) queued() int {
+	if c.out == nil {
+		return 0
+	}
+	return c.out.len()
+}
+
+func (c *fdConn) dropOutput() {
+	if c.out != nil {
+		c.out.reset()
+		c.out = nil
+	}
+}
+
 func (c *fdConn) Queued() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.out.len()
+	return c.queued()
 }
 
 func (c *fdConn) BytesRead() uint64 { return c.nread.Load() }
@@ -712,7 +741,7 @@ func (c *fdConn) Close() {
 	}
 	c.state.Store(stClosing)
 	c.updateEventsLocked()
-	if c.out.len() == 0 {
+	if c.queued() == 0 {
 		c.mu.Unlock()
 		c.loop.post(task{kind: taskLinger, c: c})
 		return
@@ -761,7 +790,7 @@ func (c *fdConn) startLinger() {
 		c.closeFD(nil)
 		return
 	}
-	unix.Shutdown(c.fd, unix.SHUT_WR)
+	unix.Shutdown(int(c.fd), unix.SHUT_WR)
 	c.stopTimerLocked()
 	c.timer = time.AfterFunc(LingerTimeout, func() {
 		c.mu.Lock()
@@ -788,7 +817,7 @@ func (c *fdConn) Destroy(err error) {
 
 // closeFD closes the descriptor and tells the handler (loop goroutine only).
 func (c *fdConn) closeFD(err error) {
-	if c.dial != nil {
+	if c.dial != nil && c.dial.done != nil {
 		c.dialFailed(err)
 		return
 	}
@@ -803,10 +832,10 @@ func (c *fdConn) closeFD(err error) {
 		c.closeErr = err
 	}
 	err = c.closeErr
-	c.out.reset()
+	c.dropOutput()
 	c.stopTimerLocked()
-	unix.EpollCtl(c.loop.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
-	unix.Close(c.fd)
+	unix.EpollCtl(c.loop.epfd, unix.EPOLL_CTL_DEL, int(c.fd), nil)
+	unix.Close(int(c.fd))
 	notify := !c.notified
 	c.notified = true
 	c.mu.Unlock()
@@ -857,19 +886,23 @@ func (c *fdConn) ResumeRead(r Reason) {
 	}
 }
 
-func (c *fdConn) RemoteAddr() net.Addr { return sockaddrToAddr(c.remote) }
+func (c *fdConn) RemoteAddr() net.Addr { return c.remote.addr() }
 
 func (c *fdConn) LocalAddr() net.Addr {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !c.fdClosed {
-		if sa, err := unix.Getsockname(c.fd); err == nil {
+	closed, fd := c.fdClosed, int(c.fd)
+	c.mu.Unlock()
+	if !closed {
+		if sa, err := unix.Getsockname(fd); err == nil {
 			if a := sockaddrToAddr(sa); a != nil {
-				c.local = a
+				return a
 			}
 		}
 	}
-	return c.local
+	if c.ln != nil {
+		return c.ln.local
+	}
+	return nil
 }
 
 // sockError returns the pending socket error, or io.EOF-like nil.

@@ -15,7 +15,12 @@ type outbox struct {
 	n      int
 }
 
-func (o *outbox) len() int { return o.n }
+func (o *outbox) len() int {
+	if o == nil {
+		return 0
+	}
+	return o.n
+}
 
 // push copies p to the end of the queue.
 func (o *outbox) push(p []byte) {

@@ -154,7 +154,7 @@ func (l *loop) accept(ln *fdListener, lfd int) {
 }
 
 func (l *loop) adopt(fd int, sa unix.Sockaddr, ln *fdListener) {
-	c := &fdConn{loop: l, fd: fd, remote: sa, local: ln.local}
+	c := &fdConn{loop: l, fd: int32(fd), remote: peerFrom(sa), ln: ln}
 	c.state.Store(stOpen)
 	h := ln.accept(c, l.id)
 	if h == nil {
@@ -178,7 +178,7 @@ func (e *epollEngine) Dial(d DialRequest, done DialFunc) Conn {
 	}
 	l := e.leastLoaded()
 	l.n.Add(1)
-	c := &fdConn{loop: l, fd: -1, dial: done, dialAddr: d.Address}
+	c := &fdConn{loop: l, fd: -1, dial: &dialState{done: done, addr: d.Address}}
 	c.state.Store(stConnecting)
 	if d.Timeout > 0 {
 		c.timer = time.AfterFunc(d.Timeout, func() { l.post(task{kind: taskDialTimeout, c: c}) })
@@ -193,7 +193,7 @@ func (e *epollEngine) Dial(d DialRequest, done DialFunc) Conn {
 		family, sa, err := resolveDial(d.Network, d.Address, d.Timeout)
 		if err != nil {
 			c.mu.Lock()
-			c.dialErr = err
+			c.dial.err = err
 			c.mu.Unlock()
 		} else {
 			c.startConnect(family, sa)
@@ -213,7 +213,7 @@ func (c *fdConn) startConnect(family int, sa unix.Sockaddr) {
 	}
 	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		c.dialErr = fmt.Errorf("workerman: socket: %w", err)
+		c.dial.err = fmt.Errorf("workerman: socket: %w", err)
 		return
 	}
 	if family != unix.AF_UNIX {
@@ -223,11 +223,11 @@ func (c *fdConn) startConnect(family int, sa unix.Sockaddr) {
 	err = unix.Connect(fd, sa)
 	if err != nil && err != unix.EINPROGRESS && err != unix.EINTR && err != unix.EAGAIN {
 		unix.Close(fd)
-		c.dialErr = fmt.Errorf("workerman: connect %s: %w", c.dialAddr, err)
+		c.dial.err = fmt.Errorf("workerman: connect %s: %w", c.dial.addr, err)
 		return
 	}
-	c.fd = fd
-	c.remote = sa
+	c.fd = int32(fd)
+	c.remote = peerFrom(sa)
 }
 
 // startDial registers a connecting socket with the loop.
@@ -237,7 +237,7 @@ func (l *loop) startDial(c *fdConn) {
 		c.mu.Unlock()
 		return // already failed and reported
 	}
-	err := c.dialErr
+	err := c.dial.err
 	if err == nil && c.state.Load() != stConnecting {
 		err = c.closedErrLocked()
 	}
@@ -252,19 +252,17 @@ func (l *loop) startDial(c *fdConn) {
 
 // finishDial runs when a connecting socket becomes writable.
 func (c *fdConn) finishDial() {
-	if err := sockError(c.fd); err != nil {
-		c.dialFailed(fmt.Errorf("workerman: connect %s: %w", c.dialAddr, err))
+	if err := sockError(int(c.fd)); err != nil {
+		c.dialFailed(fmt.Errorf("workerman: connect %s: %w", c.dial.addr, err))
 		return
 	}
 	c.mu.Lock()
 	c.stopTimerLocked()
 	c.state.Store(stOpen)
-	if sa, err := unix.Getsockname(c.fd); err == nil {
-		c.local = sockaddrToAddr(sa)
-	}
 	c.mu.Unlock()
-	h := c.dial(c, c.loop.id, nil)
+	done := c.dial.done
 	c.dial = nil
+	h := done(c, c.loop.id, nil)
 	if h == nil {
 		c.closeFD(nil)
 		return
@@ -278,7 +276,7 @@ func (c *fdConn) finishDial() {
 // dialFailed ends a connect that did not complete (loop goroutine).
 func (c *fdConn) dialFailed(err error) {
 	c.mu.Lock()
-	if c.dial == nil || c.fdClosed {
+	if c.dial == nil || c.dial.done == nil || c.fdClosed {
 		c.mu.Unlock()
 		return
 	}
@@ -286,23 +284,23 @@ func (c *fdConn) dialFailed(err error) {
 		err = c.closeErr
 	}
 	if err == nil {
-		err = fmt.Errorf("workerman: connect %s: %w", c.dialAddr, net.ErrClosed)
+		err = fmt.Errorf("workerman: connect %s: %w", c.dial.addr, net.ErrClosed)
 	}
 	c.fdClosed = true
 	c.state.Store(stDead)
-	c.out.reset()
+	c.dropOutput()
 	c.stopTimerLocked()
 	if c.fd >= 0 {
-		unix.EpollCtl(c.loop.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
-		unix.Close(c.fd)
-		if c.fd < len(c.loop.conns) && c.loop.conns[c.fd] == c {
+		unix.EpollCtl(c.loop.epfd, unix.EPOLL_CTL_DEL, int(c.fd), nil)
+		unix.Close(int(c.fd))
+		if int(c.fd) < len(c.loop.conns) && c.loop.conns[c.fd] == c {
 			c.loop.conns[c.fd] = nil
 		}
 	}
+	done := c.dial.done
+	c.dial.done = nil
 	c.mu.Unlock()
 	c.loop.n.Add(-1)
-	done := c.dial
-	c.dial = nil
 	done(nil, c.loop.id, err)
 }
 
@@ -417,6 +415,38 @@ func tcpSockaddr(ip net.IP, port int, zone string) (int, unix.Sockaddr, error) {
 		return unix.AF_INET6, sa, nil
 	}
 	return 0, nil, errors.New("workerman: invalid IP address")
+}
+
+// peerAddr keeps an IP socket address inline, without the allocation of a
+// unix.Sockaddr, to keep idle connections small.
+type peerAddr struct {
+	ip   [16]byte
+	port uint16
+	kind uint8 // 0 none (unix socket), 4 or 6
+}
+
+func peerFrom(sa unix.Sockaddr) peerAddr {
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		p := peerAddr{port: uint16(sa.Port), kind: 4}
+		copy(p.ip[:], sa.Addr[:])
+		return p
+	case *unix.SockaddrInet6:
+		return peerAddr{ip: sa.Addr, port: uint16(sa.Port), kind: 6}
+	}
+	return peerAddr{}
+}
+
+func (p peerAddr) addr() net.Addr {
+	switch p.kind {
+	case 4:
+		return &net.TCPAddr{IP: net.IPv4(p.ip[0], p.ip[1], p.ip[2], p.ip[3]), Port: int(p.port)}
+	case 6:
+		ip := make(net.IP, net.IPv6len)
+		copy(ip, p.ip[:])
+		return &net.TCPAddr{IP: ip, Port: int(p.port)}
+	}
+	return nil
 }
 
 func sockaddrToAddr(sa unix.Sockaddr) net.Addr {
