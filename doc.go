@@ -1,0 +1,70 @@
+// Package workerman brings PHP Workerman's programming model to Go: a Worker
+// listening on a URI such as text://0.0.0.0:5678 or websocket://0.0.0.0:8000,
+// callbacks named as in Workerman (OnConnect, OnMessage, OnClose, ...), a
+// Connection with Workerman's Send/Close/buffer semantics, timers, and
+// pluggable protocol codecs (package protocol).
+//
+//	w := workerman.NewWorker("text://0.0.0.0:5678")
+//	w.Count = 4
+//	w.OnMessage = func(c *workerman.Connection, data []byte) {
+//		c.Send(data)
+//	}
+//	workerman.RunAll()
+//
+// # Count, instances and goroutines
+//
+// In Workerman, Count is a number of processes, each with its own event loop.
+// Here Count is the number of event-loop instances inside one process (IDs
+// 0..Count-1); OnWorkerStart runs once per instance, and
+// Connection.WorkerID tells which instance holds a connection. All instances
+// share memory, so a connection held by one instance can be sent to from
+// anywhere: what Workerman needs Channel or GatewayWorker for is a map and a
+// mutex here.
+//
+// On Linux each instance is an epoll set parked in the Go runtime's
+// netpoller. An idle connection owns no goroutine and no read buffer (about
+// half a kilobyte in all), so one process holds hundreds of thousands of
+// them. Elsewhere, and for TLS, each connection has a reading goroutine; the
+// behaviour is the same.
+//
+// # Callbacks
+//
+// Callbacks never run on an event loop. They run on a goroutine pool
+// (github.com/panjf2000/ants/v2), so a callback may block (a database query,
+// an HTTP call) without stalling any other connection — in Workerman a
+// blocking callback freezes its whole process. For each connection:
+//
+//   - callbacks run one at a time, never concurrently with each other;
+//   - OnConnect runs first, OnMessage in the order messages arrived, and
+//     OnClose last, exactly once, however the connection ended;
+//   - the data passed to OnMessage is only valid until OnMessage returns.
+//
+// Different connections' callbacks do run concurrently: state shared between
+// connections needs a lock, as in any Go program.
+//
+// # Sending and back-pressure
+//
+// Connection.Send may be called from any goroutine and never blocks. When the
+// socket takes the bytes they are written at once; otherwise they are queued
+// and written when it becomes writable. As in Workerman, OnBufferFull fires
+// when MaxSendBufferSize bytes are queued, further sends are dropped with
+// ErrSendBufferFull (and reported through OnError), and OnBufferDrain fires
+// once the queue is empty. Connection.Pipe and PauseRecv/ResumeRecv give
+// back-pressure instead of drops. On the receiving side, a connection whose
+// callbacks fall behind stops being read until they catch up, so a slow
+// callback never makes memory grow without bound.
+//
+// # Bad input
+//
+// A packet larger than MaxPackageSize, or bytes a codec rejects, close that
+// connection and are reported through OnError (Workerman closes silently);
+// every other connection keeps being served. A panicking callback is
+// recovered, reported as a *PanicError and destroys only its connection.
+//
+// # Stopping
+//
+// RunAll starts every worker made with NewWorker, waits for SIGINT or
+// SIGTERM and stops them gracefully. Programs that manage their own
+// lifecycle use Worker.Listen with Worker.Shutdown(ctx) or Worker.Close, or
+// Worker.Run(ctx), like http.Server.
+package workerman
