@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/workerman-go/workerman/internal/bufpool"
 	"github.com/workerman-go/workerman/internal/engine"
@@ -150,24 +151,19 @@ func (c *Connection) forward(data []byte) error {
 	if c.closing.Load() {
 		return ErrClosed
 	}
-	return c.writeLimited(protocol.Message{Data: data}, false, false)
+	return c.ep.hooks.send(c, protocol.Message{Data: data}, false, false)
 }
 
 func (c *Connection) sendLocked(m protocol.Message, raw bool) error {
 	if c.closing.Load() {
 		return ErrClosed
 	}
-	return c.ep.hooks.send(c, m, raw)
+	return c.ep.hooks.send(c, m, raw, true)
 }
 
-// writeEncoded encodes m (unless raw) and writes it, with Workerman's
-// buffer semantics. The caller holds sendMu.
-func (c *Connection) writeEncoded(m protocol.Message, raw bool) error {
-	return c.writeLimited(m, raw, true)
-}
-
-// writeLimited writes m; with drop false a full buffer queues anyway (Pipe,
-// whose source is paused by the full buffer instead).
+// writeLimited encodes m (unless raw) and writes it with Workerman's buffer
+// semantics; with drop false a full buffer queues anyway (Pipe, whose source
+// is paused by the full buffer instead). The caller holds sendMu.
 func (c *Connection) writeLimited(m protocol.Message, raw, drop bool) error {
 	limit := c.MaxSendBufferSize()
 	out := m.Data
@@ -494,14 +490,20 @@ func (c *Connection) due(now int64) bool {
 	if c.closing.Load() {
 		return false
 	}
-	if idle := c.ep.idle; idle > 0 && now-c.lastRead.Load() >= int64(idle) {
+	if c.idleFor(now) >= c.ep.idle && c.ep.idle > 0 {
 		return true
 	}
 	return c.ep.hooks.due(c, now)
 }
 
+// idleFor is how long nothing was received, never more than the truth: the
+// last read is stamped with the ticker's clock, which may lag by one tick.
+func (c *Connection) idleFor(now int64) time.Duration {
+	return time.Duration(now-c.lastRead.Load()) - c.ep.r.tick
+}
+
 func (c *Connection) onTick(now int64) {
-	if idle := c.ep.idle; idle > 0 && now-c.lastRead.Load() >= int64(idle) {
+	if idle := c.ep.idle; idle > 0 && c.idleFor(now) >= idle {
 		c.post(jobError, ErrIdleTimeout)
 		c.ep.hooks.timeout(c, ErrIdleTimeout)
 		return

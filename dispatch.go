@@ -218,6 +218,9 @@ func (c *Connection) finish(err error) {
 	c.inst.remove(c)
 	ep := c.ep
 	ep.hooks.onClosed(c, err)
+	if cl, ok := c.codec.(interface{ OnClose(protocol.Conn) }); ok {
+		cl.OnClose(c)
+	}
 	if x := c.ext.Load(); x != nil && x.pipeTo != nil {
 		x.pipeTo.Close()
 	}

@@ -20,8 +20,9 @@ type protoHooks interface {
 	onEOF(c *Connection)
 	// onClosed runs before OnClose.
 	onClosed(c *Connection, err error)
-	// send writes an outgoing message (caller holds sendMu).
-	send(c *Connection, m protocol.Message, raw bool) error
+	// send writes an outgoing message (caller holds sendMu); drop false
+	// queues past MaxSendBufferSize instead of dropping (Pipe).
+	send(c *Connection, m protocol.Message, raw, drop bool) error
 	// closing runs in Close before the socket is closed (holds sendMu).
 	closing(c *Connection)
 	// period is the shortest timeout the hooks need checked, or 0.
@@ -32,10 +33,6 @@ type protoHooks interface {
 	tick(c *Connection, now int64)
 	// timeout ends a connection that timed out.
 	timeout(c *Connection, err error)
-}
-
-func hooksFor(ep *endpoint, w *Worker) protoHooks {
-	return plainHooks{}
 }
 
 type plainHooks struct{}
@@ -54,8 +51,8 @@ func (plainHooks) onEOF(c *Connection) { c.Close() }
 
 func (plainHooks) onClosed(*Connection, error) {}
 
-func (plainHooks) send(c *Connection, m protocol.Message, raw bool) error {
-	return c.writeEncoded(m, raw)
+func (plainHooks) send(c *Connection, m protocol.Message, raw, drop bool) error {
+	return c.writeLimited(m, raw, drop)
 }
 
 func (plainHooks) closing(*Connection) {}

@@ -122,6 +122,12 @@ func (r *reactor) drained() <-chan struct{} {
 	return r.zero
 }
 
+func (r *reactor) isClosing() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.closing
+}
+
 func (r *reactor) stopAdmitting() {
 	r.mu.Lock()
 	r.closing = true

@@ -120,6 +120,34 @@ type Worker struct {
 	// pool goroutine (never on an event loop): they may block without
 	// stalling other connections.
 
+	// WebSocket configures websocket:// workers: compression, handshake
+	// limits, default message type, heartbeats.
+	WebSocket WebSocketOptions
+
+	// OnWebSocketConnect runs with the opening handshake before the 101
+	// response: read the path, query, headers and cookies, check a token,
+	// pick a subprotocol (r.AcceptProtocol) or add response headers. Return
+	// an error to refuse the connection: RejectWebSocket(401, "...") for a
+	// chosen status, any other error for 403. Data sent from OnConnect or
+	// here is delivered right after the 101.
+	OnWebSocketConnect func(c *Connection, r *WebSocketRequest) error
+
+	// OnWebSocketConnected runs after the 101 was sent.
+	OnWebSocketConnected func(c *Connection, r *WebSocketRequest)
+
+	// OnWebSocketPing runs for each ping. When it is set, answering with a
+	// pong is up to it (c.SendMessage(protocol.PongMessage, data));
+	// otherwise pongs are sent automatically.
+	OnWebSocketPing func(c *Connection, data []byte)
+
+	// OnWebSocketPong runs for each pong.
+	OnWebSocketPong func(c *Connection, data []byte)
+
+	// OnWebSocketClose runs when the peer sends a close frame, with its code
+	// (1005 when it carried none) and reason. The closing handshake is
+	// answered afterwards, echoing the code, and OnClose follows.
+	OnWebSocketClose func(c *Connection, code int, reason string)
+
 	// goroutines forces the goroutine-per-connection engine (tests).
 	goroutines bool
 
@@ -292,7 +320,10 @@ func (w *Worker) start() error {
 		onBufferFull:  w.OnBufferFull,
 		onBufferDrain: w.OnBufferDrain,
 	}
-	ep.hooks = hooksFor(ep, w)
+	ep.hooks = plainHooks{}
+	if la.protocol == "websocket" {
+		newWebSocketEndpoint(ep, w)
+	}
 	count := max(w.Count, 1)
 	r, err := newReactor(count, w.PoolSize, tickFor(ep), log, w.goroutines)
 	if err != nil {
@@ -349,11 +380,11 @@ func (w *Worker) accept(tc engine.Conn, inst int) engine.Handler {
 		return nil
 	}
 	c := newConnection(w.ep, tc, r.insts[inst])
+	w.ep.hooks.accepted(c)
 	c.inst.add(c)
 	if w.ep.onConnect != nil {
 		c.enqueue(newJob(jobConnect))
 	}
-	w.ep.hooks.accepted(c)
 	return c
 }
 

@@ -222,6 +222,11 @@ func (l *loop) post(t task) {
 	l.tmu.Lock()
 	l.tasks = append(l.tasks, t)
 	l.tmu.Unlock()
+	l.wake()
+}
+
+// wake makes the loop poll, from any goroutine.
+func (l *loop) wake() {
 	if l.wakeQueued.CompareAndSwap(false, true) {
 		var one = [8]byte{1}
 		unix.Write(l.wakefd, one[:])
@@ -575,8 +580,17 @@ func (c *fdConn) updateEventsLocked() {
 		return // not registered (yet)
 	}
 	if ev := c.wantedEventsLocked(); ev != c.events {
+		added := ev &^ c.events
 		c.events = ev
 		c.loop.ctl(unix.EPOLL_CTL_MOD, int(c.fd), ev)
+		if added != 0 {
+			// epoll_ctl(MOD) signals the runtime's netpoller only when it
+			// puts the socket on the ready list; a socket still listed
+			// from an earlier event stays silent, and a socket that is
+			// already writable gets no later write-space wake-up. Make
+			// the loop poll once.
+			c.loop.wake()
+		}
 	}
 }
 
