@@ -3,7 +3,6 @@ package workerman
 import (
 	"errors"
 	"net/http"
-	"sync/atomic"
 	"time"
 
 	"github.com/workerman-go/workerman/protocol"
@@ -63,6 +62,12 @@ type WebSocketOptions struct {
 	// PingData, when set, is sent as an application message instead of a
 	// ping frame, for clients that answer heartbeats themselves.
 	PingData []byte
+
+	// KeepRequest keeps the handshake for Connection.WebSocketRequest for
+	// the connection's whole life. By default it is dropped once
+	// OnWebSocketConnected returned, so that idle connections stay small:
+	// keep what you need from it with SetValue.
+	KeepRequest bool
 }
 
 // wsHooks is the WebSocket life of a connection: handshake completion,
@@ -74,13 +79,6 @@ type wsHooks struct {
 	onPing      func(*Connection, []byte)
 	onPong      func(*Connection, []byte)
 	onClose     func(*Connection, int, string)
-}
-
-// wsState is kept in the codec for the connection: when the handshake began
-// and when the last heartbeat went out.
-type wsState struct {
-	started atomic.Int64
-	pinged  atomic.Int64
 }
 
 func newWebSocketEndpoint(ep *endpoint, w *Worker) {
@@ -129,11 +127,8 @@ func (h *wsHooks) accepted(c *Connection) {
 	if h.opt.BinaryType {
 		wc.SetDefaultType(protocol.BinaryMessage)
 	}
-	wc.Owner = &wsState{}
-	wc.Owner.(*wsState).started.Store(time.Now().UnixNano())
+	wc.Started.Store(time.Now().UnixNano())
 }
-
-func state(c *Connection) *wsState { return wsCodec(c).Owner.(*wsState) }
 
 func (h *wsHooks) onMessage(c *Connection, m protocol.Message) {
 	plainHooks{}.onMessage(c, m)
@@ -181,6 +176,9 @@ func (h *wsHooks) established(c *Connection, m protocol.Message) {
 		req, _ := m.Value.(*WebSocketRequest)
 		c.call("OnWebSocketConnected", func() { h.onConnected(c, req) })
 	}
+	if !h.opt.KeepRequest {
+		wsCodec(c).ForgetRequest()
+	}
 }
 
 func (h *wsHooks) onEOF(c *Connection) { c.Close() }
@@ -227,17 +225,15 @@ func (h *wsHooks) period() time.Duration {
 
 func (h *wsHooks) due(c *Connection, now int64) bool {
 	wc := wsCodec(c)
-	st := wc.Owner.(*wsState)
 	if !wc.Established() {
-		return now-st.started.Load() >= int64(h.handshakeTO)
+		return now-wc.Started.Load() >= int64(h.handshakeTO)
 	}
 	iv := int64(h.opt.PingInterval)
-	return iv > 0 && now-max(st.pinged.Load(), st.started.Load()) >= iv
+	return iv > 0 && now-max(wc.Pinged.Load(), wc.Started.Load()) >= iv
 }
 
 func (h *wsHooks) tick(c *Connection, now int64) {
 	wc := wsCodec(c)
-	st := wc.Owner.(*wsState)
 	if !wc.Established() {
 		c.post(jobError, ErrHandshakeTimeout)
 		c.SendRaw([]byte("HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"))
@@ -250,7 +246,7 @@ func (h *wsHooks) tick(c *Connection, now int64) {
 		c.CloseWebSocket(protocol.CloseGoingAway, "heartbeat timeout")
 		return
 	}
-	st.pinged.Store(now)
+	wc.Pinged.Store(now)
 	if h.opt.PingData != nil {
 		c.Send(h.opt.PingData)
 	} else {
@@ -301,8 +297,9 @@ func (c *Connection) SetWebSocketType(t protocol.MessageType) {
 	}
 }
 
-// WebSocketRequest is the opening handshake of a WebSocket connection (nil
-// before it completed and for other protocols).
+// WebSocketRequest is the opening handshake of a WebSocket connection: nil
+// before it completed, for other protocols, and after OnWebSocketConnected
+// unless WebSocketOptions.KeepRequest is set.
 func (c *Connection) WebSocketRequest() *WebSocketRequest {
 	if wc := wsCodec(c); wc != nil && wc.Established() {
 		return wc.Request()

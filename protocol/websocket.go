@@ -55,36 +55,43 @@ func init() {
 type WebSocketCodec struct {
 	cfg *WebSocketConfig
 
+	// Callback-goroutine-owned: Decode.
+	frag    *[]byte // reassembly buffer
+	held    *[]byte // buffer of the last message, released at the next Decode
+	request *WebSocketRequest
+
+	// Send-lock-owned.
+	pending *[]byte // frames sent before the handshake completed
+
+	// Owned by the connection that uses the codec: Started and Pinged time
+	// the handshake and the heartbeats.
+	Started atomic.Int64
+	Pinged  atomic.Int64
+
 	// Loop-owned: framing and early validation in Input.
 	scan struct {
-		handshaken bool
-		inMessage  bool       // a fragmented message is in progress
-		text       bool       // it is uncompressed text: UTF-8 checked here
+		checked    uint64     // payload bytes of the current frame checked
 		utf8       utf8Stream // state at the end of the last complete frame
 		frame      utf8Stream // state within the current, incomplete frame
-		checked    uint64     // payload bytes of the current frame checked
+		handshaken bool
+		inMessage  bool // a fragmented message is in progress
+		text       bool // it is uncompressed text: UTF-8 checked here
 	}
-
-	// Callback-goroutine-owned: Decode.
-	fragOp         ws.OpCode
-	fragCompressed bool
-	frag           *[]byte // reassembly buffer
-	held           *[]byte // buffer of the last message, released at the next Decode
-	request        *WebSocketRequest
 
 	// Shared.
 	established atomic.Bool
 	deflate     atomic.Bool // permessage-deflate negotiated
 
+	// Callback-goroutine-owned.
+	fragOp         ws.OpCode
+	fragCompressed bool
+	upgraded       bool // the handshake packet was decoded
+
 	// Send-lock-owned.
 	defaultType MessageType
-	pending     []byte // frames sent before the handshake completed
-
-	// CloseSent and Owner belong to the connection that uses the codec:
-	// CloseSent (under its send lock) records that a close frame went out;
-	// Owner holds its per-connection WebSocket state.
+	// CloseSent (owned by the connection, under its send lock) records that
+	// a close frame went out.
 	CloseSent bool
-	Owner     any
 }
 
 // Established reports whether the 101 response was sent.
@@ -93,8 +100,12 @@ func (c *WebSocketCodec) Established() bool { return c.established.Load() }
 // Compressed reports whether permessage-deflate was negotiated.
 func (c *WebSocketCodec) Compressed() bool { return c.deflate.Load() }
 
-// Request is the handshake, once it was decoded.
+// Request is the handshake, once it was decoded, until ForgetRequest.
 func (c *WebSocketCodec) Request() *WebSocketRequest { return c.request }
+
+// ForgetRequest drops the handshake so that an idle connection does not
+// keep its bytes (call it from the callback goroutine).
+func (c *WebSocketCodec) ForgetRequest() { c.request = nil }
 
 // ---- Input: the event loop ----
 
@@ -197,7 +208,7 @@ func (c *WebSocketCodec) Decode(conn Conn, packet []byte) (Message, error) {
 		bufpool.Put(c.held)
 		c.held = nil
 	}
-	if c.request == nil {
+	if !c.upgraded {
 		return c.handshake(conn, packet)
 	}
 	h, _, err := parseFrameHeader(packet)
@@ -348,6 +359,7 @@ func (c *WebSocketCodec) handshake(conn Conn, packet []byte) (Message, error) {
 		he.response = rw.w.Bytes()
 		return Message{}, he
 	}
+	c.upgraded = true
 	c.request = req
 	c.deflate.Store(accepted)
 	return Message{Type: HandshakeMessage, Data: rw.w.Bytes(), Value: req}, nil
@@ -404,14 +416,22 @@ func negotiateDeflate(opt httphead.Option) (httphead.Option, bool) {
 // right after the response.
 func (c *WebSocketCodec) MarkEstablished() []byte {
 	c.established.Store(true)
-	p := c.pending
+	if c.pending == nil {
+		return nil
+	}
+	p := *c.pending
 	c.pending = nil
 	return p
 }
 
 // Hold keeps an encoded frame until the handshake completes (caller holds
 // the send lock).
-func (c *WebSocketCodec) Hold(frame []byte) { c.pending = append(c.pending, frame...) }
+func (c *WebSocketCodec) Hold(frame []byte) {
+	if c.pending == nil {
+		c.pending = new([]byte)
+	}
+	*c.pending = append(*c.pending, frame...)
+}
 
 // SetDefaultType sets the type Send uses (TextMessage or BinaryMessage);
 // Workerman's $connection->websocketType. Caller holds the send lock.
