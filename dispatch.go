@@ -228,6 +228,9 @@ func (c *Connection) finish(err error) {
 		c.call("OnClose", func() { ep.onClose(c) })
 	}
 	ep.r.release()
+	if ep.afterClose != nil {
+		ep.afterClose(c)
+	}
 }
 
 func (c *Connection) reportError(err error) {

@@ -101,8 +101,10 @@ func StopAll() {
 	go stopRunning()
 }
 
-// stopRunning stops every running worker concurrently and waits.
+// stopRunning closes every AsyncConnection and stops every running worker
+// concurrently, and waits.
 func stopRunning() error {
+	closeAsyncs()
 	globalMu.Lock()
 	ws := make([]*Worker, 0, len(running))
 	for w := range running {

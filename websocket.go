@@ -75,7 +75,7 @@ type WebSocketOptions struct {
 type wsHooks struct {
 	opt         WebSocketOptions
 	handshakeTO time.Duration
-	onConnected func(*Connection, *WebSocketRequest)
+	onConnected func(*Connection, any) // server: *WebSocketRequest; client: *WebSocketResponse
 	onPing      func(*Connection, []byte)
 	onPong      func(*Connection, []byte)
 	onClose     func(*Connection, int, string)
@@ -86,10 +86,15 @@ func newWebSocketEndpoint(ep *endpoint, w *Worker) {
 	h := &wsHooks{
 		opt:         opt,
 		handshakeTO: opt.HandshakeTimeout,
-		onConnected: w.OnWebSocketConnected,
 		onPing:      w.OnWebSocketPing,
 		onPong:      w.OnWebSocketPong,
 		onClose:     w.OnWebSocketClose,
+	}
+	if f := w.OnWebSocketConnected; f != nil {
+		h.onConnected = func(c *Connection, v any) {
+			r, _ := v.(*WebSocketRequest)
+			f(c, r)
+		}
 	}
 	if h.handshakeTO <= 0 {
 		h.handshakeTO = 10 * time.Second
@@ -173,8 +178,7 @@ func (h *wsHooks) established(c *Connection, m protocol.Message) {
 		return
 	}
 	if h.onConnected != nil {
-		req, _ := m.Value.(*WebSocketRequest)
-		c.call("OnWebSocketConnected", func() { h.onConnected(c, req) })
+		c.call("OnWebSocketConnected", func() { h.onConnected(c, m.Value) })
 	}
 	if !h.opt.KeepRequest {
 		wsCodec(c).ForgetRequest()
@@ -236,7 +240,9 @@ func (h *wsHooks) tick(c *Connection, now int64) {
 	wc := wsCodec(c)
 	if !wc.Established() {
 		c.post(jobError, ErrHandshakeTimeout)
-		c.SendRaw([]byte("HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"))
+		if !wc.IsClient() {
+			c.SendRaw([]byte("HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"))
+		}
 		c.Close()
 		return
 	}

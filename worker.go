@@ -198,6 +198,7 @@ type endpoint struct {
 	hooks      protoHooks
 	log        *slog.Logger
 	stats      *stats
+	afterClose func(*Connection) // after OnClose (AsyncConnection)
 
 	onConnect     func(*Connection)
 	onMessage     func(*Connection, []byte)
@@ -229,6 +230,8 @@ func parseListenURI(uri, transport, proto string) (listenAddr, error) {
 		la.transport, la.protocol = "ssl", "tcp"
 	case "udp":
 		return la, errors.New("workerman: udp:// is not supported")
+	case "ws", "wss":
+		return la, fmt.Errorf("workerman: %s:// is for clients (AsyncConnection); listen on websocket://", scheme)
 	}
 	if transport != "" {
 		la.transport = transport

@@ -2,8 +2,10 @@ package protocol
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"sync/atomic"
 
@@ -53,7 +55,9 @@ func init() {
 // (RFC 6455, strictly), reassembles fragmented messages, inflates compressed
 // ones and frames what the server sends.
 type WebSocketCodec struct {
-	cfg *WebSocketConfig
+	cfg  *WebSocketConfig
+	ccfg *WebSocketClientConfig // client side; nil on the server
+	key  string                 // client side: Sec-WebSocket-Key
 
 	// Callback-goroutine-owned: Decode.
 	frag    *[]byte // reassembly buffer
@@ -94,6 +98,9 @@ type WebSocketCodec struct {
 	CloseSent bool
 }
 
+// IsClient reports whether this is the client side of a connection.
+func (c *WebSocketCodec) IsClient() bool { return c.ccfg != nil }
+
 // Established reports whether the 101 response was sent.
 func (c *WebSocketCodec) Established() bool { return c.established.Load() }
 
@@ -120,7 +127,7 @@ func (c *WebSocketCodec) Input(conn Conn, buf []byte) (int, error) {
 	if err != nil || !ok {
 		return 0, err
 	}
-	if err := checkFrame(h, c.scan.inMessage, true); err != nil {
+	if err := checkFrame(h, c.scan.inMessage, c.ccfg == nil); err != nil {
 		return 0, err
 	}
 	if max := conn.MaxPackageSize(); h.length > uint64(max) {
@@ -138,7 +145,7 @@ func (c *WebSocketCodec) Input(conn Conn, buf []byte) (int, error) {
 		have := min(uint64(len(buf)-h.size), h.length)
 		if have > c.scan.checked {
 			p := buf[h.size+int(c.scan.checked) : h.size+int(have)]
-			if !c.scan.frame.feedMasked(p, h.mask, int(c.scan.checked)) {
+			if !c.scan.frame.feedMasked(p, h.masked, h.mask, int(c.scan.checked)) {
 				return 0, &CloseError{Code: CloseInvalidPayload, Reason: "invalid UTF-8 in a text message"}
 			}
 			c.scan.checked = have
@@ -179,6 +186,12 @@ var (
 func (c *WebSocketCodec) inputHandshake(buf []byte) (int, error) {
 	// Garbage (a TLS hello on a plain port, a stray protocol) is refused at
 	// once instead of after the size bound or the timeout.
+	if c.ccfg != nil {
+		if n := min(len(buf), 5); !bytes.Equal(buf[:n], []byte("HTTP/")[:n]) {
+			return 0, &HandshakeError{Status: http.StatusBadGateway, err: errNotHTTP}
+		}
+		return c.handshakeEnd(buf)
+	}
 	for i, b := range buf {
 		if b == ' ' && i > 0 {
 			break
@@ -187,6 +200,10 @@ func (c *WebSocketCodec) inputHandshake(buf []byte) (int, error) {
 			return 0, &HandshakeError{Status: http.StatusBadRequest, err: errNotHTTP}
 		}
 	}
+	return c.handshakeEnd(buf)
+}
+
+func (c *WebSocketCodec) handshakeEnd(buf []byte) (int, error) {
 	if i := bytes.Index(buf, []byte("\r\n\r\n")); i >= 0 {
 		if i+4 > c.cfg.MaxHandshakeSize {
 			return 0, &HandshakeError{Status: http.StatusRequestHeaderFieldsTooLarge, err: errHandshakeTooLarge}
@@ -209,6 +226,9 @@ func (c *WebSocketCodec) Decode(conn Conn, packet []byte) (Message, error) {
 		c.held = nil
 	}
 	if !c.upgraded {
+		if c.ccfg != nil {
+			return c.clientHandshake(packet)
+		}
 		return c.handshake(conn, packet)
 	}
 	h, _, err := parseFrameHeader(packet)
@@ -216,7 +236,9 @@ func (c *WebSocketCodec) Decode(conn Conn, packet []byte) (Message, error) {
 		return Message{}, err
 	}
 	payload := packet[h.size:]
-	ws.Cipher(payload, h.mask, 0)
+	if h.masked {
+		ws.Cipher(payload, h.mask, 0)
+	}
 	if h.rsv&rsv1 != 0 && !c.deflate.Load() {
 		return Message{}, protocolError("RSV1 set but permessage-deflate was not negotiated")
 	}
@@ -442,12 +464,26 @@ func (c *WebSocketCodec) SetDefaultType(t MessageType) { c.defaultType = t }
 // Encode frames m: DataMessage as the connection's default type (text
 // unless set to binary), compressed when negotiated and long enough.
 func (c *WebSocketCodec) Encode(_ Conn, dst []byte, m Message) ([]byte, error) {
-	return encodeFrame(dst, m, c.defaultType, c.deflate.Load(), c.cfg.CompressionThreshold, nil)
+	return encodeFrame(dst, m, c.defaultType, c.deflate.Load(), c.cfg.CompressionThreshold, c.maskKey())
+}
+
+// maskKey is nil on the server and a fresh random key per frame on the
+// client (RFC 6455 section 5.3).
+func (c *WebSocketCodec) maskKey() *[4]byte {
+	if c.ccfg == nil {
+		return nil
+	}
+	var k [4]byte
+	binary.LittleEndian.PutUint32(k[:], rand.Uint32())
+	return &k
 }
 
 // ErrorResponse answers bad input: an HTTP error during the handshake, a
 // close frame with the right code after it.
 func (c *WebSocketCodec) ErrorResponse(err error) []byte {
+	if c.ccfg != nil && !c.established.Load() {
+		return nil // a client has nobody to answer during the handshake
+	}
 	var he *HandshakeError
 	if errors.As(err, &he) {
 		if he.response != nil {
@@ -469,7 +505,7 @@ func (c *WebSocketCodec) ErrorResponse(err error) []byte {
 	case errors.Is(err, ErrPackageTooLarge):
 		code = CloseMessageTooBig
 	}
-	f, _ := encodeFrame(nil, Message{Type: CloseMessage, Data: ClosePayload(code, "")}, 0, false, 0, nil)
+	f, _ := encodeFrame(nil, Message{Type: CloseMessage, Data: ClosePayload(code, "")}, 0, false, 0, c.maskKey())
 	return f
 }
 

@@ -314,9 +314,12 @@ func (s *utf8Stream) cont(b byte) bool {
 	return true
 }
 
-// feedMasked validates masked payload bytes without changing them; off is
-// the position of p within the frame's payload (for the mask key).
-func (s *utf8Stream) feedMasked(p []byte, mask [4]byte, off int) bool {
+// feedMasked validates payload bytes, masked or not, without changing them;
+// off is the position of p within the frame's payload (for the mask key).
+func (s *utf8Stream) feedMasked(p []byte, masked bool, mask [4]byte, off int) bool {
+	if !masked {
+		return s.feed(p)
+	}
 	var tmp [512]byte
 	for len(p) > 0 {
 		n := copy(tmp[:], p)

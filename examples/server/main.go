@@ -20,6 +20,11 @@ func main() {
 
 	ws := workerman.NewWorker(*listen)
 	ws.Count = *count
+	ws.OnWorkerStart = func(w *workerman.Worker, id int) {
+		if id == 0 {
+			fmt.Printf("Server listening on %s (%d instances)\n", *listen, w.Count)
+		}
+	}
 	ws.OnConnect = func(c *workerman.Connection) {
 		fmt.Println("New connection established")
 	}

@@ -94,11 +94,10 @@ type Engine interface {
 	// called with the instance that will hold it and returns the Handler.
 	// accept runs on that instance's loop goroutine and must not block.
 	Listen(ln *Listener, accept AcceptFunc) error
-	// Dial connects in the background and calls done exactly once, on a
-	// goroutine of the engine, with the connection or the error. When done
-	// returns a Handler the connection starts reading. The returned Conn
-	// queues writes until the connection is up; closing it cancels the dial.
-	Dial(d DialRequest, done DialFunc) Conn
+	// Dial prepares an outgoing connection on one of the instances. Nothing
+	// happens until Start; writes made before the connection is up are
+	// queued and sent, in order, once it is.
+	Dial(d DialRequest) DialConn
 	// Stop ends the loops. Connections still open are destroyed.
 	Stop()
 }
@@ -106,8 +105,18 @@ type Engine interface {
 // AcceptFunc is called for each accepted connection.
 type AcceptFunc func(c Conn, instance int) Handler
 
-// DialFunc completes a Dial.
-type DialFunc func(c Conn, instance int, err error) Handler
+// DialConn is an outgoing connection.
+type DialConn interface {
+	Conn
+	// Instance is the loop instance that holds the connection.
+	Instance() int
+	// Start connects in the background. done is called exactly once, on a
+	// goroutine of the engine: with nil once connected, after which h
+	// receives the connection's events, or with the error, after which h
+	// receives nothing. Closing the connection before that cancels the
+	// connect (done gets an error wrapping net.ErrClosed).
+	Start(h Handler, done func(err error))
+}
 
 // DialRequest says where to connect.
 type DialRequest struct {

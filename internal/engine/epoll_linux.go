@@ -368,7 +368,8 @@ type fdConn struct {
 
 // dialState is what a connection needs only while it connects.
 type dialState struct {
-	done DialFunc
+	req  DialRequest
+	done func(error)
 	addr string
 	err  error
 }
@@ -831,7 +832,7 @@ func (c *fdConn) Destroy(err error) {
 
 // closeFD closes the descriptor and tells the handler (loop goroutine only).
 func (c *fdConn) closeFD(err error) {
-	if c.dial != nil && c.dial.done != nil {
+	if c.dial != nil {
 		c.dialFailed(err)
 		return
 	}

@@ -228,9 +228,10 @@ type goConn struct {
 	resume   chan struct{}
 	closed   chan struct{} // closed when the connection is dead
 	closeErr error
+	dialReq  *DialRequest
+	dialCtx  context.Context
 	eof      bool // the peer shut down its side; nobody reads any more
 	notified bool // OnClose was called
-	dial     DialFunc
 	cancel   context.CancelFunc
 
 	in    *[]byte // reader-owned: bytes not yet consumed
@@ -606,32 +607,36 @@ func (c *goConn) LocalAddr() net.Addr {
 
 // ---- dialing ----
 
-func (e *goEngine) Dial(d DialRequest, done DialFunc) Conn {
-	c := &goConn{e: e, inst: e.pick(), state: stConnecting, resume: make(chan struct{}), closed: make(chan struct{}), dial: done}
+func (e *goEngine) Dial(d DialRequest) DialConn {
+	c := &goConn{e: e, inst: e.pick(), state: stConnecting, resume: make(chan struct{}), closed: make(chan struct{}), dialReq: &d}
 	ctx, cancel := context.WithCancel(context.Background())
 	if d.Timeout > 0 {
 		ctx, cancel = context.WithTimeout(context.Background(), d.Timeout)
 	}
-	c.cancel = cancel
-	if !e.track(c) {
-		cancel()
-		c.state = stDead
-		go func() {
-			e.counts[c.inst].Add(-1)
-			done(nil, c.inst, errEngineStoppedGo)
-		}()
-		return c
-	}
-	go c.connect(ctx, d)
+	c.dialCtx, c.cancel = ctx, cancel
 	return c
 }
 
-func (c *goConn) connect(ctx context.Context, d DialRequest) {
+func (c *goConn) Instance() int { return c.inst }
+
+func (c *goConn) Start(h Handler, done func(error)) {
+	c.h = h
+	if !c.e.track(c) {
+		c.cancel()
+		c.e.counts[c.inst].Add(-1)
+		go done(errEngineStoppedGo)
+		return
+	}
+	go c.connect(done)
+}
+
+func (c *goConn) connect(done func(error)) {
+	d := *c.dialReq
 	var dialer net.Dialer
-	nc, err := dialer.DialContext(ctx, d.Network, d.Address)
+	nc, err := dialer.DialContext(c.dialCtx, d.Network, d.Address)
 	if err == nil && d.TLS != nil {
 		tc := tls.Client(nc, d.TLS)
-		if err = tc.HandshakeContext(ctx); err != nil {
+		if err = tc.HandshakeContext(c.dialCtx); err != nil {
 			nc.Close()
 		}
 		nc = tc
@@ -642,25 +647,22 @@ func (c *goConn) connect(ctx context.Context, d DialRequest) {
 		err = closedErr(c.closeErr)
 	}
 	if err != nil {
-		c.state = stDead
+		if c.state != stDead {
+			c.state = stDead
+			close(c.closed)
+		}
 		c.out.reset()
 		c.mu.Unlock()
 		c.cancel()
 		c.e.untrack(c)
-		c.dial(nil, c.inst, fmt.Errorf("workerman: connect %s: %w", d.Address, err))
+		done(fmt.Errorf("workerman: connect %s: %w", d.Address, err))
 		return
 	}
 	c.nc = nc
 	c.state = stOpen
 	c.mu.Unlock()
 	c.cancel()
-	h := c.dial(c, c.inst, nil)
-	if h == nil {
-		c.Destroy(nil)
-		c.e.untrack(c)
-		return
-	}
-	c.h = h
+	done(nil)
 	c.mu.Lock()
 	if c.out.len() > 0 && !c.writing && c.state == stOpen {
 		c.writing = true

@@ -171,22 +171,41 @@ func (l *loop) adopt(fd int, sa unix.Sockaddr, ln *fdListener) {
 	}
 }
 
-// Dial starts a non-blocking connect on the least-loaded loop.
-func (e *epollEngine) Dial(d DialRequest, done DialFunc) Conn {
+// Dial prepares a connect on the least-loaded loop.
+func (e *epollEngine) Dial(d DialRequest) DialConn {
 	if d.TLS != nil {
-		return e.gor.Dial(d, done)
+		return e.gor.Dial(d)
 	}
 	l := e.leastLoaded()
 	l.n.Add(1)
-	c := &fdConn{loop: l, fd: -1, dial: &dialState{done: done, addr: d.Address}}
+	c := &fdConn{loop: l, fd: -1, dial: &dialState{addr: d.Address, req: d}}
 	c.state.Store(stConnecting)
+	return c
+}
+
+func (c *fdConn) Instance() int { return c.loop.id }
+
+// Start begins the non-blocking connect.
+func (c *fdConn) Start(h Handler, done func(err error)) {
+	l := c.loop
+	c.mu.Lock()
+	c.h = h
+	c.dial.done = done
+	d := c.dial.req
+	if c.state.Load() != stConnecting {
+		// Closed before it started: report it from the loop.
+		c.mu.Unlock()
+		l.post(task{kind: taskDial, c: c})
+		return
+	}
 	if d.Timeout > 0 {
 		c.timer = time.AfterFunc(d.Timeout, func() { l.post(task{kind: taskDialTimeout, c: c}) })
 	}
+	c.mu.Unlock()
 	if family, sa, err := dialSockaddr(d.Network, d.Address); err == nil {
 		c.startConnect(family, sa)
 		l.post(task{kind: taskDial, c: c})
-		return c
+		return
 	}
 	// Host names need the resolver, which may block: not on a loop.
 	go func() {
@@ -200,7 +219,6 @@ func (e *epollEngine) Dial(d DialRequest, done DialFunc) Conn {
 		}
 		l.post(task{kind: taskDial, c: c})
 	}()
-	return c
 }
 
 // startConnect creates the socket and starts connecting (any goroutine,
@@ -235,7 +253,8 @@ func (l *loop) startDial(c *fdConn) {
 	c.mu.Lock()
 	if c.fdClosed {
 		c.mu.Unlock()
-		return // already failed and reported
+		c.dialFailed(nil) // closed before it connected: report it now
+		return
 	}
 	err := c.dial.err
 	if err == nil && c.state.Load() != stConnecting {
@@ -259,49 +278,53 @@ func (c *fdConn) finishDial() {
 	c.mu.Lock()
 	c.stopTimerLocked()
 	c.state.Store(stOpen)
-	c.mu.Unlock()
 	done := c.dial.done
 	c.dial = nil
-	h := done(c, c.loop.id, nil)
-	if h == nil {
-		c.closeFD(nil)
-		return
-	}
-	c.h = h
-	c.mu.Lock()
-	c.updateEventsLocked()
 	c.mu.Unlock()
+	done(nil)
+	c.mu.Lock()
+	c.updateEventsLocked() // start reading
+	c.mu.Unlock()
+	// The socket is writable now: send what was queued while connecting.
+	c.flush()
 }
 
-// dialFailed ends a connect that did not complete (loop goroutine).
+// dialFailed ends a connect that did not complete (loop goroutine). It may
+// run before Start (the connection was closed first); done is then called
+// when Start comes.
 func (c *fdConn) dialFailed(err error) {
 	c.mu.Lock()
-	if c.dial == nil || c.dial.done == nil || c.fdClosed {
+	if c.dial == nil {
 		c.mu.Unlock()
-		return
+		return // connected meanwhile
 	}
-	if err == nil {
-		err = c.closeErr
-	}
-	if err == nil {
-		err = fmt.Errorf("workerman: connect %s: %w", c.dial.addr, net.ErrClosed)
-	}
-	c.fdClosed = true
-	c.state.Store(stDead)
-	c.dropOutput()
-	c.stopTimerLocked()
-	if c.fd >= 0 {
-		unix.EpollCtl(c.loop.epfd, unix.EPOLL_CTL_DEL, int(c.fd), nil)
-		unix.Close(int(c.fd))
-		if int(c.fd) < len(c.loop.conns) && c.loop.conns[c.fd] == c {
-			c.loop.conns[c.fd] = nil
+	if !c.fdClosed {
+		c.fdClosed = true
+		c.state.Store(stDead)
+		c.dropOutput()
+		c.stopTimerLocked()
+		if c.fd >= 0 {
+			unix.EpollCtl(c.loop.epfd, unix.EPOLL_CTL_DEL, int(c.fd), nil)
+			unix.Close(int(c.fd))
+			if int(c.fd) < len(c.loop.conns) && c.loop.conns[c.fd] == c {
+				c.loop.conns[c.fd] = nil
+			}
 		}
+		c.loop.n.Add(-1)
+		if err == nil {
+			err = c.closeErr
+		}
+		if err == nil {
+			err = fmt.Errorf("workerman: connect %s: %w", c.dial.addr, net.ErrClosed)
+		}
+		c.dial.err = err
 	}
-	done := c.dial.done
+	done, err := c.dial.done, c.dial.err
 	c.dial.done = nil
 	c.mu.Unlock()
-	c.loop.n.Add(-1)
-	done(nil, c.loop.id, err)
+	if done != nil {
+		done(err)
+	}
 }
 
 // ---- sockets and addresses ----

@@ -1,0 +1,699 @@
+package workerman
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/workerman-go/workerman/internal/engine"
+	"github.com/workerman-go/workerman/protocol"
+)
+
+// WebSocketResponse is the server's answer to an AsyncConnection's
+// WebSocket handshake.
+type WebSocketResponse = protocol.WebSocketResponse
+
+// WebSocketClientOptions configures the WebSocket side of an
+// AsyncConnection (ws:// and wss://). The zero value works.
+type WebSocketClientOptions struct {
+	// Header holds extra handshake request headers (Authorization, Cookie).
+	Header http.Header
+	// Origin is sent as the Origin header when set.
+	Origin string
+	// Protocols are offered as subprotocols, in preference order.
+	Protocols []string
+	// NoCompression stops offering permessage-deflate.
+	NoCompression bool
+	// BinaryType makes Send send binary messages (Workerman's websocketType).
+	BinaryType bool
+	// HandshakeTimeout bounds the wait for the server's 101. Default 10 s.
+	HandshakeTimeout time.Duration
+	// PingInterval sends a ping (or PingData) every interval; with
+	// PingNotResponseLimit the connection is closed after that many silent
+	// intervals (Workerman's websocketPingInterval).
+	PingInterval         time.Duration
+	PingNotResponseLimit int
+	PingData             []byte
+}
+
+// AsyncConnection is an outgoing connection with the same events as a
+// server connection (Workerman's AsyncTcpConnection): how servers talk to
+// other servers, and how to load-test a push server.
+//
+//	c := workerman.NewAsyncConnection("ws://127.0.0.1:8000/chat")
+//	c.OnConnect = func(c *workerman.AsyncConnection) { c.SendString("hello") }
+//	c.OnMessage = func(c *workerman.AsyncConnection, data []byte) { ... }
+//	c.OnClose = func(c *workerman.AsyncConnection) { c.Reconnect(time.Second) }
+//	c.Connect()
+//
+// Set the fields before Connect. Callbacks follow the rules of server
+// connections: for one connection they run one at a time and in order on a
+// pool goroutine, never on an event loop, and may block. Methods are safe
+// from any goroutine. On Linux an idle AsyncConnection holds no goroutine:
+// one process holds tens of thousands.
+type AsyncConnection struct {
+	// OnConnect runs when the TCP (or TLS) connection is up; for ws:// the
+	// handshake follows, and what is sent before it completes is delivered
+	// right after it.
+	OnConnect func(c *AsyncConnection)
+	// OnMessage runs for every message; data is valid until it returns.
+	OnMessage func(c *AsyncConnection, data []byte)
+	// OnClose runs once per connection attempt, also after a failed
+	// connect; calling c.Reconnect here retries, as in Workerman.
+	OnClose func(c *AsyncConnection)
+	// OnError reports failures: ErrConnectFailed (wrapping the cause, such
+	// as a refused connection or os.ErrDeadlineExceeded) before OnClose,
+	// ErrSendBufferFull, protocol errors.
+	OnError       func(c *AsyncConnection, err error)
+	OnBufferFull  func(c *AsyncConnection)
+	OnBufferDrain func(c *AsyncConnection)
+
+	// OnWebSocketConnect runs after the server accepted the handshake.
+	OnWebSocketConnect func(c *AsyncConnection, r *WebSocketResponse)
+	OnWebSocketPing    func(c *AsyncConnection, data []byte)
+	OnWebSocketPong    func(c *AsyncConnection, data []byte)
+	OnWebSocketClose   func(c *AsyncConnection, code int, reason string)
+
+	// ConnectTimeout bounds each connect attempt (Workerman has none).
+	// Default 10 s.
+	ConnectTimeout time.Duration
+	// Transport "ssl" connects with TLS (implied by wss://).
+	Transport string
+	// Protocol overrides the codec named by the scheme (Workerman's
+	// $connection->protocol), e.g. "text" over unix://.
+	Protocol string
+	// TLSConfig is used for TLS; nil means a default configuration that
+	// verifies the server against the host name.
+	TLSConfig         *tls.Config
+	MaxSendBufferSize int
+	MaxPackageSize    int
+	WebSocket         WebSocketClientOptions
+	Logger            *slog.Logger
+
+	uri string
+	id  uint64
+
+	mu      sync.Mutex
+	state   asyncState
+	cur     *Connection
+	ep      *endpoint
+	target  dialTarget
+	pending []protocol.Message // sent while no connection is up
+	queued  int
+	timer   *time.Timer
+	refs    int // client reactor references held
+	value   any
+}
+
+type asyncState uint8
+
+const (
+	asyncIdle       asyncState = iota // never connected
+	asyncConnecting                   // an attempt is under way
+	asyncOpen                         // connected
+	asyncWaiting                      // Reconnect scheduled
+	asyncEnded                        // the last attempt ended
+	asyncClosed                       // Close or Destroy was called
+)
+
+type dialTarget struct {
+	network, address string
+	protocol         string
+	tls              *tls.Config
+	ws               bool
+	host, path       string
+}
+
+// NewAsyncConnection returns a connection to uri, not yet connected: one of
+// tcp://, text://, frame://, ws://, wss://, ssl://, unix:///path, or a
+// scheme registered with protocol.Register. Call Connect.
+func NewAsyncConnection(uri string) *AsyncConnection {
+	return &AsyncConnection{uri: uri, id: connectionIDs.Add(1)}
+}
+
+// ErrAlreadyConnected is returned by Connect while connected or connecting.
+var ErrAlreadyConnected = errors.New("workerman: already connected")
+
+func (a *AsyncConnection) parse() (dialTarget, error) {
+	u, err := url.Parse(a.uri)
+	if err != nil || u.Scheme == "" {
+		return dialTarget{}, fmt.Errorf("workerman: bad address %q: want scheme://host:port", a.uri)
+	}
+	t := dialTarget{network: "tcp", address: u.Host, protocol: u.Scheme}
+	switch u.Scheme {
+	case "unix":
+		t.network, t.address, t.protocol = "unix", u.Path, "tcp"
+	case "ssl":
+		t.protocol, t.tls = "tcp", a.tlsConfig(u.Hostname())
+	case "wss":
+		t.protocol, t.tls = "ws", a.tlsConfig(u.Hostname())
+	case "websocket":
+		t.protocol = "ws"
+	}
+	if a.Protocol != "" {
+		t.protocol = a.Protocol
+	}
+	if a.Transport == "ssl" && t.tls == nil {
+		t.tls = a.tlsConfig(u.Hostname())
+	}
+	if t.network == "tcp" {
+		if _, _, err := net.SplitHostPort(t.address); err != nil {
+			return t, fmt.Errorf("workerman: bad address %q: %w", a.uri, err)
+		}
+	}
+	if t.protocol == "ws" {
+		t.ws, t.host, t.path = true, u.Host, u.RequestURI()
+	}
+	if _, ok := protocol.Lookup(t.protocol); !ok {
+		return t, fmt.Errorf("workerman: unknown protocol %q (register it with protocol.Register)", t.protocol)
+	}
+	return t, nil
+}
+
+func (a *AsyncConnection) tlsConfig(host string) *tls.Config {
+	if a.TLSConfig != nil {
+		c := a.TLSConfig.Clone()
+		if c.ServerName == "" {
+			c.ServerName = host
+		}
+		return c
+	}
+	return &tls.Config{ServerName: host}
+}
+
+// Connect starts connecting and returns at once; OnConnect or OnError and
+// OnClose tell how it went. It fails only for a bad address or when already
+// connected.
+func (a *AsyncConnection) Connect() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	switch a.state {
+	case asyncConnecting, asyncOpen:
+		return ErrAlreadyConnected
+	case asyncWaiting:
+		a.timer.Stop()
+		a.timer = nil
+		a.releaseLocked()
+	}
+	if a.ep == nil {
+		t, err := a.parse()
+		if err != nil {
+			return err
+		}
+		a.target = t
+		a.ep = a.endpoint()
+	}
+	if err := a.acquireLocked(); err != nil {
+		return err
+	}
+	a.startLocked()
+	return nil
+}
+
+// startLocked begins one attempt; the caller holds a reactor reference,
+// which the attempt owns until its OnClose ran.
+func (a *AsyncConnection) startLocked() {
+	r := a.ep.r
+	t := a.target
+	timeout := a.ConnectTimeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	dc := r.eng.Dial(engine.DialRequest{Network: t.network, Address: t.address, Timeout: timeout, TLS: t.tls})
+	c := newConnection(a.ep, dc, r.insts[dc.Instance()])
+	r.admit()
+	a.cur = c
+	a.state = asyncConnecting
+	a.ep.hooks.accepted(c)
+	if wc := wsCodec(c); wc != nil {
+		c.SendRaw(wc.HandshakeRequest())
+	}
+	for _, m := range a.pending {
+		c.send(m, false)
+	}
+	a.pending, a.queued = nil, 0
+	c.inst.add(c)
+	trackAsync(a, true)
+	dc.Start(c, func(err error) { a.dialed(c, err) })
+}
+
+// dialed runs on the engine when an attempt connected or failed.
+func (a *AsyncConnection) dialed(c *Connection, err error) {
+	if err == nil {
+		a.mu.Lock()
+		if a.cur == c && a.state == asyncConnecting {
+			a.state = asyncOpen
+		}
+		a.mu.Unlock()
+		if a.OnConnect != nil {
+			c.enqueue(newJob(jobConnect))
+		}
+		return
+	}
+	if !c.closing.Load() {
+		c.post(jobError, fmt.Errorf("%w: %w", ErrConnectFailed, err))
+	}
+	j := newJob(jobClose)
+	c.enqueue(j)
+}
+
+// attemptEnded runs after an attempt's OnClose returned.
+func (a *AsyncConnection) attemptEnded(c *Connection) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.cur == c {
+		a.cur = nil
+		if a.state == asyncConnecting || a.state == asyncOpen {
+			a.state = asyncEnded
+		}
+	}
+	if a.state != asyncWaiting && a.state != asyncConnecting && a.state != asyncOpen {
+		trackAsync(a, false)
+	}
+	a.releaseLocked()
+}
+
+func (a *AsyncConnection) acquireLocked() error {
+	r, err := acquireClientReactor()
+	if err != nil {
+		return err
+	}
+	a.ep.r = r
+	a.refs++
+	return nil
+}
+
+func (a *AsyncConnection) releaseLocked() {
+	if a.refs > 0 {
+		a.refs--
+		releaseClientReactor()
+	}
+}
+
+// Reconnect closes the current connection, if any, and connects again after
+// the delay (Workerman's reconnect). Messages sent meanwhile are queued and
+// delivered once connected.
+func (a *AsyncConnection) Reconnect(after time.Duration) error {
+	a.mu.Lock()
+	if a.ep == nil {
+		a.mu.Unlock()
+		return a.Connect()
+	}
+	if a.timer != nil {
+		a.timer.Stop()
+	} else if err := a.acquireLocked(); err != nil {
+		a.mu.Unlock()
+		return err
+	}
+	cur := a.cur
+	a.state = asyncWaiting
+	trackAsync(a, true)
+	a.timer = time.AfterFunc(after, a.reconnectNow)
+	a.mu.Unlock()
+	if cur != nil {
+		cur.Close()
+	}
+	return nil
+}
+
+func (a *AsyncConnection) reconnectNow() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.state != asyncWaiting || a.timer == nil {
+		return
+	}
+	a.timer = nil
+	a.startLocked() // uses the reference Reconnect took
+}
+
+// CancelReconnect stops a reconnect that was scheduled.
+func (a *AsyncConnection) CancelReconnect() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.state == asyncWaiting {
+		a.timer.Stop()
+		a.timer = nil
+		a.state = asyncEnded
+		a.pending, a.queued = nil, 0
+		a.releaseLocked()
+		trackAsync(a, false)
+	}
+}
+
+// current returns the connection of the current attempt, if any.
+func (a *AsyncConnection) current() *Connection {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.cur
+}
+
+// ---- sending ----
+
+// Send sends data, encoded with the connection's codec. While no
+// connection is up (before Connect completed, while a Reconnect waits) it
+// is queued, up to MaxSendBufferSize bytes, and sent in order once
+// connected. Errors as Connection.Send.
+func (a *AsyncConnection) Send(data []byte) error {
+	return a.send(protocol.Message{Data: data}, false)
+}
+
+// SendString is Send for a string.
+func (a *AsyncConnection) SendString(s string) error { return a.Send([]byte(s)) }
+
+// SendMessage sends a message of the given type (WebSocket text, binary,
+// ping...).
+func (a *AsyncConnection) SendMessage(typ protocol.MessageType, data []byte) error {
+	return a.send(protocol.Message{Type: typ, Data: data}, false)
+}
+
+// SendRaw sends bytes as they are, bypassing the codec.
+func (a *AsyncConnection) SendRaw(data []byte) error {
+	return a.send(protocol.Message{Data: data}, true)
+}
+
+func (a *AsyncConnection) send(m protocol.Message, raw bool) error {
+	a.mu.Lock()
+	if c := a.cur; c != nil {
+		a.mu.Unlock()
+		return c.send(m, raw)
+	}
+	defer a.mu.Unlock()
+	switch a.state {
+	case asyncClosed, asyncEnded:
+		return ErrClosed
+	}
+	limit := cmpOr(a.MaxSendBufferSize, DefaultMaxSendBufferSize)
+	if a.queued >= limit {
+		if f := a.OnError; f != nil {
+			go f(a, ErrSendBufferFull)
+		}
+		return ErrSendBufferFull
+	}
+	if raw {
+		return errors.New("workerman: SendRaw needs a connection")
+	}
+	a.pending = append(a.pending, protocol.Message{Type: m.Type, Data: bytes.Clone(m.Data)})
+	a.queued += len(m.Data)
+	return nil
+}
+
+// Close sends data (if given), flushes and closes; no reconnect follows
+// unless OnClose asks for one.
+func (a *AsyncConnection) Close(data ...[]byte) error {
+	a.mu.Lock()
+	c := a.stopLocked()
+	a.mu.Unlock()
+	if c != nil {
+		return c.Close(data...)
+	}
+	return nil
+}
+
+// Destroy closes at once, dropping what is queued.
+func (a *AsyncConnection) Destroy() {
+	a.mu.Lock()
+	c := a.stopLocked()
+	a.mu.Unlock()
+	if c != nil {
+		c.Destroy()
+	}
+}
+
+func (a *AsyncConnection) stopLocked() *Connection {
+	if a.timer != nil {
+		a.timer.Stop()
+		a.timer = nil
+		a.releaseLocked()
+	}
+	a.state = asyncClosed
+	a.pending, a.queued = nil, 0
+	if a.cur == nil {
+		trackAsync(a, false)
+	}
+	return a.cur
+}
+
+// CloseWebSocket closes a ws:// connection with a close code and reason.
+func (a *AsyncConnection) CloseWebSocket(code int, reason string) error {
+	a.mu.Lock()
+	c := a.stopLocked()
+	a.mu.Unlock()
+	if c != nil {
+		return c.CloseWebSocket(code, reason)
+	}
+	return nil
+}
+
+// ---- the rest of the Connection API ----
+
+// ID is unique in the process and stays the same across reconnects.
+func (a *AsyncConnection) ID() uint64 { return a.id }
+
+// Connection is the connection of the current attempt (nil between
+// attempts). It changes on reconnect.
+func (a *AsyncConnection) Connection() *Connection { return a.current() }
+
+// Connected reports whether a connection is up (for ws://, the handshake
+// may still be under way).
+func (a *AsyncConnection) Connected() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.state == asyncOpen && a.cur != nil && !a.cur.closing.Load()
+}
+
+// MessageType is the type of the message being delivered to OnMessage.
+func (a *AsyncConnection) MessageType() protocol.MessageType {
+	if c := a.current(); c != nil {
+		return c.MessageType()
+	}
+	return protocol.DataMessage
+}
+
+// PauseRecv stops reading; ResumeRecv starts again.
+func (a *AsyncConnection) PauseRecv() {
+	if c := a.current(); c != nil {
+		c.PauseRecv()
+	}
+}
+
+// ResumeRecv starts reading again after PauseRecv.
+func (a *AsyncConnection) ResumeRecv() {
+	if c := a.current(); c != nil {
+		c.ResumeRecv()
+	}
+}
+
+// SetWebSocketType sets the type Send uses on a ws:// connection.
+func (a *AsyncConnection) SetWebSocketType(t protocol.MessageType) {
+	a.mu.Lock()
+	a.WebSocket.BinaryType = t == protocol.BinaryMessage
+	c := a.cur
+	a.mu.Unlock()
+	if c != nil {
+		c.SetWebSocketType(t)
+	}
+}
+
+// RemoteAddr is the server's address (nil while not connected).
+func (a *AsyncConnection) RemoteAddr() net.Addr {
+	if c := a.current(); c != nil {
+		return c.RemoteAddr()
+	}
+	return nil
+}
+
+// LocalAddr is the local address (nil while not connected).
+func (a *AsyncConnection) LocalAddr() net.Addr {
+	if c := a.current(); c != nil {
+		return c.LocalAddr()
+	}
+	return nil
+}
+
+// Value returns what SetValue stored; it survives reconnects.
+func (a *AsyncConnection) Value() any {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.value
+}
+
+// SetValue attaches v to the connection.
+func (a *AsyncConnection) SetValue(v any) {
+	a.mu.Lock()
+	a.value = v
+	a.mu.Unlock()
+}
+
+// endpoint builds the callbacks and codec shared by every attempt.
+func (a *AsyncConnection) endpoint() *endpoint {
+	log := a.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	t := a.target
+	ep := &endpoint{
+		protoName:  t.protocol,
+		transport:  "tcp",
+		maxSend:    cmpOr(a.MaxSendBufferSize, DefaultMaxSendBufferSize),
+		maxPackage: cmpOr(a.MaxPackageSize, DefaultMaxPackageSize),
+		log:        log,
+		stats:      &clientStats,
+		hooks:      plainHooks{},
+	}
+	if t.tls != nil {
+		ep.transport = "ssl"
+	}
+	if t.network == "unix" {
+		ep.transport = "unix"
+	}
+	ep.proto, _ = protocol.Lookup(t.protocol)
+	if a.OnConnect != nil {
+		ep.onConnect = func(*Connection) { a.OnConnect(a) }
+	}
+	if a.OnMessage != nil {
+		ep.onMessage = func(_ *Connection, d []byte) { a.OnMessage(a, d) }
+	}
+	ep.onClose = func(*Connection) {
+		if a.OnClose != nil {
+			a.OnClose(a)
+		}
+	}
+	ep.afterClose = a.attemptEnded
+	if a.OnError != nil {
+		ep.onError = func(_ *Connection, err error) { a.OnError(a, err) }
+	}
+	if a.OnBufferFull != nil {
+		ep.onBufferFull = func(*Connection) { a.OnBufferFull(a) }
+	}
+	if a.OnBufferDrain != nil {
+		ep.onBufferDrain = func(*Connection) { a.OnBufferDrain(a) }
+	}
+	if t.ws {
+		o := a.WebSocket
+		ep.proto = protocol.WebSocketClient(protocol.WebSocketClientConfig{
+			Host: t.host, Path: t.path, Header: o.Header, Origin: o.Origin, Protocols: o.Protocols,
+			Compression: !o.NoCompression,
+		})
+		h := &wsHooks{
+			opt: WebSocketOptions{BinaryType: o.BinaryType, PingInterval: o.PingInterval,
+				PingNotResponseLimit: o.PingNotResponseLimit, PingData: o.PingData},
+			handshakeTO: o.HandshakeTimeout,
+		}
+		if h.handshakeTO <= 0 {
+			h.handshakeTO = 10 * time.Second
+		}
+		if f := a.OnWebSocketConnect; f != nil {
+			h.onConnected = func(_ *Connection, v any) {
+				r, _ := v.(*WebSocketResponse)
+				f(a, r)
+			}
+		}
+		if f := a.OnWebSocketPing; f != nil {
+			h.onPing = func(_ *Connection, d []byte) { f(a, d) }
+		}
+		if f := a.OnWebSocketPong; f != nil {
+			h.onPong = func(_ *Connection, d []byte) { f(a, d) }
+		}
+		if f := a.OnWebSocketClose; f != nil {
+			h.onClose = func(_ *Connection, code int, reason string) { f(a, code, reason) }
+		}
+		ep.hooks = h
+	}
+	return ep
+}
+
+var clientStats stats
+
+// ---- the shared client reactor ----
+
+// Client connections share one reactor (loops and pool), started on first
+// use and stopped shortly after the last client connection is gone, so a
+// program that is done with its clients keeps no goroutines.
+var clientRT struct {
+	mu   sync.Mutex
+	r    *reactor
+	refs int
+	idle *time.Timer
+}
+
+const clientTick = 25 * time.Millisecond
+
+func acquireClientReactor() (*reactor, error) {
+	clientRT.mu.Lock()
+	defer clientRT.mu.Unlock()
+	if clientRT.idle != nil {
+		clientRT.idle.Stop()
+		clientRT.idle = nil
+	}
+	if clientRT.r == nil {
+		r, err := newReactor(max(1, numLoops()), 0, clientTick, slog.Default(), false)
+		if err != nil {
+			return nil, err
+		}
+		clientRT.r = r
+	}
+	clientRT.refs++
+	return clientRT.r, nil
+}
+
+func releaseClientReactor() {
+	clientRT.mu.Lock()
+	defer clientRT.mu.Unlock()
+	clientRT.refs--
+	if clientRT.refs == 0 {
+		clientRT.idle = time.AfterFunc(100*time.Millisecond, stopIdleClientReactor)
+	}
+}
+
+func stopIdleClientReactor() {
+	clientRT.mu.Lock()
+	r := clientRT.r
+	if clientRT.refs != 0 || r == nil {
+		clientRT.mu.Unlock()
+		return
+	}
+	clientRT.r, clientRT.idle = nil, nil
+	clientRT.mu.Unlock()
+	r.stop(context.Background())
+}
+
+func numLoops() int { return runtime.GOMAXPROCS(0) }
+
+// ---- the process-wide list, closed by StopAll ----
+
+var asyncs = struct {
+	sync.Mutex
+	m map[*AsyncConnection]struct{}
+}{m: map[*AsyncConnection]struct{}{}}
+
+func trackAsync(a *AsyncConnection, on bool) {
+	asyncs.Lock()
+	if on {
+		asyncs.m[a] = struct{}{}
+	} else {
+		delete(asyncs.m, a)
+	}
+	asyncs.Unlock()
+}
+
+// closeAsyncs closes every AsyncConnection (StopAll).
+func closeAsyncs() {
+	asyncs.Lock()
+	all := make([]*AsyncConnection, 0, len(asyncs.m))
+	for a := range asyncs.m {
+		all = append(all, a)
+	}
+	asyncs.Unlock()
+	for _, a := range all {
+		a.Close()
+	}
+}
