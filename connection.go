@@ -63,6 +63,7 @@ type connExt struct {
 	value               any
 	maxSend, maxPackage int
 	pipeTo, pipeFrom    *Connection
+	stream              *fileStream // an HTTP file response being sent
 }
 
 const engineBackpressure = engine.ByBackpressure
@@ -472,7 +473,18 @@ func (c *Connection) OnEOF() {
 // OnDrain: everything queued was written.
 func (c *Connection) OnDrain() {
 	c.full.Store(false)
+	if x := c.ext.Load(); x != nil && x.stream != nil {
+		j := newJob(jobCallback)
+		j.fn = pumpFile
+		c.enqueue(j)
+	}
 	c.post(jobBufferDrain, nil)
+}
+
+func pumpFile(c *Connection) {
+	c.sendMu.Lock()
+	defer c.sendMu.Unlock()
+	c.pumpLocked()
 }
 
 // OnClose: the socket is closed.

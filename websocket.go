@@ -63,6 +63,11 @@ type WebSocketOptions struct {
 	// ping frame, for clients that answer heartbeats themselves.
 	PingData []byte
 
+	// Path, on an http:// worker, accepts WebSocket upgrades for this path
+	// on the same port ("/ws"): one address for a page and its socket.
+	// Their messages go to OnMessage, requests to OnRequest.
+	Path string
+
 	// KeepRequest keeps the handshake for Connection.WebSocketRequest for
 	// the connection's whole life. By default it is dropped once
 	// OnWebSocketConnected returned, so that idle connections stay small:
@@ -73,6 +78,7 @@ type WebSocketOptions struct {
 // wsHooks is the WebSocket life of a connection: handshake completion,
 // control frames, the closing handshake, heartbeats and timeouts.
 type wsHooks struct {
+	cfg         protocol.WebSocketConfig
 	opt         WebSocketOptions
 	handshakeTO time.Duration
 	onConnected func(*Connection, any) // server: *WebSocketRequest; client: *WebSocketResponse
@@ -100,7 +106,7 @@ func newWebSocketEndpoint(ep *endpoint, w *Worker) {
 		h.handshakeTO = 10 * time.Second
 	}
 	onConnect := w.OnWebSocketConnect
-	ep.proto = protocol.WebSocket(protocol.WebSocketConfig{
+	h.cfg = protocol.WebSocketConfig{
 		MaxHandshakeSize:     opt.MaxHandshakeSize,
 		Compression:          !opt.NoCompression,
 		CompressionThreshold: opt.CompressionThreshold,
@@ -116,15 +122,21 @@ func newWebSocketEndpoint(ep *endpoint, w *Worker) {
 			}
 			return err
 		},
-	})
+	}
+	ep.proto = protocol.WebSocket(h.cfg)
 	ep.hooks = h
 }
 
 var errPanicked = errors.New("panicked")
 
 func wsCodec(c *Connection) *protocol.WebSocketCodec {
-	wc, _ := c.codec.(*protocol.WebSocketCodec)
-	return wc
+	switch cc := c.codec.(type) {
+	case *protocol.WebSocketCodec:
+		return cc
+	case *protocol.HTTPCodec:
+		return cc.WebSocket() // nil unless upgraded
+	}
+	return nil
 }
 
 func (h *wsHooks) accepted(c *Connection) {

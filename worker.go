@@ -111,6 +111,12 @@ type Worker struct {
 	// connection is closed), ErrIdleTimeout, a *PanicError.
 	OnError func(c *Connection, err error)
 
+	// OnRequest handles the requests of an http:// worker (Workerman's
+	// onMessage with a Request): answer with c.SendResponse, c.Send (a 200
+	// text/html response) or, for streams, SendEvent and SendChunk. When it
+	// is nil, OnMessage receives the request bodies.
+	OnRequest func(c *Connection, r *Request)
+
 	// OnBufferFull runs when queued output reaches MaxSendBufferSize;
 	// OnBufferDrain when the queue is empty again.
 	OnBufferFull  func(c *Connection)
@@ -324,8 +330,11 @@ func (w *Worker) start() error {
 		onBufferDrain: w.OnBufferDrain,
 	}
 	ep.hooks = plainHooks{}
-	if la.protocol == "websocket" {
+	switch la.protocol {
+	case "websocket":
 		newWebSocketEndpoint(ep, w)
+	case "http":
+		newHTTPEndpoint(ep, w)
 	}
 	count := max(w.Count, 1)
 	r, err := newReactor(count, w.PoolSize, tickFor(ep), log, w.goroutines)

@@ -1,0 +1,69 @@
+package protocol
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+)
+
+// frameHTTP feeds a stream to the codec in pieces and returns the decoded
+// requests (method and body) and the first error.
+func frameHTTP(codec *HTTPCodec, stream []byte, step int) ([]string, error) {
+	c := fakeConn{max: 1 << 16}
+	var pending []byte
+	var out []string
+	for off := 0; off < len(stream); off += step {
+		pending = append(pending, stream[off:min(off+step, len(stream))]...)
+		for len(pending) > 0 {
+			n, err := codec.Input(c, pending)
+			if err != nil {
+				return out, err
+			}
+			if n == 0 || n > len(pending) {
+				break
+			}
+			if n > c.max {
+				return out, ErrPackageTooLarge
+			}
+			m, err := codec.Decode(c, bytes.Clone(pending[:n]))
+			if err != nil {
+				return out, err
+			}
+			r := m.Value.(*Request)
+			out = append(out, r.Method+" "+r.URL.Path+" "+string(r.RawBody()))
+			pending = pending[n:]
+		}
+	}
+	return out, nil
+}
+
+func FuzzHTTPRequest(f *testing.F) {
+	f.Add([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), 1)
+	f.Add([]byte("POST /a?b=c HTTP/1.1\r\nContent-Length: 5\r\n\r\nhelloGET /2 HTTP/1.0\r\n\r\n"), 3)
+	f.Add([]byte("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nT: 1\r\n\r\n"), 2)
+	f.Add([]byte("PUT / HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nab"), 4)
+	f.Fuzz(func(t *testing.T, stream []byte, step int) {
+		step = 1 + abs(step)%64
+		whole, errWhole := frameHTTP(HTTP(HTTPConfig{}).NewCodec().(*HTTPCodec), stream, max(len(stream), 1))
+		split, errSplit := frameHTTP(HTTP(HTTPConfig{}).NewCodec().(*HTTPCodec), stream, step)
+		if (errWhole == nil) != (errSplit == nil) {
+			// Splitting may only make an error show earlier, never invent one
+			// for a stream that is fine whole, nor hide one.
+			t.Fatalf("whole: %v; split by %d: %v", errWhole, step, errSplit)
+		}
+		if len(whole) != len(split) {
+			t.Fatalf("%d vs %d requests", len(whole), len(split))
+		}
+		for i := range whole {
+			if whole[i] != split[i] {
+				t.Fatalf("request %d: %q vs %q", i, whole[i], split[i])
+			}
+		}
+		for _, err := range []error{errWhole, errSplit} {
+			var he *HTTPError
+			if err != nil && !errors.As(err, &he) && !errors.Is(err, ErrPackageTooLarge) {
+				t.Fatalf("error of type %T: %v", err, err)
+			}
+		}
+	})
+}
