@@ -1,0 +1,29 @@
+// Command chat is a browser chat: open http://127.0.0.1:8080 in two tabs,
+// pick nicknames and a room, and talk.
+//
+//	go run ./examples/chat
+//
+// The page and its WebSocket (/ws) share one port. Rooms, a who-is-online
+// list, the last 50 messages of a room for late joiners, and pages that
+// reconnect on their own (with back-off) when the server restarts.
+package main
+
+import (
+	"flag"
+	"log"
+
+	"github.com/workerman-go/workerman"
+	"github.com/workerman-go/workerman/examples/chat/chatserver"
+)
+
+func main() {
+	listen := flag.String("listen", "http://127.0.0.1:8080", "listen URI (http://host:port)")
+	flag.Parse()
+	w := chatserver.New(*listen)
+	w.OnWorkerStart = func(w *workerman.Worker, id int) {
+		log.Printf("chat: open http://%s in your browser", w.Addr())
+	}
+	if err := workerman.RunAll(); err != nil {
+		log.Fatal(err)
+	}
+}
