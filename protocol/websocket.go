@@ -548,3 +548,11 @@ func encodeFrame(dst []byte, m Message, defaultType MessageType, deflate bool, t
 	}
 	return dst, nil
 }
+
+// EncodeServerFrame appends the frame a server sends for m, uncompressed
+// and unmasked: the same bytes for every connection, so that a broadcast
+// builds it once (an uncompressed message is valid with permessage-deflate
+// too, RFC 7692 section 6).
+func EncodeServerFrame(dst []byte, m Message) ([]byte, error) {
+	return encodeFrame(dst, m, TextMessage, false, 0, nil)
+}

@@ -1,0 +1,69 @@
+package workerman
+
+import (
+	"github.com/workerman-go/workerman/protocol"
+)
+
+// Broadcast sends data to every connection of the worker except those in
+// exclude (GatewayWorker's sendToAll), and returns how many took it. It is
+// safe from any goroutine and never blocks; each connection keeps
+// Workerman's buffer semantics (a full one drops the message and reports
+// ErrSendBufferFull through its OnError).
+//
+// On websocket:// workers the frame is built once and written to every
+// connection that completed its handshake: sending to 10,000 clients costs
+// 10,000 writes, not 10,000 encodings. Other codecs encode per connection.
+func (w *Worker) Broadcast(data []byte, exclude ...*Connection) int {
+	r := w.reactor()
+	if r == nil {
+		return 0
+	}
+	var frame []byte
+	if _, ok := w.ep.hooks.(*wsHooks); ok {
+		typ := protocol.TextMessage
+		if w.WebSocket.BinaryType {
+			typ = protocol.BinaryMessage
+		}
+		frame, _ = protocol.EncodeServerFrame(nil, protocol.Message{Type: typ, Data: data})
+	}
+	// Send from a snapshot: the loops must not wait on the instance lock
+	// (they take it to add and remove connections) for a whole broadcast.
+	n := 0
+	for _, c := range r.connections() {
+		if excluded(c, exclude) {
+			continue
+		}
+		var err error
+		if wc := wsCodec(c); frame != nil && wc != nil && wc.Established() {
+			err = c.sendPrepared(frame)
+		} else {
+			err = c.Send(data)
+		}
+		if err == nil {
+			n++
+		}
+	}
+	return n
+}
+
+func excluded(c *Connection, list []*Connection) bool {
+	for _, x := range list {
+		if x == c {
+			return true
+		}
+	}
+	return false
+}
+
+// sendPrepared writes an already framed message, with the checks of Send.
+func (c *Connection) sendPrepared(frame []byte) error {
+	c.sendMu.Lock()
+	defer c.sendMu.Unlock()
+	if c.closing.Load() {
+		return ErrClosed
+	}
+	if wc := wsCodec(c); wc != nil && wc.CloseSent {
+		return ErrClosed
+	}
+	return c.writeLimited(protocol.Message{Data: frame}, true, true)
+}
