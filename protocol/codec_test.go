@@ -104,35 +104,41 @@ func TestRegistry(t *testing.T) {
 	}
 }
 
-// splitAll frames buf with codec the way a connection does, feeding it in
-// pieces of size step, and returns the decoded messages.
-func splitAll(t *testing.T, codec Codec, c Conn, buf []byte, step int) ([][]byte, error) {
-	var (
-		pending []byte
-		out     [][]byte
-	)
-	for off := 0; off < len(buf); off += step {
-		pending = append(pending, buf[off:min(off+step, len(buf))]...)
+// feedCodec frames stream with codec the way a connection does, feeding it
+// in pieces of step bytes, and hands every decoded message to got (its Data
+// only valid during the call). It stops at the first error.
+func feedCodec(codec Codec, c Conn, stream []byte, step int, got func(Message)) error {
+	var pending []byte
+	for off := 0; off < len(stream); off += step {
+		pending = append(pending, stream[off:min(off+step, len(stream))]...)
 		for len(pending) > 0 {
 			n, err := codec.Input(c, pending)
 			if err != nil {
-				return out, err
+				return err
 			}
 			if n == 0 || n > len(pending) {
 				break
 			}
 			if n > c.MaxPackageSize() {
-				return out, ErrPackageTooLarge
+				return ErrPackageTooLarge
 			}
-			m, err := codec.Decode(c, append([]byte(nil), pending[:n]...))
+			m, err := codec.Decode(c, bytes.Clone(pending[:n]))
 			if err != nil {
-				return out, err
+				return err
 			}
-			out = append(out, append([]byte(nil), m.Data...))
+			got(m)
 			pending = pending[n:]
 		}
 	}
-	return out, nil
+	return nil
+}
+
+// splitAll returns the payloads of the messages in buf, fed step bytes at a
+// time.
+func splitAll(t *testing.T, codec Codec, c Conn, buf []byte, step int) ([][]byte, error) {
+	var out [][]byte
+	err := feedCodec(codec, c, buf, step, func(m Message) { out = append(out, bytes.Clone(m.Data)) })
+	return out, err
 }
 
 // The framing must not depend on how the stream is split.

@@ -1,40 +1,19 @@
 package protocol
 
 import (
-	"bytes"
 	"errors"
 	"testing"
 )
 
-// frameHTTP feeds a stream to the codec in pieces and returns the decoded
-// requests (method and body) and the first error.
+// frameHTTP feeds a stream to the codec in pieces and describes the
+// requests it decoded (method, path, body).
 func frameHTTP(codec *HTTPCodec, stream []byte, step int) ([]string, error) {
-	c := fakeConn{max: 1 << 16}
-	var pending []byte
 	var out []string
-	for off := 0; off < len(stream); off += step {
-		pending = append(pending, stream[off:min(off+step, len(stream))]...)
-		for len(pending) > 0 {
-			n, err := codec.Input(c, pending)
-			if err != nil {
-				return out, err
-			}
-			if n == 0 || n > len(pending) {
-				break
-			}
-			if n > c.max {
-				return out, ErrPackageTooLarge
-			}
-			m, err := codec.Decode(c, bytes.Clone(pending[:n]))
-			if err != nil {
-				return out, err
-			}
-			r := m.Value.(*Request)
-			out = append(out, r.Method+" "+r.URL.Path+" "+string(r.RawBody()))
-			pending = pending[n:]
-		}
-	}
-	return out, nil
+	err := feedCodec(codec, fakeConn{max: 1 << 16}, stream, step, func(m Message) {
+		r := m.Value.(*Request)
+		out = append(out, r.Method+" "+r.URL.Path+" "+string(r.RawBody()))
+	})
+	return out, err
 }
 
 func FuzzHTTPRequest(f *testing.F) {

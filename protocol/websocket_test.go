@@ -28,36 +28,17 @@ func maskedFrame(fin bool, rsv, op byte, payload []byte) []byte {
 	return f
 }
 
-// feed runs a byte stream through the codec as a connection does, in pieces
-// of step bytes; it returns the decoded messages and the first error.
+// feed runs a byte stream through the codec in pieces and returns the
+// messages it delivered.
 func feed(codec *WebSocketCodec, c Conn, stream []byte, step int) ([]Message, error) {
-	var pending []byte
 	var out []Message
-	for off := 0; off < len(stream); off += step {
-		pending = append(pending, stream[off:min(off+step, len(stream))]...)
-		for len(pending) > 0 {
-			n, err := codec.Input(c, pending)
-			if err != nil {
-				return out, err
-			}
-			if n == 0 || n > len(pending) {
-				break
-			}
-			if n > c.MaxPackageSize() && codec.scan.handshaken && codec.request != nil {
-				return out, ErrPackageTooLarge
-			}
-			m, err := codec.Decode(c, append([]byte(nil), pending[:n]...))
-			if err != nil {
-				return out, err
-			}
-			if m.Type != NoMessage {
-				m.Data = bytes.Clone(m.Data)
-				out = append(out, m)
-			}
-			pending = pending[n:]
+	err := feedCodec(codec, c, stream, step, func(m Message) {
+		if m.Type != NoMessage {
+			m.Data = bytes.Clone(m.Data)
+			out = append(out, m)
 		}
-	}
-	return out, nil
+	})
+	return out, err
 }
 
 func newTestCodec() *WebSocketCodec {

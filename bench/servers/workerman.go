@@ -29,15 +29,7 @@ func startWorkerman(proto, addr string) (Server, error) {
 
 func (s *wmServer) Addr() string { return s.w.Addr().String() }
 
-func (s *wmServer) Broadcast(msg []byte) int {
-	n := 0
-	for _, c := range s.w.Connections() {
-		if c.Send(msg) == nil {
-			n++
-		}
-	}
-	return n
-}
+func (s *wmServer) Broadcast(msg []byte) int { return s.w.Broadcast(msg) }
 
 func (s *wmServer) Close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -58,13 +58,14 @@ func (t *tcpClient) send(msg []byte) error { _, err := t.c.Write(msg); return er
 func (t *tcpClient) recv() error           { _, err := io.ReadFull(t.c, t.buf); return err }
 func (t *tcpClient) close()                { t.c.Close() }
 
-// dialMany opens n connections, each confirmed by one echo, 200 at a time.
-func dialMany(proto, addr string, n int) ([]client, error) {
+// dialMany opens n connections, each confirmed by one echo, parallel at a
+// time.
+func dialMany(proto, addr string, n, parallel int) ([]client, error) {
 	conns := make([]client, n)
 	var (
 		wg       sync.WaitGroup
 		firstErr atomic.Value
-		sem      = make(chan struct{}, 200)
+		sem      = make(chan struct{}, parallel)
 	)
 	for i := range n {
 		wg.Add(1)
@@ -167,4 +168,51 @@ func echoLoad(proto string, s *server, n, size, inflight int, d time.Duration) (
 		return 0, 0, 0, errors.New("no message was echoed")
 	}
 	return m1 - m0, c1 - c0, t1.Sub(t0), nil
+}
+
+// broadcastLoad connects n clients and times k broadcasts (after one
+// warm-up): from the request to the server until the last client has the
+// message.
+func broadcastLoad(s *server, n, k int) ([]time.Duration, error) {
+	conns, err := dialMany("websocket", s.addr, n, 200)
+	defer closeAll(conns)
+	if err != nil {
+		return nil, err
+	}
+	var (
+		got  atomic.Int64
+		last = make(chan time.Time, 1)
+		wg   sync.WaitGroup
+	)
+	for _, c := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for c.recv() == nil {
+				if got.Add(1) == int64(n) {
+					last <- time.Now()
+				}
+			}
+		}()
+	}
+	defer wg.Wait()
+	defer closeAll(conns)
+	var out []time.Duration
+	for i := 0; i <= k; i++ {
+		got.Store(0)
+		start := time.Now()
+		fmt.Fprintf(s.stdin, "BROADCAST 100\n")
+		select {
+		case t := <-last:
+			if i > 0 {
+				out = append(out, t.Sub(start))
+			}
+		case <-time.After(60 * time.Second):
+			return out, fmt.Errorf("broadcast %d: %d of %d clients got it", i, got.Load(), n)
+		}
+		if _, err := s.expect("SENT ", 60*time.Second); err != nil {
+			return out, err
+		}
+	}
+	return out, nil
 }

@@ -3,7 +3,10 @@
 // rounds with the implementations interleaved, medians reported with ratios
 // against a baseline measured in the same run.
 //
-//	cd bench && go run ./cmd/bench -scenarios idle,echo -proto tcp
+//	cd bench && go run ./cmd/bench            # everything: results/results.md and charts
+//	cd bench && go run ./cmd/bench -smoke     # tiny sizes: checks that the suite runs
+//
+// Single scenarios: -only idle|echo|broadcast|storm, -proto tcp|websocket.
 package main
 
 import (
@@ -20,44 +23,54 @@ import (
 )
 
 type options struct {
-	impls     []string
-	baseline  string
-	proto     string
 	rounds    int
 	duration  time.Duration
 	idleConns []int
 	echoConns []int
 	sizes     []int
 	inflight  []int
-	out       string
+	bcastConn int
+	bcastN    int
+	stormConn int
+	stormPar  int
 	bin       string
+	settle    time.Duration
 }
+
+var (
+	wsServers  = []string{"workerman", "gorilla", "gobwas", "nbio"}
+	tcpServers = []string{"workerman", "netconn", "gnet"}
+)
 
 func main() {
 	var (
-		opt       options
-		impls     = flag.String("impls", "workerman,netconn", "servers to compare")
-		scenarios = flag.String("scenarios", "idle,echo", "idle, echo")
-		idle      = flag.String("idle-conns", "10000", "idle connection counts")
-		echo      = flag.String("echo-conns", "100", "echo connection counts")
-		sizes     = flag.String("sizes", "64", "echo payload sizes")
-		inflight  = flag.String("inflight", "1", "echo messages in flight per connection")
-		smoke     = flag.Bool("smoke", false, "tiny sizes, one round: checks that the suite runs")
+		opt   options
+		only  = flag.String("only", "", "run one scenario: idle, echo, broadcast or storm")
+		proto = flag.String("proto", "", "run one protocol: tcp or websocket")
+		idle  = flag.String("idle-conns", "1000,5000,15000", "idle WebSocket connection counts")
+		echo  = flag.String("echo-conns", "100,1000", "echo connection counts")
+		sizes = flag.String("sizes", "64,4096", "echo payload sizes")
+		infl  = flag.String("inflight", "1,16", "echo messages in flight per connection")
+		out   = flag.String("out", "results", "directory for results.md and the charts (empty: stdout only)")
+		smoke = flag.Bool("smoke", false, "tiny sizes, one round: checks that the suite runs")
 	)
-	flag.StringVar(&opt.baseline, "baseline", "netconn", "server the ratios compare against")
-	flag.StringVar(&opt.proto, "proto", "tcp", "tcp or websocket")
-	flag.IntVar(&opt.rounds, "rounds", 3, "rounds per measurement (median reported)")
-	flag.DurationVar(&opt.duration, "duration", 3*time.Second, "echo measurement time per round")
-	flag.StringVar(&opt.out, "out", "", "also write the markdown table to this file")
+	flag.IntVar(&opt.rounds, "rounds", 3, "rounds per measurement (medians reported)")
+	flag.DurationVar(&opt.duration, "duration", 1500*time.Millisecond, "echo measurement time per round")
+	flag.DurationVar(&opt.settle, "settle", 2200*time.Millisecond, "idle time before the memory of idle connections is measured")
+	flag.IntVar(&opt.bcastConn, "broadcast-conns", 10000, "clients that receive each broadcast")
+	flag.IntVar(&opt.bcastN, "broadcasts", 10, "broadcasts measured per round")
+	flag.IntVar(&opt.stormConn, "storm-conns", 10000, "clients in the connect storm")
+	flag.IntVar(&opt.stormPar, "storm-parallel", 500, "clients connecting at any moment in the storm")
 	flag.Parse()
-	opt.impls = strings.Split(*impls, ",")
-	opt.idleConns = ints(*idle)
-	opt.echoConns = ints(*echo)
-	opt.sizes = ints(*sizes)
-	opt.inflight = ints(*inflight)
+	opt.idleConns, opt.echoConns, opt.sizes, opt.inflight = ints(*idle), ints(*echo), ints(*sizes), ints(*infl)
 	if *smoke {
 		opt.rounds, opt.duration = 1, 300*time.Millisecond
-		opt.idleConns, opt.echoConns = []int{50}, []int{4}
+		opt.idleConns, opt.echoConns, opt.sizes, opt.inflight = []int{50}, []int{4}, []int{64}, []int{1}
+		opt.bcastConn, opt.bcastN, opt.stormConn, opt.stormPar = 50, 3, 200, 50
+		opt.settle = 0
+		if *out == "results" {
+			*out = ""
+		}
 	}
 	pinSelf()
 
@@ -74,30 +87,40 @@ func main() {
 	}
 
 	rep := newReport(opt)
-	for _, sc := range strings.Split(*scenarios, ",") {
-		switch sc {
-		case "idle":
-			for _, n := range opt.idleConns {
-				runIdle(opt, rep, n)
-			}
-		case "echo":
-			for _, n := range opt.echoConns {
-				for _, size := range opt.sizes {
-					for _, k := range opt.inflight {
-						runEcho(opt, rep, n, size, k)
-					}
-				}
-			}
-		default:
-			log.Fatalf("unknown scenario %q", sc)
+	run := func(name, p string) bool {
+		return (*only == "" || *only == name) && (*proto == "" || *proto == p)
+	}
+	started := time.Now()
+	if run("idle", "websocket") {
+		for _, n := range opt.idleConns {
+			runIdle(opt, rep, "websocket", wsServers, n)
 		}
 	}
-	md := rep.markdown()
+	if run("echo", "websocket") {
+		runEchoMatrix(opt, rep, "websocket", wsServers, "gorilla")
+	}
+	if run("echo", "tcp") {
+		runEchoMatrix(opt, rep, "tcp", tcpServers, "netconn")
+	}
+	if run("broadcast", "websocket") {
+		runBroadcast(opt, rep, wsServers)
+	}
+	if run("storm", "websocket") {
+		runStorm(opt, rep, wsServers)
+	}
+	md := rep.markdown(time.Since(started))
 	fmt.Print(md)
-	if opt.out != "" {
-		if err := os.WriteFile(opt.out, []byte(md), 0o644); err != nil {
+	if *out != "" {
+		if err := os.MkdirAll(*out, 0o755); err != nil {
 			log.Fatal(err)
 		}
+		if err := os.WriteFile(filepath.Join(*out, "results.md"), []byte(md), 0o644); err != nil {
+			log.Fatal(err)
+		}
+		if err := rep.charts(*out); err != nil {
+			log.Fatalf("charts: %v", err)
+		}
+		log.Printf("wrote %s/results.md and charts", *out)
 	}
 }
 
@@ -130,63 +153,114 @@ func serverCPU() int {
 	return 0
 }
 
-// runIdle measures resident memory per idle connection.
-func runIdle(opt options, rep *report, n int) {
-	name := fmt.Sprintf("idle %s connections: %d", opt.proto, n)
+// rounds runs f for every server, opt.rounds times, servers interleaved so
+// that a noisy moment of the machine hits all of them alike.
+func rounds(opt options, rep *report, sc *scenario, servers []string, proto string, f func(s *server) error) {
 	for round := 0; round < opt.rounds; round++ {
-		for _, impl := range opt.impls {
-			s, err := startServer(opt.bin, impl, opt.proto, serverCPU())
+		for _, impl := range servers {
+			s, err := startServer(opt.bin, impl, proto, serverCPU())
 			if err != nil {
-				rep.fail(name, impl, err)
+				rep.fail(sc, impl, err)
 				continue
 			}
-			err = func() error {
-				if err := s.gc(); err != nil {
-					return err
-				}
-				base := s.rss()
-				conns, err := dialMany(opt.proto, s.addr, n)
-				defer closeAll(conns)
-				if err != nil {
-					return err
-				}
-				raw := s.rss()
-				if err := s.gc(); err != nil {
-					return err
-				}
-				after := s.rss()
-				rep.add(name, impl, "bytes/conn", float64(after-base)/float64(n))
-				rep.add(name, impl, "bytes/conn before GC", float64(raw-base)/float64(n))
-				return nil
-			}()
-			if err != nil {
-				rep.fail(name, impl, err)
+			if err := f(s); err != nil {
+				rep.fail(sc, impl, err)
 			}
 			s.stop()
 		}
 	}
 }
 
-// runEcho measures throughput and server CPU per message.
-func runEcho(opt options, rep *report, n, size, inflight int) {
-	name := fmt.Sprintf("echo %s %d B, %d connections, %d in flight", opt.proto, size, n, inflight)
-	for round := 0; round < opt.rounds; round++ {
-		for _, impl := range opt.impls {
-			s, err := startServer(opt.bin, impl, opt.proto, serverCPU())
-			if err != nil {
-				rep.fail(name, impl, err)
-				continue
+// runIdle measures resident memory per idle connection.
+func runIdle(opt options, rep *report, proto string, servers []string, n int) {
+	sc := rep.scenario(fmt.Sprintf("idle %s connections: %s", proto, thousands(n)), "gorilla", "bytes/conn", lower)
+	sc.chart, sc.group = "idle", thousands(n)
+	rounds(opt, rep, sc, servers, proto, func(s *server) error {
+		if err := s.gc(); err != nil {
+			return err
+		}
+		base := s.rss()
+		conns, err := dialMany(proto, s.addr, n, 200)
+		defer closeAll(conns)
+		if err != nil {
+			return err
+		}
+		raw := s.rss()
+		// Idle means idle: let what served the burst of handshakes settle
+		// (goroutine pools release idle workers after a second), the same
+		// wait for every server.
+		time.Sleep(opt.settle)
+		if err := s.gc(); err != nil {
+			return err
+		}
+		rep.add(sc, s.impl, "bytes/conn", float64(s.rss()-base)/float64(n))
+		rep.add(sc, s.impl, "bytes/conn before GC", float64(raw-base)/float64(n))
+		return nil
+	})
+}
+
+func runEchoMatrix(opt options, rep *report, proto string, servers []string, baseline string) {
+	for _, n := range opt.echoConns {
+		for _, size := range opt.sizes {
+			for _, k := range opt.inflight {
+				name := fmt.Sprintf("echo %s %s, %s connections, %d in flight", proto, sizeName(size), thousands(n), k)
+				sc := rep.scenario(name, baseline, "server µs CPU/msg", lower)
+				sc.chart = "echo-" + proto
+				sc.group = fmt.Sprintf("%s ×%s ×%d", sizeName(size), thousands(n), k)
+				rounds(opt, rep, sc, servers, proto, func(s *server) error {
+					msgs, cpu, elapsed, err := echoLoad(proto, s, n, size, k, opt.duration)
+					if err != nil {
+						return err
+					}
+					rep.add(sc, s.impl, "msg/s", float64(msgs)/elapsed.Seconds())
+					rep.add(sc, s.impl, "server µs CPU/msg", float64(cpu.Microseconds())/float64(msgs))
+					return nil
+				})
 			}
-			msgs, cpu, elapsed, err := echoLoad(opt.proto, s, n, size, inflight, opt.duration)
-			if err != nil {
-				rep.fail(name, impl, err)
-			} else if msgs > 0 {
-				rep.add(name, impl, "msg/s", float64(msgs)/elapsed.Seconds())
-				rep.add(name, impl, "server µs CPU/msg", float64(cpu.Microseconds())/float64(msgs))
-			}
-			s.stop()
 		}
 	}
+}
+
+// runBroadcast pushes a 100-byte message to every client and times the
+// arrival at the last one.
+func runBroadcast(opt options, rep *report, servers []string) {
+	sc := rep.scenario(fmt.Sprintf("broadcast of 100 B to %s WebSocket clients", thousands(opt.bcastConn)), "gorilla", "p50 ms to the last client", lower)
+	sc.chart = "broadcast"
+	rounds(opt, rep, sc, servers, "websocket", func(s *server) error {
+		samples, err := broadcastLoad(s, opt.bcastConn, opt.bcastN)
+		if err != nil {
+			return err
+		}
+		for _, d := range samples {
+			ms := float64(d.Microseconds()) / 1000
+			rep.add(sc, s.impl, "p50 ms to the last client", ms)
+			rep.add(sc, s.impl, "p99 ms to the last client", ms)
+			rep.add(sc, s.impl, "deliveries/s", float64(opt.bcastConn)/d.Seconds())
+		}
+		return nil
+	})
+	sc.percentile["p99 ms to the last client"] = 0.99
+}
+
+// runStorm connects many clients, some hundreds at a time, and measures how
+// fast the server accepts and upgrades them.
+func runStorm(opt options, rep *report, servers []string) {
+	sc := rep.scenario(fmt.Sprintf("connect storm: %s WebSocket clients, %d connecting at a time", thousands(opt.stormConn), opt.stormPar), "gorilla", "connections/s", higher)
+	sc.chart = "storm"
+	rounds(opt, rep, sc, servers, "websocket", func(s *server) error {
+		c0 := s.cpu()
+		start := time.Now()
+		conns, err := dialMany("websocket", s.addr, opt.stormConn, opt.stormPar)
+		el := time.Since(start)
+		cpu := s.cpu() - c0
+		closeAll(conns)
+		if err != nil {
+			return err
+		}
+		rep.add(sc, s.impl, "connections/s", float64(opt.stormConn)/el.Seconds())
+		rep.add(sc, s.impl, "server µs CPU/connection", float64(cpu.Microseconds())/float64(opt.stormConn))
+		return nil
+	})
 }
 
 func ints(s string) []int {
@@ -202,4 +276,18 @@ func ints(s string) []int {
 		out = append(out, n)
 	}
 	return out
+}
+
+func thousands(n int) string {
+	if n >= 1000 && n%1000 == 0 {
+		return fmt.Sprintf("%dk", n/1000)
+	}
+	return strconv.Itoa(n)
+}
+
+func sizeName(n int) string {
+	if n >= 1024 && n%1024 == 0 {
+		return fmt.Sprintf("%d KiB", n/1024)
+	}
+	return fmt.Sprintf("%d B", n)
 }

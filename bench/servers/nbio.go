@@ -1,0 +1,97 @@
+package servers
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/lesismal/nbio/logging"
+	"github.com/lesismal/nbio/nbhttp"
+	"github.com/lesismal/nbio/nbhttp/websocket"
+)
+
+func init() { register("nbio", startNbio) }
+
+// nbioServer is lesismal/nbio in non-blocking mode, as its websocket
+// examples set it up.
+type nbioServer struct {
+	addr   string
+	engine *nbhttp.Engine
+	mu     sync.Mutex
+	conns  map[*websocket.Conn]struct{}
+}
+
+func startNbio(proto, addr string) (Server, error) {
+	if proto != "websocket" {
+		return nil, fmt.Errorf("nbio: only websocket")
+	}
+	addr, err := pickPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	logging.SetLevel(logging.LevelNone)
+	s := &nbioServer{addr: addr, conns: map[*websocket.Conn]struct{}{}}
+	u := websocket.NewUpgrader()
+	u.CheckOrigin = func(*http.Request) bool { return true }
+	u.OnOpen(func(c *websocket.Conn) {
+		s.mu.Lock()
+		s.conns[c] = struct{}{}
+		s.mu.Unlock()
+	})
+	u.OnClose(func(c *websocket.Conn, err error) {
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+	})
+	u.OnMessage(func(c *websocket.Conn, mt websocket.MessageType, data []byte) {
+		c.WriteMessage(mt, data)
+	})
+	mux := &http.ServeMux{}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		u.Upgrade(w, r, nil)
+	})
+	s.engine = nbhttp.NewEngine(nbhttp.Config{
+		Network: "tcp",
+		Addrs:   []string{addr},
+		Handler: mux,
+		IOMod:   nbhttp.IOModNonBlocking,
+	})
+	if err := s.engine.Start(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// pickPort turns port 0 into a free port, for servers that do not report
+// the port they bound.
+func pickPort(addr string) (string, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+func (s *nbioServer) Addr() string { return s.addr }
+
+func (s *nbioServer) Broadcast(msg []byte) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for c := range s.conns {
+		if c.WriteMessage(websocket.TextMessage, msg) == nil {
+			n++
+		}
+	}
+	return n
+}
+
+func (s *nbioServer) Close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s.engine.Shutdown(ctx)
+}
