@@ -2,7 +2,6 @@ package workerman
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha1"
@@ -588,5 +587,3 @@ func TestAsyncConnectionFiveThousand(t *testing.T) {
 		wait(t, closed, "OnClose")
 	}
 }
-
-var _ = bytes.Equal

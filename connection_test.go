@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"slices"
 	"strconv"
@@ -708,5 +707,3 @@ func TestBadListenURIs(t *testing.T) {
 		t.Error("a second listener on a busy port succeeded")
 	}
 }
-
-var _ = io.EOF

@@ -2,7 +2,6 @@ package workerman
 
 import (
 	"errors"
-	"fmt"
 	"runtime/debug"
 	"sync"
 
@@ -259,8 +258,4 @@ func (c *Connection) call(name string, fn func()) {
 		}
 	}()
 	fn()
-}
-
-func (k jobKind) String() string {
-	return fmt.Sprintf("job(%d)", k)
 }

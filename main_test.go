@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -176,7 +175,5 @@ func frameOf(payload string) []byte {
 	copy(b[4:], payload)
 	return b
 }
-
-var _ = fmt.Sprintf
 
 func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

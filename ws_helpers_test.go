@@ -2,7 +2,6 @@ package workerman
 
 import (
 	"bufio"
-	"bytes"
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
@@ -186,5 +185,3 @@ func wsEchoWorker(goroutines bool) *Worker {
 	}
 	return w
 }
-
-var _ = bytes.Equal
