@@ -52,6 +52,7 @@ type PanicError struct {
 	Stack    []byte
 }
 
+// Error describes the panic.
 func (e *PanicError) Error() string {
 	return fmt.Sprintf("workerman: panic in %s: %v", e.Callback, e.Value)
 }

@@ -52,6 +52,7 @@ type HTTPError struct {
 	Reason string
 }
 
+// Error describes the refused request.
 func (e *HTTPError) Error() string {
 	return fmt.Sprintf("http: %d %s: %s", e.Status, http.StatusText(e.Status), e.Reason)
 }

@@ -49,8 +49,8 @@ const (
 	// frames; Data holds the payload (for Close: the 2-byte code and the
 	// reason).
 	PingMessage
-	PongMessage
-	CloseMessage
+	PongMessage  // see PingMessage
+	CloseMessage // see PingMessage
 	// HandshakeMessage is an opening handshake; Value holds its parsed form.
 	HandshakeMessage
 	// NoMessage means the packet carried nothing to deliver.
@@ -59,6 +59,7 @@ const (
 
 var typeNames = [...]string{"data", "text", "binary", "ping", "pong", "close", "handshake", "none"}
 
+// String names the type ("text", "binary", ...).
 func (t MessageType) String() string {
 	if int(t) < len(typeNames) {
 		return typeNames[t]

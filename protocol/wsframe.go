@@ -18,6 +18,7 @@ type CloseError struct {
 	Reason string
 }
 
+// Error describes the failure with its close code.
 func (e *CloseError) Error() string {
 	return fmt.Sprintf("websocket: close %d: %s", e.Code, e.Reason)
 }

@@ -172,6 +172,7 @@ func Reject(status int, reason string) *HandshakeError {
 	return &HandshakeError{Status: status, Reason: reason}
 }
 
+// Error describes the rejection with its status.
 func (e *HandshakeError) Error() string {
 	if e.err != nil {
 		return fmt.Sprintf("websocket: handshake rejected with %d: %v", e.Status, e.err)
