@@ -47,7 +47,8 @@ func main() {
 		opt   options
 		only  = flag.String("only", "", "run one scenario: idle, echo, broadcast or storm")
 		proto = flag.String("proto", "", "run one protocol: tcp or websocket")
-		idle  = flag.String("idle-conns", "1000,5000,15000", "idle WebSocket connection counts")
+		idle  = flag.String("idle-conns", "1000,5000,10000,15000", "idle WebSocket connection counts")
+		idleT = flag.Int("idle-tcp", 10000, "idle TCP connections (0: skip)")
 		echo  = flag.String("echo-conns", "100,1000", "echo connection counts")
 		sizes = flag.String("sizes", "64,4096", "echo payload sizes")
 		infl  = flag.String("inflight", "1,16", "echo messages in flight per connection")
@@ -95,6 +96,12 @@ func main() {
 		for _, n := range opt.idleConns {
 			runIdle(opt, rep, "websocket", wsServers, n)
 		}
+	}
+	if run("idle", "tcp") && *idleT > 0 {
+		if *smoke {
+			*idleT = 50
+		}
+		runIdle(opt, rep, "tcp", tcpServers, *idleT)
 	}
 	if run("echo", "websocket") {
 		runEchoMatrix(opt, rep, "websocket", wsServers, "gorilla")
@@ -173,8 +180,14 @@ func rounds(opt options, rep *report, sc *scenario, servers []string, proto stri
 
 // runIdle measures resident memory per idle connection.
 func runIdle(opt options, rep *report, proto string, servers []string, n int) {
-	sc := rep.scenario(fmt.Sprintf("idle %s connections: %s", proto, thousands(n)), "gorilla", "bytes/conn", lower)
-	sc.chart, sc.group = "idle", thousands(n)
+	baseline := "gorilla"
+	if proto == "tcp" {
+		baseline = "netconn"
+	}
+	sc := rep.scenario(fmt.Sprintf("idle %s connections: %s", proto, thousands(n)), baseline, "bytes/conn", lower)
+	if proto == "websocket" {
+		sc.chart, sc.group = "idle", thousands(n)
+	}
 	rounds(opt, rep, sc, servers, proto, func(s *server) error {
 		if err := s.gc(); err != nil {
 			return err

@@ -140,6 +140,14 @@ func (r *report) budgets() string {
 	}
 	for _, sc := range r.scenarios {
 		switch {
+		case strings.HasPrefix(sc.name, "idle tcp"):
+			if v, ok := sc.value("workerman", "bytes/conn"); ok {
+				check(v <= 1024, fmt.Sprintf("%s: %s B per idle connection (budget ≤ 1 KiB)", sc.name, format(v)))
+			}
+		case strings.HasPrefix(sc.name, "echo tcp 64 B, 100 connections, 1 in flight"):
+			if rt, ok := sc.ratioTo("workerman", "netconn"); ok {
+				check(rt <= 0.9, fmt.Sprintf("%s: server CPU/msg %.2f× a goroutine-per-connection net.Conn server's (budget ≤ 0.9×)", sc.name, rt))
+			}
 		case strings.HasPrefix(sc.name, "idle websocket"):
 			v, ok := sc.value("workerman", "bytes/conn")
 			nb, ok2 := sc.value("nbio", "bytes/conn")
