@@ -35,15 +35,15 @@ func (r *report) charts(dir string) error {
 		"broadcast":      "Broadcast: time until the last client has it (lower is better)",
 		"storm":          "Connect storm: connections accepted and upgraded per second",
 	}
-	for _, sc := range r.scenarios {
-		if sc.chart == "" {
+	for _, sc := range r.Scenarios {
+		if sc.Chart == "" {
 			continue
 		}
-		c := byKey[sc.chart]
+		c := byKey[sc.Chart]
 		if c == nil {
-			c = &chart{title: titles[sc.chart], unit: sc.ratio}
-			byKey[sc.chart] = c
-			order = append(order, sc.chart)
+			c = &chart{title: titles[sc.Chart], unit: sc.Ratio}
+			byKey[sc.Chart] = c
+			order = append(order, sc.Chart)
 		}
 		c.scs = append(c.scs, sc)
 	}
@@ -54,7 +54,7 @@ func (r *report) charts(dir string) error {
 		p.Y.Label.Text = c.unit
 		var servers []string
 		for _, sc := range c.scs {
-			for _, s := range sc.servers {
+			for _, s := range sc.Servers {
 				if !contains(servers, s) {
 					servers = append(servers, s)
 				}
@@ -62,12 +62,21 @@ func (r *report) charts(dir string) error {
 		}
 		var labels []string
 		for _, sc := range c.scs {
-			label := sc.group
+			label := sc.Group
 			if label == "" {
 				label = " "
 			}
 			labels = append(labels, label)
 		}
+		top := 0.0
+		for _, sc := range c.scs {
+			for _, s := range servers {
+				if v, ok := sc.value(s, sc.Ratio); ok {
+					top = max(top, v)
+				}
+			}
+		}
+		p.Y.Min, p.Y.Max = 0, top*1.35 // room for the legend above the bars
 		w := vg.Points(60 / float64(len(servers)+1))
 		if len(c.scs) == 1 {
 			w = vg.Points(40)
@@ -75,7 +84,7 @@ func (r *report) charts(dir string) error {
 		for i, s := range servers {
 			vals := make(plotter.Values, len(c.scs))
 			for j, sc := range c.scs {
-				vals[j], _ = sc.value(s, sc.ratio)
+				vals[j], _ = sc.value(s, sc.Ratio)
 			}
 			bars, err := plotter.NewBarChart(vals, w)
 			if err != nil {

@@ -54,6 +54,7 @@ func main() {
 		infl  = flag.String("inflight", "1,16", "echo messages in flight per connection")
 		out   = flag.String("out", "results", "directory for results.md and the charts (empty: stdout only)")
 		smoke = flag.Bool("smoke", false, "tiny sizes, one round: checks that the suite runs")
+		rep0  = flag.String("replot", "", "make results.md and the charts again from this results.json, without measuring")
 	)
 	flag.IntVar(&opt.rounds, "rounds", 3, "rounds per measurement (medians reported)")
 	flag.DurationVar(&opt.duration, "duration", 1500*time.Millisecond, "echo measurement time per round")
@@ -72,6 +73,14 @@ func main() {
 		if *out == "results" {
 			*out = ""
 		}
+	}
+	if *rep0 != "" {
+		rep, err := loadReport(*rep0)
+		if err != nil {
+			log.Fatal(err)
+		}
+		write(rep, *out)
+		return
 	}
 	pinSelf()
 
@@ -115,20 +124,31 @@ func main() {
 	if run("storm", "websocket") {
 		runStorm(opt, rep, wsServers)
 	}
-	md := rep.markdown(time.Since(started))
+	rep.Took = time.Since(started)
+	write(rep, *out)
+}
+
+// write prints the tables and, with an output directory, saves them with the
+// raw samples and the charts.
+func write(rep *report, out string) {
+	md := rep.markdown()
 	fmt.Print(md)
-	if *out != "" {
-		if err := os.MkdirAll(*out, 0o755); err != nil {
-			log.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(*out, "results.md"), []byte(md), 0o644); err != nil {
-			log.Fatal(err)
-		}
-		if err := rep.charts(*out); err != nil {
-			log.Fatalf("charts: %v", err)
-		}
-		log.Printf("wrote %s/results.md and charts", *out)
+	if out == "" {
+		return
 	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		log.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(out, "results.md"), []byte(md), 0o644); err != nil {
+		log.Fatal(err)
+	}
+	if err := rep.save(filepath.Join(out, "results.json")); err != nil {
+		log.Fatal(err)
+	}
+	if err := rep.charts(out); err != nil {
+		log.Fatalf("charts: %v", err)
+	}
+	log.Printf("wrote %s/results.md, results.json and charts", out)
 }
 
 // pinSelf re-runs the process on CPU 1 so that the load generator and the
@@ -186,7 +206,7 @@ func runIdle(opt options, rep *report, proto string, servers []string, n int) {
 	}
 	sc := rep.scenario(fmt.Sprintf("idle %s connections: %s", proto, thousands(n)), baseline, "bytes/conn", lower)
 	if proto == "websocket" {
-		sc.chart, sc.group = "idle", thousands(n)
+		sc.Chart, sc.Group = "idle", thousands(n)
 	}
 	rounds(opt, rep, sc, servers, proto, func(s *server) error {
 		if err := s.gc(); err != nil {
@@ -218,8 +238,8 @@ func runEchoMatrix(opt options, rep *report, proto string, servers []string, bas
 			for _, k := range opt.inflight {
 				name := fmt.Sprintf("echo %s %s, %s connections, %d in flight", proto, sizeName(size), thousands(n), k)
 				sc := rep.scenario(name, baseline, "server µs CPU/msg", lower)
-				sc.chart = "echo-" + proto
-				sc.group = fmt.Sprintf("%s ×%s ×%d", sizeName(size), thousands(n), k)
+				sc.Chart = "echo-" + proto
+				sc.Group = fmt.Sprintf("%s ×%s ×%d", sizeName(size), thousands(n), k)
 				rounds(opt, rep, sc, servers, proto, func(s *server) error {
 					msgs, cpu, elapsed, err := echoLoad(proto, s, n, size, k, opt.duration)
 					if err != nil {
@@ -238,7 +258,7 @@ func runEchoMatrix(opt options, rep *report, proto string, servers []string, bas
 // arrival at the last one.
 func runBroadcast(opt options, rep *report, servers []string) {
 	sc := rep.scenario(fmt.Sprintf("broadcast of 100 B to %s WebSocket clients", thousands(opt.bcastConn)), "gorilla", "p50 ms to the last client", lower)
-	sc.chart = "broadcast"
+	sc.Chart = "broadcast"
 	rounds(opt, rep, sc, servers, "websocket", func(s *server) error {
 		samples, err := broadcastLoad(s, opt.bcastConn, opt.bcastN)
 		if err != nil {
@@ -252,14 +272,14 @@ func runBroadcast(opt options, rep *report, servers []string) {
 		}
 		return nil
 	})
-	sc.percentile["p99 ms to the last client"] = 0.99
+	sc.Percentile["p99 ms to the last client"] = 0.99
 }
 
 // runStorm connects many clients, some hundreds at a time, and measures how
 // fast the server accepts and upgrades them.
 func runStorm(opt options, rep *report, servers []string) {
 	sc := rep.scenario(fmt.Sprintf("connect storm: %s WebSocket clients, %d connecting at a time", thousands(opt.stormConn), opt.stormPar), "gorilla", "connections/s", higher)
-	sc.chart = "storm"
+	sc.Chart = "storm"
 	rounds(opt, rep, sc, servers, "websocket", func(s *server) error {
 		c0 := s.cpu()
 		start := time.Now()
