@@ -3,7 +3,6 @@ package servers
 import (
 	"fmt"
 	"net"
-	"sync"
 
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
@@ -15,8 +14,7 @@ func init() { register("gobwas", startGobwas) }
 // per connection, ws.Upgrade on the net.Conn, wsutil helpers.
 type gobwasServer struct {
 	ln    net.Listener
-	mu    sync.Mutex
-	conns map[net.Conn]*sync.Mutex
+	conns connSet[net.Conn]
 }
 
 func startGobwas(proto, addr string) (Server, error) {
@@ -27,7 +25,7 @@ func startGobwas(proto, addr string) (Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &gobwasServer{ln: ln, conns: map[net.Conn]*sync.Mutex{}}
+	s := &gobwasServer{ln: ln}
 	go func() {
 		for {
 			conn, err := ln.Accept()
@@ -45,15 +43,8 @@ func (s *gobwasServer) serve(conn net.Conn) {
 	if _, err := ws.Upgrade(conn); err != nil {
 		return
 	}
-	wmu := new(sync.Mutex)
-	s.mu.Lock()
-	s.conns[conn] = wmu
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.conns, conn)
-		s.mu.Unlock()
-	}()
+	wmu := s.conns.add(conn)
+	defer s.conns.remove(conn)
 	for {
 		msg, op, err := wsutil.ReadClientData(conn)
 		if err != nil {
@@ -72,24 +63,13 @@ func (s *gobwasServer) Addr() string { return s.ln.Addr().String() }
 
 func (s *gobwasServer) Broadcast(msg []byte) int {
 	frame := ws.MustCompileFrame(ws.NewTextFrame(msg))
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
-	for c, wmu := range s.conns {
-		wmu.Lock()
-		if _, err := c.Write(frame); err == nil {
-			n++
-		}
-		wmu.Unlock()
-	}
-	return n
+	return s.conns.each(func(c net.Conn) error {
+		_, err := c.Write(frame)
+		return err
+	})
 }
 
 func (s *gobwasServer) Close() {
 	s.ln.Close()
-	s.mu.Lock()
-	for c := range s.conns {
-		c.Close()
-	}
-	s.mu.Unlock()
+	s.conns.each(func(c net.Conn) error { return c.Close() })
 }

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"sync"
 
 	"github.com/gorilla/websocket"
 )
@@ -16,8 +15,7 @@ func init() { register("gorilla", startGorilla) }
 type gorillaServer struct {
 	ln    net.Listener
 	srv   *http.Server
-	mu    sync.Mutex
-	conns map[*websocket.Conn]*sync.Mutex
+	conns connSet[*websocket.Conn]
 }
 
 func startGorilla(proto, addr string) (Server, error) {
@@ -28,21 +26,16 @@ func startGorilla(proto, addr string) (Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &gorillaServer{ln: ln, conns: map[*websocket.Conn]*sync.Mutex{}}
+	s := &gorillaServer{ln: ln}
 	up := websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
 	s.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := up.Upgrade(w, r, nil)
 		if err != nil {
 			return
 		}
-		wmu := new(sync.Mutex)
-		s.mu.Lock()
-		s.conns[c] = wmu
-		s.mu.Unlock()
+		wmu := s.conns.add(c)
 		defer func() {
-			s.mu.Lock()
-			delete(s.conns, c)
-			s.mu.Unlock()
+			s.conns.remove(c)
 			c.Close()
 		}()
 		for {
@@ -65,18 +58,8 @@ func startGorilla(proto, addr string) (Server, error) {
 func (s *gorillaServer) Addr() string { return s.ln.Addr().String() }
 
 func (s *gorillaServer) Broadcast(msg []byte) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	pm, _ := websocket.NewPreparedMessage(websocket.TextMessage, msg)
-	n := 0
-	for c, wmu := range s.conns {
-		wmu.Lock()
-		if c.WritePreparedMessage(pm) == nil {
-			n++
-		}
-		wmu.Unlock()
-	}
-	return n
+	return s.conns.each(func(c *websocket.Conn) error { return c.WritePreparedMessage(pm) })
 }
 
 func (s *gorillaServer) Close() { s.srv.Close() }

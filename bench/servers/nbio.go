@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/lesismal/nbio/logging"
@@ -20,8 +19,7 @@ func init() { register("nbio", startNbio) }
 type nbioServer struct {
 	addr   string
 	engine *nbhttp.Engine
-	mu     sync.Mutex
-	conns  map[*websocket.Conn]struct{}
+	conns  connSet[*websocket.Conn] // nbio's Conn locks its own writes
 }
 
 func startNbio(proto, addr string) (Server, error) {
@@ -33,19 +31,11 @@ func startNbio(proto, addr string) (Server, error) {
 		return nil, err
 	}
 	logging.SetLevel(logging.LevelNone)
-	s := &nbioServer{addr: addr, conns: map[*websocket.Conn]struct{}{}}
+	s := &nbioServer{addr: addr}
 	u := websocket.NewUpgrader()
 	u.CheckOrigin = func(*http.Request) bool { return true }
-	u.OnOpen(func(c *websocket.Conn) {
-		s.mu.Lock()
-		s.conns[c] = struct{}{}
-		s.mu.Unlock()
-	})
-	u.OnClose(func(c *websocket.Conn, err error) {
-		s.mu.Lock()
-		delete(s.conns, c)
-		s.mu.Unlock()
-	})
+	u.OnOpen(func(c *websocket.Conn) { s.conns.add(c) })
+	u.OnClose(func(c *websocket.Conn, err error) { s.conns.remove(c) })
 	u.OnMessage(func(c *websocket.Conn, mt websocket.MessageType, data []byte) {
 		c.WriteMessage(mt, data)
 	})
@@ -79,15 +69,7 @@ func pickPort(addr string) (string, error) {
 func (s *nbioServer) Addr() string { return s.addr }
 
 func (s *nbioServer) Broadcast(msg []byte) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
-	for c := range s.conns {
-		if c.WriteMessage(websocket.TextMessage, msg) == nil {
-			n++
-		}
-	}
-	return n
+	return s.conns.each(func(c *websocket.Conn) error { return c.WriteMessage(websocket.TextMessage, msg) })
 }
 
 func (s *nbioServer) Close() {

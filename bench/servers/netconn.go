@@ -12,8 +12,7 @@ func init() { register("netconn", startNetConn) }
 // into a 4 KiB buffer and writing back what it read.
 type netConnServer struct {
 	ln    net.Listener
-	mu    sync.Mutex
-	conns map[net.Conn]struct{}
+	conns connSet[net.Conn]
 }
 
 func startNetConn(proto, addr string) (Server, error) {
@@ -24,34 +23,32 @@ func startNetConn(proto, addr string) (Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &netConnServer{ln: ln, conns: map[net.Conn]struct{}{}}
+	s := &netConnServer{ln: ln}
 	go func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			s.mu.Lock()
-			s.conns[c] = struct{}{}
-			s.mu.Unlock()
-			go s.serve(c)
+			go s.serve(c, s.conns.add(c))
 		}
 	}()
 	return s, nil
 }
 
-func (s *netConnServer) serve(c net.Conn) {
+func (s *netConnServer) serve(c net.Conn, wmu *sync.Mutex) {
 	defer func() {
-		s.mu.Lock()
-		delete(s.conns, c)
-		s.mu.Unlock()
+		s.conns.remove(c)
 		c.Close()
 	}()
 	buf := make([]byte, 4096)
 	for {
 		n, err := c.Read(buf)
 		if n > 0 {
-			if _, werr := c.Write(buf[:n]); werr != nil {
+			wmu.Lock()
+			_, werr := c.Write(buf[:n])
+			wmu.Unlock()
+			if werr != nil {
 				return
 			}
 		}
@@ -64,22 +61,13 @@ func (s *netConnServer) serve(c net.Conn) {
 func (s *netConnServer) Addr() string { return s.ln.Addr().String() }
 
 func (s *netConnServer) Broadcast(msg []byte) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
-	for c := range s.conns {
-		if _, err := c.Write(msg); err == nil {
-			n++
-		}
-	}
-	return n
+	return s.conns.each(func(c net.Conn) error {
+		_, err := c.Write(msg)
+		return err
+	})
 }
 
 func (s *netConnServer) Close() {
 	s.ln.Close()
-	s.mu.Lock()
-	for c := range s.conns {
-		c.Close()
-	}
-	s.mu.Unlock()
+	s.conns.each(func(c net.Conn) error { return c.Close() })
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/workerman-go/workerman/bench/internal/procstat"
 )
 
 // server is a benchserver process pinned to its own core.
@@ -87,36 +89,11 @@ func (s *server) broadcast(size int) error {
 	return err
 }
 
-// rss is the resident set size in bytes (VmRSS).
-func (s *server) rss() int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
-	if err != nil {
-		return 0
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
-}
+// rss is the server's resident set size in bytes.
+func (s *server) rss() int64 { return procstat.RSS(s.cmd.Process.Pid) }
 
 // cpu is the CPU time (user+system, all threads) the server used so far.
-func (s *server) cpu() time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
-	if err != nil {
-		return 0
-	}
-	// Fields after the ")" that ends the command name; utime and stime are
-	// fields 14 and 15 of the whole line.
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * time.Second / clockTicks
-}
-
-const clockTicks = 100 // USER_HZ on Linux
+func (s *server) cpu() time.Duration { return procstat.CPU(s.cmd.Process.Pid) }
 
 func (s *server) stop() {
 	s.cmd.Process.Signal(syscall.SIGTERM)

@@ -15,13 +15,13 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/workerman-go/workerman"
+	"github.com/workerman-go/workerman/bench/internal/procstat"
 )
 
 func main() {
@@ -47,7 +47,7 @@ func main() {
 
 	gc := func() { runtime.GC(); debug.FreeOSMemory() }
 	gc()
-	baseRSS, baseG := rss(), runtime.NumGoroutine()
+	baseRSS, baseG := procstat.RSS(os.Getpid()), runtime.NumGoroutine()
 
 	var ready, failed atomic.Int64
 	var wg sync.WaitGroup
@@ -70,22 +70,11 @@ func main() {
 	took := time.Since(start)
 	time.Sleep(2200 * time.Millisecond) // idle: let the callback pool release its workers
 	gc()
-	perConn := float64(rss()-baseRSS) / float64(*n)
+	perConn := float64(procstat.RSS(os.Getpid())-baseRSS) / float64(*n)
 	fmt.Printf("%d AsyncConnections (%d failed) connected in %v\n", ready.Load(), failed.Load(), took.Round(time.Millisecond))
 	fmt.Printf("goroutines: %d before, %d with them connected and idle\n", baseG, runtime.NumGoroutine())
 	fmt.Printf("resident memory per idle client connection: %.0f B\n", perConn)
 	for _, c := range conns {
 		c.Destroy()
 	}
-}
-
-func rss() int64 {
-	b, _ := os.ReadFile("/proc/self/status")
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
 }
