@@ -176,8 +176,21 @@ func (l *goListener) serve(nc net.Conn) {
 		l.e.untrack(c)
 		return
 	}
-	c.h = h
+	c.start(h)
 	go c.readLoop()
+}
+
+// start hands the connection its handler; writes made before (by the
+// owner's first callbacks, racing the accept) were only queued.
+func (c *goConn) start(h Handler) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.h = h
+	c.started = true
+	if c.out.len() > 0 && !c.writing && c.state == stOpen {
+		c.writing = true
+		go c.writeLoop()
+	}
 }
 
 func (l *goListener) addr() net.Addr { return l.nl.Addr() }
@@ -232,10 +245,12 @@ type goConn struct {
 	dialCtx  context.Context
 	eof      bool // the peer shut down its side; nobody reads any more
 	notified bool // OnClose was called
+	started  bool // the handler is set: writes may start the writer
 	cancel   context.CancelFunc
 
 	in    *[]byte // reader-owned: bytes not yet consumed
 	needN int     // reader-owned: bytes OnRead wants before it is called again
+	held  bool    // reader-owned: in was kept because reading was paused
 	buf   []byte  // reader-owned
 }
 
@@ -299,16 +314,19 @@ func (c *goConn) waitReadable() bool {
 		}
 		if c.paused == 0 || c.state != stOpen {
 			c.mu.Unlock()
+			if c.held && c.in != nil {
+				// Bytes read while a pause was in effect come first, even
+				// when the pause ended before this goroutine noticed it.
+				c.held = false
+				c.process(*c.in, false)
+				continue
+			}
 			return true
 		}
 		ch := c.resume
 		c.mu.Unlock()
 		select {
 		case <-ch:
-			// Deliver what was buffered while paused before reading more.
-			if c.in != nil {
-				c.process(*c.in, false)
-			}
 		case <-c.closed:
 			return false
 		}
@@ -327,6 +345,9 @@ func (c *goConn) process(data []byte, fresh bool) {
 	if c.state != stOpen {
 		consumed = len(data)
 	}
+	// What is left may hold complete packets when reading was paused before
+	// or during OnRead: offer it again as soon as reading resumes.
+	c.held = consumed < len(data) && (!ok || c.paused != 0)
 	c.mu.Unlock()
 	rest := data[consumed:]
 	switch {
@@ -418,7 +439,7 @@ func (c *goConn) Write(p []byte, limit int, drop bool) (int, error) {
 		c.waited = true
 	}
 	c.out.push(p)
-	if !c.writing && c.state == stOpen {
+	if !c.writing && c.state == stOpen && c.started {
 		c.writing = true
 		go c.writeLoop()
 	}
@@ -620,7 +641,9 @@ func (e *goEngine) Dial(d DialRequest) DialConn {
 func (c *goConn) Instance() int { return c.inst }
 
 func (c *goConn) Start(h Handler, done func(error)) {
+	c.mu.Lock()
 	c.h = h
+	c.mu.Unlock()
 	if !c.e.track(c) {
 		c.cancel()
 		c.e.counts[c.inst].Add(-1)
@@ -663,11 +686,6 @@ func (c *goConn) connect(done func(error)) {
 	c.mu.Unlock()
 	c.cancel()
 	done(nil)
-	c.mu.Lock()
-	if c.out.len() > 0 && !c.writing && c.state == stOpen {
-		c.writing = true
-		go c.writeLoop()
-	}
-	c.mu.Unlock()
+	c.start(c.h)
 	c.readLoop()
 }
