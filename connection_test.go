@@ -602,7 +602,7 @@ func TestPipeBackpressure(t *testing.T) {
 			wrote <- err
 		}()
 		never(t, wrote, 300*time.Millisecond, "source write finishing while the destination does not read")
-		got := readN(t, dst, len(payload))
+		got := readSteadily(t, dst, len(payload))
 		if !bytes.Equal(got, payload) {
 			t.Fatal("piped bytes differ")
 		}

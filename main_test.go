@@ -70,6 +70,23 @@ func readN(t *testing.T, c net.Conn, n int) []byte {
 	return buf
 }
 
+// readSteadily reads n bytes from c, failing if no byte arrives for 10
+// seconds: large transfers under the race detector on a loaded machine take
+// longer than readN's overall deadline, but must never stall.
+func readSteadily(t *testing.T, c net.Conn, n int) []byte {
+	t.Helper()
+	buf := make([]byte, n)
+	for got := 0; got < n; {
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		m, err := c.Read(buf[got:])
+		got += m
+		if err != nil {
+			t.Fatalf("read %d bytes: stalled after %d: %v", n, got, err)
+		}
+	}
+	return buf
+}
+
 func readLine(t *testing.T, r *bufio.Reader, c net.Conn) string {
 	t.Helper()
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
