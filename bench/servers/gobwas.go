@@ -26,15 +26,7 @@ func startGobwas(proto, addr string) (Server, error) {
 		return nil, err
 	}
 	s := &gobwasServer{ln: ln}
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go s.serve(conn)
-		}
-	}()
+	goPerConn(ln, s.serve)
 	return s, nil
 }
 

@@ -24,15 +24,7 @@ func startNetConn(proto, addr string) (Server, error) {
 		return nil, err
 	}
 	s := &netConnServer{ln: ln}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go s.serve(c, s.conns.add(c))
-		}
-	}()
+	goPerConn(ln, func(c net.Conn) { s.serve(c, s.conns.add(c)) })
 	return s, nil
 }
 

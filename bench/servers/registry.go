@@ -1,6 +1,9 @@
 package servers
 
-import "sync"
+import (
+	"net"
+	"sync"
+)
 
 // connSet is the set of open connections of a server, each with the lock
 // that keeps a broadcast from interleaving with the connection's own writes.
@@ -40,4 +43,19 @@ func (s *connSet[C]) each(write func(C) error) int {
 		wmu.Unlock()
 	}
 	return n
+}
+
+// goPerConn accepts connections on ln until it is closed and serves each on
+// its own goroutine: the plain net.Conn way the goroutine-per-connection
+// competitors are written.
+func goPerConn(ln net.Listener, serve func(net.Conn)) {
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go serve(c)
+		}
+	}()
 }
