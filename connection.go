@@ -44,10 +44,11 @@ type Connection struct {
 	closeQueued bool
 	bpPaused    bool
 	pendingIn   int
+	full        bool // OnBufferFull reported; cleared by the drain (see markFull)
 
-	closing   atomic.Bool // Close or Destroy was asked for
-	full      atomic.Bool // OnBufferFull reported; cleared by the drain
-	recvPause atomic.Bool // PauseRecv
+	closing   atomic.Bool   // Close or Destroy was asked for
+	drains    atomic.Uint64 // drains reported; changes under mu
+	recvPause atomic.Bool   // PauseRecv
 	lastRead  atomic.Int64
 	ext       atomic.Pointer[connExt]
 
@@ -181,6 +182,7 @@ func (c *Connection) writeLimited(m protocol.Message, raw, drop bool) error {
 	var (
 		queued int
 		err    error
+		drains = c.drains.Load() // before the write: see markFull
 	)
 	if len(out) > 0 {
 		queued, err = c.tc.Write(out, limit, drop)
@@ -198,32 +200,79 @@ func (c *Connection) writeLimited(m protocol.Message, raw, drop bool) error {
 	case err != nil:
 		return err
 	}
-	if queued >= limit && c.full.CompareAndSwap(false, true) {
-		c.post(jobBufferFull, nil)
+	if queued >= limit {
+		c.markFull(drains, limit)
 	}
 	return nil
 }
 
 // post queues a callback job unless its callback would do nothing.
 func (c *Connection) post(kind jobKind, err error) {
-	x := c.ext.Load()
-	switch kind {
-	case jobBufferFull:
-		if c.ep.onBufferFull == nil && (x == nil || x.pipeFrom == nil) {
-			return
-		}
-	case jobBufferDrain:
-		if c.ep.onBufferDrain == nil && (x == nil || x.pipeFrom == nil) {
-			return
-		}
-	case jobError:
-		if c.ep.onError == nil {
-			return
-		}
+	if !c.wants(kind) {
+		return
 	}
 	j := newJob(kind)
 	j.err = err
 	c.enqueue(j)
+}
+
+// wants tells whether a job of this kind would do anything.
+func (c *Connection) wants(kind jobKind) bool {
+	x := c.ext.Load()
+	switch kind {
+	case jobBufferFull:
+		return c.ep.onBufferFull != nil || (x != nil && x.pipeFrom != nil)
+	case jobBufferDrain:
+		return c.ep.onBufferDrain != nil || (x != nil && x.pipeFrom != nil)
+	case jobError:
+		return c.ep.onError != nil
+	}
+	return true
+}
+
+// markFull reports OnBufferFull: a write left limit bytes or more queued,
+// and drains is the drain count read before that write. When a drain was
+// reported in between, the queue may be empty already: it reports only if
+// the queue is still at the limit, for a full reported after its own drain
+// would never be followed by one (a Pipe's source would stay paused for
+// good). The flag and the job list change under one lock, so OnBufferFull
+// and OnBufferDrain run in the order of the changes.
+func (c *Connection) markFull(drains uint64, limit int) {
+	for {
+		c.mu.Lock()
+		if c.full {
+			c.mu.Unlock()
+			return
+		}
+		if c.drains.Load() == drains {
+			// No drain since the buffer was seen full: one will follow.
+			c.full = true
+			start := c.wants(jobBufferFull) && c.appendLocked(newJob(jobBufferFull))
+			c.mu.Unlock()
+			if start {
+				c.ep.r.submit(c)
+			}
+			return
+		}
+		c.mu.Unlock()
+		drains = c.drains.Load()
+		if c.tc.Queued() < limit {
+			return
+		}
+	}
+}
+
+// markDrained reports OnBufferDrain: the engine wrote all that was queued.
+func (c *Connection) markDrained() {
+	want := c.wants(jobBufferDrain)
+	c.mu.Lock()
+	c.full = false
+	c.drains.Add(1)
+	start := want && c.appendLocked(newJob(jobBufferDrain))
+	c.mu.Unlock()
+	if start {
+		c.ep.r.submit(c)
+	}
 }
 
 // ---- closing ----
@@ -472,13 +521,12 @@ func (c *Connection) OnEOF() {
 
 // OnDrain: everything queued was written.
 func (c *Connection) OnDrain() {
-	c.full.Store(false)
 	if x := c.ext.Load(); x != nil && x.stream != nil {
 		j := newJob(jobCallback)
 		j.fn = pumpFile
 		c.enqueue(j)
 	}
-	c.post(jobBufferDrain, nil)
+	c.markDrained()
 }
 
 func pumpFile(c *Connection) {

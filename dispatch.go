@@ -73,10 +73,19 @@ const maxPendingInput = 1 << 20
 // enqueue appends j and makes sure a pool goroutine drains the list.
 func (c *Connection) enqueue(j *job) {
 	c.mu.Lock()
+	start := c.appendLocked(j)
+	c.mu.Unlock()
+	if start {
+		c.ep.r.submit(c)
+	}
+}
+
+// appendLocked appends j to the job list, which c.mu guards; true when no
+// goroutine drains the list yet and the caller must submit c to the pool.
+func (c *Connection) appendLocked(j *job) bool {
 	if c.closeQueued {
-		c.mu.Unlock()
 		freeJob(j) // nothing runs after OnClose
-		return
+		return false
 	}
 	if j.kind == jobClose {
 		c.closeQueued = true
@@ -92,10 +101,7 @@ func (c *Connection) enqueue(j *job) {
 	c.tail = j
 	start := !c.running
 	c.running = true
-	c.mu.Unlock()
-	if start {
-		c.ep.r.submit(c)
-	}
+	return start
 }
 
 // run drains the job list. It is the function the ants pool runs.
