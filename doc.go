@@ -66,5 +66,7 @@
 // RunAll starts every worker made with NewWorker, waits for SIGINT or
 // SIGTERM and stops them gracefully. Programs that manage their own
 // lifecycle use Worker.Listen with Worker.Shutdown(ctx) or Worker.Close, or
-// Worker.Run(ctx), like http.Server.
+// Worker.Run(ctx), like http.Server. Main gives a program Workerman's
+// command line instead: start (-d for a daemon), stop (-g graceful),
+// restart, status and connections.
 package workerman

@@ -125,3 +125,14 @@ func ExampleConnection_Pipe() {
 	fmt.Print(line)
 	// Output: through the pipe
 }
+
+// A server program with Workerman's command line: `./server start -d`,
+// `./server status`, `./server stop -g`. Main returns when `start` ends.
+func ExampleMain() {
+	workerman.PidFile = "/var/run/chat.pid"
+	workerman.StdoutFile = "/var/log/chat.log"
+	w := workerman.NewWorker("websocket://0.0.0.0:8000")
+	w.Count = 4
+	w.OnMessage = func(c *workerman.Connection, data []byte) { c.Send(data) }
+	workerman.Main()
+}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +17,10 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if pid := os.Getenv(cliHelperEnv); pid != "" {
+		cliHelper(pid) // this binary, run by TestCommandLine as a server program
+		return
+	}
 	// IgnoreCurrent: ants starts a default pool of its own at init.
 	goleak.VerifyTestMain(m, goleak.IgnoreCurrent())
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"os/signal"
+	"sort"
 	"sync"
 	"syscall"
 )
@@ -44,6 +45,12 @@ func RunAll() error {
 // RunAllContext is RunAll that also stops when ctx is done. It is the way
 // to run workers from a program that handles signals itself.
 func RunAllContext(ctx context.Context) error {
+	return runAll(ctx, nil)
+}
+
+// runAll is RunAllContext; started, when set, is called once every worker
+// listens, before it blocks.
+func runAll(ctx context.Context, started func()) error {
 	ctx, cancel := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer cancel()
 
@@ -75,6 +82,9 @@ func RunAllContext(ctx context.Context) error {
 		}
 	}
 	if err == nil {
+		if started != nil {
+			started()
+		}
 		select {
 		case <-ctx.Done():
 		case <-stop:
@@ -105,12 +115,7 @@ func StopAll() {
 // concurrently, and waits.
 func stopRunning() error {
 	closeAsyncs()
-	globalMu.Lock()
-	ws := make([]*Worker, 0, len(running))
-	for w := range running {
-		ws = append(ws, w)
-	}
-	globalMu.Unlock()
+	ws := runningWorkers()
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex
@@ -131,4 +136,16 @@ func stopRunning() error {
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// runningWorkers lists the running workers in the order they started.
+func runningWorkers() []*Worker {
+	globalMu.Lock()
+	ws := make([]*Worker, 0, len(running))
+	for w := range running {
+		ws = append(ws, w)
+	}
+	globalMu.Unlock()
+	sort.Slice(ws, func(i, j int) bool { return ws[i].startTime().Before(ws[j].startTime()) })
+	return ws
 }

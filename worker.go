@@ -567,6 +567,28 @@ func (w *Worker) ResumeAccept() {
 	}
 }
 
+// drain stops accepting and returns a channel closed once the connections
+// already accepted have all closed (Workerman's stop -g).
+func (w *Worker) drain() <-chan struct{} {
+	w.mu.Lock()
+	r, ln := w.r, w.ln
+	w.mu.Unlock()
+	if r == nil {
+		ch := make(chan struct{})
+		close(ch)
+		return ch
+	}
+	ln.Close()
+	r.stopAdmitting()
+	return r.drained()
+}
+
+func (w *Worker) startTime() time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.started
+}
+
 func (w *Worker) reactor() *reactor {
 	w.mu.Lock()
 	defer w.mu.Unlock()

@@ -1,0 +1,216 @@
+//go:build unix
+
+package workerman
+
+import (
+	"bufio"
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+const cliHelperEnv = "WORKERMAN_TEST_CLI_PIDFILE"
+
+// cliHelper is a server program as users write it: workers, then Main.
+func cliHelper(pidFile string) {
+	PidFile = pidFile
+	StdoutFile = pidFile + ".log"
+	w := NewWorker("text://127.0.0.1:0")
+	w.Name = "clitest"
+	w.Count = 2
+	w.OnMessage = func(c *Connection, data []byte) { c.Send(data) }
+	Main()
+	os.Exit(0)
+}
+
+// program runs this test binary as the server program of cliHelper.
+type program struct {
+	t   *testing.T
+	pid string
+}
+
+func (p program) cmd(ctx context.Context, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, os.Args[0], args...)
+	// GORACE: a race-enabled program otherwise sleeps a second at exit.
+	cmd.Env = append(os.Environ(), cliHelperEnv+"="+p.pid, "GORACE=atexit_sleep_ms=0")
+	return cmd
+}
+
+// run runs one command to its end and returns its output and exit error.
+func (p program) run(args ...string) (string, error) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := p.cmd(ctx, args...).CombinedOutput()
+	return string(out), err
+}
+
+func (p program) ok(args ...string) string {
+	p.t.Helper()
+	out, err := p.run(args...)
+	if err != nil {
+		p.t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+func (p program) fails(want string, args ...string) {
+	p.t.Helper()
+	out, err := p.run(args...)
+	if err == nil || !strings.Contains(out, want) {
+		p.t.Fatalf("%s: want a failure saying %q, got %v:\n%s", strings.Join(args, " "), want, err, out)
+	}
+}
+
+var listenRe = regexp.MustCompile(`text://(127\.0\.0\.1:\d+)`)
+
+// workerRow returns the status columns of the worker: listening, name,
+// count, connections, send_fail, total_request, qps.
+func workerRow(t *testing.T, status string) []string {
+	t.Helper()
+	for _, line := range strings.Split(status, "\n") {
+		if strings.HasPrefix(line, "text://") {
+			return strings.Fields(line)
+		}
+	}
+	t.Fatalf("no worker row in status:\n%s", status)
+	return nil
+}
+
+func TestCommandLine(t *testing.T) {
+	p := program{t: t, pid: filepath.Join(t.TempDir(), "s.pid")}
+	t.Cleanup(func() { p.run("stop") })
+
+	p.fails("not running", "status")
+	p.fails("not running", "stop")
+	p.fails("Usage:", "start", "-x")
+	p.fails("Usage:", "frobnicate")
+	p.fails("reload is not supported", "reload")
+
+	// start -d returns once the daemon listens.
+	out := p.ok("start", "-d")
+	m := regexp.MustCompile(`pid (\d+)`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("start -d said %q", out)
+	}
+	if b, err := os.ReadFile(p.pid); err != nil || strings.TrimSpace(string(b)) != m[1] {
+		t.Fatalf("pid file: %q, %v; start -d said pid %s", b, err, m[1])
+	}
+	if b, _ := os.ReadFile(p.pid + ".log"); !strings.Contains(string(b), "started, pid "+m[1]) {
+		t.Fatalf("the daemon's StdoutFile holds %q", b)
+	}
+	p.fails("already running (pid "+m[1]+")", "start", "-d")
+	p.fails("already running", "start")
+
+	status := p.ok("status")
+	addr := listenRe.FindStringSubmatch(status)
+	if addr == nil {
+		t.Fatalf("status shows no listening address:\n%s", status)
+	}
+	c := dial(t, addr[1])
+	r := bufio.NewReader(c)
+	c.Write([]byte("hello\n"))
+	if got := readLine(t, r, c); got != "hello\n" {
+		t.Fatalf("echo: %q", got)
+	}
+	row := workerRow(t, p.ok("status"))
+	if row[1] != "clitest" || row[2] != "2" || row[3] != "1" || row[5] != "1" {
+		t.Fatalf("status row %q: want name clitest, count 2, 1 connection, 1 request", row)
+	}
+	conns := p.ok("connections")
+	if !strings.Contains(conns, "clitest") || !strings.Contains(conns, "ESTABLISHED") || !strings.Contains(conns, c.LocalAddr().String()) {
+		t.Fatalf("connections does not list %s:\n%s", c.LocalAddr(), conns)
+	}
+
+	// stop -g: no new connections, and it waits for the open one.
+	stopped := make(chan string, 1)
+	go func() {
+		out, err := p.run("stop", "-g")
+		if err != nil {
+			out += err.Error()
+		}
+		stopped <- out
+	}()
+	waitRefused(t, addr[1])
+	never(t, stopped, 300*time.Millisecond, "stop -g finishing while a connection is open")
+	c.Write([]byte("still served\n"))
+	if got := readLine(t, r, c); got != "still served\n" {
+		t.Fatalf("echo during a graceful stop: %q", got)
+	}
+	c.Close()
+	if out := wait(t, stopped, "stop -g"); !strings.Contains(out, "stopped") {
+		t.Fatalf("stop -g said %q", out)
+	}
+	if _, err := os.Stat(p.pid); !os.IsNotExist(err) {
+		t.Fatalf("pid file after stop: %v", err)
+	}
+	p.fails("not running", "status")
+
+	// start in the foreground; stop from another process closes the
+	// connections (flushing) and ends start with status 0.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	fg := p.cmd(ctx, "start")
+	stdout, err := fg.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fg.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	addr = listenRe.FindStringSubmatch(line)
+	if err != nil || addr == nil || !strings.Contains(line, "pid "+strconv.Itoa(fg.Process.Pid)) {
+		t.Fatalf("start said %q, %v", line, err)
+	}
+	c = dial(t, addr[1])
+	c.Write([]byte("x\n"))
+	readN(t, c, 2)
+	go func() {
+		out, err := p.run("stop")
+		if err != nil {
+			out += err.Error()
+		}
+		stopped <- out
+	}()
+	expectEOF(t, c)
+	c.Close()
+	if out := wait(t, stopped, "stop"); !strings.Contains(out, "stopped") {
+		t.Fatalf("stop said %q", out)
+	}
+	if err := fg.Wait(); err != nil {
+		t.Fatalf("start after stop: %v", err)
+	}
+
+	// restart -d when nothing runs starts; when it runs, it replaces it.
+	first := regexp.MustCompile(`pid (\d+)`).FindStringSubmatch(p.ok("restart", "-d"))
+	second := regexp.MustCompile(`daemon, pid (\d+)`).FindStringSubmatch(p.ok("restart", "-d"))
+	if first == nil || second == nil || first[1] == second[1] {
+		t.Fatalf("restart -d twice: pids %v then %v", first, second)
+	}
+	p.ok("stop")
+}
+
+// waitRefused waits until addr refuses connections.
+func waitRefused(t *testing.T, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			return
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still accepts connections", addr)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
