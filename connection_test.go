@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -705,5 +706,69 @@ func TestBadListenURIs(t *testing.T) {
 	if err := b.Listen(); err == nil {
 		b.Close()
 		t.Error("a second listener on a busy port succeeded")
+	}
+}
+
+func TestUnlistenAndListenAgain(t *testing.T) {
+	engines(t, func(t *testing.T, goroutines bool) {
+		for _, network := range []string{"tcp", "unix"} {
+			t.Run(network, func(t *testing.T) {
+				w := echoWorker("text", goroutines)
+				if network == "unix" {
+					w.URI, w.Protocol = "unix://"+filepath.Join(t.TempDir(), "s"), "text"
+				}
+				addr := serve(t, w)
+				c1 := dial(t, addr)
+				r1 := bufio.NewReader(c1)
+				c1.Write([]byte("before\n"))
+				readLine(t, r1, c1)
+
+				w.Unlisten()
+				if w.Addr() != nil {
+					t.Fatalf("Addr after Unlisten: %v", w.Addr())
+				}
+				if c, err := net.Dial(network, addr); err == nil {
+					c.Close()
+					t.Fatal("a connection was accepted after Unlisten")
+				}
+				c1.Write([]byte("still served\n"))
+				if got := readLine(t, r1, c1); got != "still served\n" {
+					t.Fatalf("after Unlisten: %q", got)
+				}
+
+				if err := w.Listen(); err != nil {
+					t.Fatalf("Listen after Unlisten: %v", err)
+				}
+				if got := w.Addr().String(); got != addr {
+					t.Fatalf("listening again on %s, not %s", got, addr)
+				}
+				if err := w.Listen(); !errors.Is(err, ErrWorkerStarted) {
+					t.Fatalf("second Listen: %v", err)
+				}
+				c2 := dial(t, addr)
+				c2.Write([]byte("after\n"))
+				if got := readLine(t, bufio.NewReader(c2), c2); got != "after\n" {
+					t.Fatalf("after Listen again: %q", got)
+				}
+				if n := w.ConnectionCount(); n != 2 {
+					t.Fatalf("%d connections, want 2", n)
+				}
+			})
+		}
+	})
+}
+
+func TestAllWorkers(t *testing.T) {
+	declaredW := NewWorker("text://127.0.0.1:0")
+	t.Cleanup(func() {
+		globalMu.Lock()
+		declared = slices.DeleteFunc(declared, func(w *Worker) bool { return w == declaredW })
+		globalMu.Unlock()
+	})
+	listened := echoWorker("text", false)
+	serve(t, listened)
+	all := AllWorkers()
+	if !slices.Contains(all, declaredW) || !slices.Contains(all, listened) {
+		t.Fatalf("AllWorkers misses the declared or the listening worker: %v", all)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"os/signal"
+	"slices"
 	"sort"
 	"sync"
 	"syscall"
@@ -148,4 +149,18 @@ func runningWorkers() []*Worker {
 	globalMu.Unlock()
 	sort.Slice(ws, func(i, j int) bool { return ws[i].startTime().Before(ws[j].startTime()) })
 	return ws
+}
+
+// AllWorkers returns every worker made with NewWorker and every worker
+// running (started with Listen): Workerman's Worker::getAllWorkers().
+func AllWorkers() []*Worker {
+	globalMu.Lock()
+	all := append([]*Worker(nil), declared...)
+	globalMu.Unlock()
+	for _, w := range runningWorkers() {
+		if !slices.Contains(all, w) {
+			all = append(all, w)
+		}
+	}
+	return all
 }

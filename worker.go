@@ -157,14 +157,17 @@ type Worker struct {
 	// goroutines forces the goroutine-per-connection engine (tests).
 	goroutines bool
 
-	mu      sync.Mutex
-	state   workerState
-	done    chan struct{}
-	r       *reactor
-	ln      *engine.Listener
-	ep      *endpoint
-	stats   stats
-	started time.Time
+	mu       sync.Mutex
+	state    workerState
+	done     chan struct{}
+	r        *reactor
+	ln       *engine.Listener // nil after Unlisten
+	unln     *engine.Listener // what Unlisten closed, for Listen to bind again
+	unAddr   string           // where it was bound (the port picked for port 0)
+	relisten bool             // a Listen after Unlisten is binding
+	ep       *endpoint
+	stats    stats
+	started  time.Time
 }
 
 type workerState uint8
@@ -259,6 +262,8 @@ func parseListenURI(uri, transport, proto string) (listenAddr, error) {
 // Listen starts the worker without blocking: it binds the address, runs
 // OnWorkerStart for every instance and starts accepting. It is how a worker
 // is started at run time, for example from another worker's OnWorkerStart.
+// After Unlisten, Listen binds the same address again (OnWorkerStart does
+// not run again).
 func (w *Worker) Listen() error {
 	w.mu.Lock()
 	switch w.state {
@@ -266,6 +271,11 @@ func (w *Worker) Listen() error {
 	case stateStopped:
 		w.mu.Unlock()
 		return ErrWorkerClosed
+	case stateRunning:
+		if w.ln == nil && !w.relisten {
+			return w.listenAgainLocked()
+		}
+		fallthrough
 	default:
 		w.mu.Unlock()
 		return ErrWorkerStarted
@@ -290,6 +300,46 @@ func (w *Worker) Listen() error {
 		setRunning(w, true)
 	}
 	return err
+}
+
+// listenAgainLocked binds the address that Unlisten let go of; it is
+// called with w.mu held and releases it.
+func (w *Worker) listenAgainLocked() error {
+	w.relisten = true
+	old, addr, r := w.unln, w.unAddr, w.r
+	w.mu.Unlock()
+	ln := &engine.Listener{Network: old.Network, Address: addr, ReusePort: old.ReusePort, TLS: old.TLS, Backlog: old.Backlog}
+	err := r.eng.Listen(ln, w.accept)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.relisten = false
+	switch {
+	case err != nil:
+		return err
+	case w.state != stateRunning: // stopped meanwhile
+		ln.Close()
+		return ErrWorkerClosed
+	}
+	w.ln, w.unln = ln, nil
+	return nil
+}
+
+// Unlisten stops accepting and closes the listening socket, so that another
+// process can bind the address; the connections already accepted go on
+// being served. Listen binds again. Workerman's unlisten().
+func (w *Worker) Unlisten() {
+	w.mu.Lock()
+	ln := w.ln
+	if w.state != stateRunning || ln == nil {
+		w.mu.Unlock()
+		return
+	}
+	w.ln, w.unln, w.unAddr = nil, ln, ln.Address
+	if a := ln.Addr(); a != nil && ln.Network != "unix" {
+		w.unAddr = a.String() // the port picked for port 0
+	}
+	w.mu.Unlock()
+	ln.Close()
 }
 
 func (w *Worker) start() error {
@@ -485,7 +535,9 @@ func (w *Worker) stop(ctx context.Context, graceful bool) error {
 	r, ln := w.r, w.ln
 	w.mu.Unlock()
 
-	ln.Close()
+	if ln != nil {
+		ln.Close()
+	}
 	r.stopAdmitting()
 	r.closeAll(graceful)
 	var err error
@@ -570,15 +622,13 @@ func (w *Worker) ResumeAccept() {
 // drain stops accepting and returns a channel closed once the connections
 // already accepted have all closed (Workerman's stop -g).
 func (w *Worker) drain() <-chan struct{} {
-	w.mu.Lock()
-	r, ln := w.r, w.ln
-	w.mu.Unlock()
+	w.Unlisten()
+	r := w.reactor()
 	if r == nil {
 		ch := make(chan struct{})
 		close(ch)
 		return ch
 	}
-	ln.Close()
 	r.stopAdmitting()
 	return r.drained()
 }
