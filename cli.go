@@ -44,6 +44,9 @@ Commands:
   stop         stop, closing connections gracefully within each worker's StopTimeout;
                -g: stop accepting and wait until every connection has closed by itself
   restart      stop, then start; -d: as a daemon
+  reload       start the program again as a daemon (a new binary, say) on the same addresses,
+               then stop the old one as stop does; -g: as stop -g. The old one serves on
+               if the new one fails to start
   status       show the running server's workers; -d: refresh every second
   connections  list the running server's connections
 `
@@ -57,8 +60,9 @@ var errNotRunning = errors.New("workerman: not running")
 const daemonEnv = "WORKERMAN_DAEMON_READY_FD"
 
 // Main runs Workerman's command line on os.Args: `start` (`-d` for a
-// daemon), `stop` (`-g` graceful), `restart`, `status` (`-d` live) and
-// `connections`. A program declares its workers with NewWorker and then
+// daemon), `stop` (`-g` graceful), `restart`, `reload` (start the binary
+// on disk, then stop the running one; `-g` graceful), `status` (`-d` live)
+// and `connections`. A program declares its workers with NewWorker and then
 // calls Main instead of RunAll:
 //
 //	w := workerman.NewWorker("websocket://0.0.0.0:8000")
@@ -89,37 +93,38 @@ func Command(args []string, out io.Writer) error {
 		return fmt.Errorf("%w: no command", errUsage)
 	}
 	cmd := args[0]
-	var daemon, graceful bool
+	var d, graceful bool // -d: a daemon (start, restart) or live (status)
 	for _, a := range args[1:] {
 		switch {
 		case a == "-d" && (cmd == "start" || cmd == "restart" || cmd == "status"):
-			daemon = true
-		case a == "-g" && cmd == "stop":
+			d = true
+		case a == "-g" && (cmd == "stop" || cmd == "reload"):
 			graceful = true
 		default:
 			return fmt.Errorf("%w: %q is not an option of %s", errUsage, a, cmd)
 		}
 	}
 	switch cmd {
-	case "start", "restart":
+	case "start", "restart", "reload":
 		if fd := os.Getenv(daemonEnv); fd != "" {
 			return serveDaemon(fd) // this process is what start -d started
+		}
+		if cmd == "reload" {
+			return reload(out, graceful)
 		}
 		if cmd == "restart" {
 			if err := stopServer(out, false); err != nil && !errors.Is(err, errNotRunning) {
 				return err
 			}
 		}
-		if daemon {
+		if d {
 			return startDaemon(out)
 		}
 		return serveCLI(out, nil)
 	case "stop":
 		return stopServer(out, graceful)
-	case "reload":
-		return errors.New("workerman: reload is not supported: a Go program cannot load new code into a running process; use restart")
 	case "status":
-		return showStatus(out, daemon)
+		return showStatus(out, d)
 	case "connections":
 		return control(out, "connections")
 	}
@@ -219,18 +224,36 @@ func serveCLI(out io.Writer, ready *os.File) (err error) {
 	if pid, err := serverPid(); err == nil {
 		return fmt.Errorf("workerman: already running (pid %d)", pid)
 	}
-	ctl, err := listenControl(controlPath())
+	ctx, cancel := context.WithCancel(context.Background())
+	graceful := make(chan struct{}, 1)
+	ctl, err := listenControl(controlPath(), func(g bool) {
+		if !g {
+			cancel()
+			return
+		}
+		select {
+		case graceful <- struct{}{}:
+		default:
+		}
+	})
 	if err != nil {
+		cancel()
 		return err
 	}
 	defer ctl.close()
 	path := pidFile()
-	if err := os.WriteFile(path, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+	pid := []byte(strconv.Itoa(os.Getpid()) + "\n")
+	if err := os.WriteFile(path, pid, 0o644); err != nil {
+		cancel()
 		return fmt.Errorf("workerman: pid file: %w", err)
 	}
-	defer os.Remove(path)
+	defer func() {
+		// After a reload the file is the new server's.
+		if b, _ := os.ReadFile(path); string(b) == string(pid) {
+			os.Remove(path)
+		}
+	}()
 
-	ctx, cancel := context.WithCancel(context.Background())
 	quit := make(chan os.Signal, 1)
 	notifyGraceful(quit)
 	defer signal.Stop(quit)
@@ -240,6 +263,7 @@ func serveCLI(out io.Writer, ready *os.File) (err error) {
 		defer wg.Done()
 		select {
 		case <-quit:
+		case <-graceful:
 		case <-ctx.Done():
 			return
 		}
@@ -281,36 +305,55 @@ func (w *Worker) listenURI() string {
 // ---- the control socket ----
 
 // controlServer answers the commands of other processes on a unix socket:
-// "pid", "status", "connections", and "wait" (kept open until the server
-// stops).
+// "pid", "status", "connections", "wait" (kept open until the server
+// stops) and "reload" (see reloadSession).
 type controlServer struct {
-	ln      net.Listener
 	path    string
+	stop    func(graceful bool)
 	started time.Time
 	stopped chan struct{}
 	wg      sync.WaitGroup
+	lnMu    sync.Mutex
+	ln      net.Listener
 
 	mu       sync.Mutex
 	lastAt   time.Time
 	lastReqs map[*Worker]uint64
 }
 
-func listenControl(path string) (*controlServer, error) {
-	os.Remove(path) // left by a server that died: nobody answered on it
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		return nil, fmt.Errorf("workerman: control socket: %w", err)
+func listenControl(path string, stop func(graceful bool)) (*controlServer, error) {
+	s := &controlServer{path: path, stop: stop, started: time.Now(), stopped: make(chan struct{})}
+	if err := s.listen(); err != nil {
+		return nil, err
 	}
-	s := &controlServer{ln: ln, path: path, started: time.Now(), stopped: make(chan struct{})}
-	s.wg.Add(1)
-	go s.run()
 	return s, nil
 }
 
-func (s *controlServer) run() {
+func (s *controlServer) listen() error {
+	os.Remove(s.path) // left by a server that died: nobody answered on it
+	ln, err := net.Listen("unix", s.path)
+	if err != nil {
+		return fmt.Errorf("workerman: control socket: %w", err)
+	}
+	s.lnMu.Lock()
+	s.ln = ln
+	s.lnMu.Unlock()
+	s.wg.Add(1)
+	go s.run(ln)
+	return nil
+}
+
+// unlisten closes the control socket (and removes its file).
+func (s *controlServer) unlisten() {
+	s.lnMu.Lock()
+	defer s.lnMu.Unlock()
+	s.ln.Close()
+}
+
+func (s *controlServer) run(ln net.Listener) {
 	defer s.wg.Done()
 	for {
-		c, err := s.ln.Accept()
+		c, err := ln.Accept()
 		if err != nil {
 			return
 		}
@@ -325,11 +368,12 @@ func (s *controlServer) run() {
 
 func (s *controlServer) answer(c net.Conn) {
 	c.SetDeadline(time.Now().Add(5 * time.Second))
-	line, err := bufio.NewReader(io.LimitReader(c, 64)).ReadString('\n')
+	r := bufio.NewReader(io.LimitReader(c, 256))
+	line, err := r.ReadString('\n')
 	if err != nil {
 		return
 	}
-	switch strings.TrimSpace(line) {
+	switch cmd := strings.TrimSpace(line); cmd {
 	case "pid":
 		fmt.Fprintln(c, os.Getpid())
 	case "status":
@@ -339,12 +383,52 @@ func (s *controlServer) answer(c net.Conn) {
 	case "wait":
 		c.SetDeadline(time.Time{})
 		<-s.stopped
+	case "reload", "reload -g":
+		s.reloadSession(c, r, cmd == "reload -g")
 	}
+}
+
+// reloadSession hands the addresses over to a new server: it stops
+// listening (workers with ReusePort go on accepting, the new server joins
+// them) and lets go of the control socket, answers READY, then waits for
+// the reload command to say COMMIT (the new server runs: stop, as stop or
+// stop -g would) or ABORT (listen again and serve on).
+func (s *controlServer) reloadSession(c net.Conn, r *bufio.Reader, graceful bool) {
+	ws := runningWorkers()
+	for _, w := range ws {
+		if !w.ReusePort {
+			w.Unlisten()
+		}
+	}
+	s.unlisten()
+	fmt.Fprintln(c, "READY")
+	c.SetDeadline(time.Now().Add(2 * time.Minute))
+	line, _ := r.ReadString('\n')
+	if strings.TrimSpace(line) == "COMMIT" {
+		c.SetDeadline(time.Time{})
+		s.stop(graceful)
+		<-s.stopped
+		return
+	}
+	var errs []error
+	for _, w := range ws {
+		if err := w.Listen(); err != nil && !errors.Is(err, ErrWorkerStarted) {
+			errs = append(errs, err)
+		}
+	}
+	if err := s.listen(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		fmt.Fprintf(c, "RESTORED with errors: %v\n", err)
+		return
+	}
+	fmt.Fprintln(c, "RESTORED")
 }
 
 func (s *controlServer) close() {
 	close(s.stopped)
-	s.ln.Close()
+	s.unlisten()
 	s.wg.Wait()
 }
 
@@ -474,6 +558,53 @@ func stopServer(out io.Writer, graceful bool) error {
 		return fmt.Errorf("workerman: stop fail: pid %d still running after %v: %w", pid, stopTimeoutCLI, err)
 	}
 	fmt.Fprintln(out, "stopped")
+	return nil
+}
+
+// reload starts a new server (this program's binary as it is now on disk)
+// on the addresses of the running one, then stops the running one.
+func reload(out io.Writer, graceful bool) error {
+	pid, err := serverPid()
+	if err != nil {
+		return err
+	}
+	c, err := net.DialTimeout("unix", controlPath(), 5*time.Second)
+	if err != nil {
+		return fmt.Errorf("workerman: reload: %w", err)
+	}
+	defer c.Close()
+	cmd := "reload\n"
+	if graceful {
+		cmd = "reload -g\n"
+	}
+	r := bufio.NewReader(c)
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, cmd); err != nil {
+		return fmt.Errorf("workerman: reload: %w", err)
+	}
+	if line, err := r.ReadString('\n'); err != nil || line != "READY\n" {
+		return fmt.Errorf("workerman: reload: pid %d answered %q, %v", pid, line, err)
+	}
+	c.SetDeadline(time.Time{})
+	if err := startDaemon(out); err != nil {
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		io.WriteString(c, "ABORT\n")
+		line, _ := r.ReadString('\n')
+		return fmt.Errorf("workerman: reload: the new server did not start (%w); pid %d: %s", err, pid, strings.TrimSpace(line))
+	}
+	if _, err := io.WriteString(c, "COMMIT\n"); err != nil {
+		return fmt.Errorf("workerman: reload: pid %d: %w", pid, err)
+	}
+	if graceful {
+		fmt.Fprintf(out, "stopping pid %d once its connections have closed\n", pid)
+	} else {
+		fmt.Fprintf(out, "stopping pid %d\n", pid)
+		c.SetReadDeadline(time.Now().Add(stopTimeoutCLI))
+	}
+	if _, err := io.Copy(io.Discard, r); err != nil {
+		return fmt.Errorf("workerman: reload: pid %d still running after %v: %w", pid, stopTimeoutCLI, err)
+	}
+	fmt.Fprintln(out, "reloaded")
 	return nil
 }
 

@@ -4,6 +4,7 @@ package workerman
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"net"
 	"os"
@@ -16,13 +17,16 @@ import (
 	"time"
 )
 
-const cliHelperEnv = "WORKERMAN_TEST_CLI_PIDFILE"
+const (
+	cliHelperEnv = "WORKERMAN_TEST_CLI_PIDFILE"
+	cliAddrEnv   = "WORKERMAN_TEST_CLI_ADDR" // where the helper listens
+)
 
 // cliHelper is a server program as users write it: workers, then Main.
 func cliHelper(pidFile string) {
 	PidFile = pidFile
 	StdoutFile = pidFile + ".log"
-	w := NewWorker("text://127.0.0.1:0")
+	w := NewWorker("text://" + cmp.Or(os.Getenv(cliAddrEnv), "127.0.0.1:0"))
 	w.Name = "clitest"
 	w.Count = 2
 	w.OnMessage = func(c *Connection, data []byte) { c.Send(data) }
@@ -32,15 +36,30 @@ func cliHelper(pidFile string) {
 
 // program runs this test binary as the server program of cliHelper.
 type program struct {
-	t   *testing.T
-	pid string
+	t    *testing.T
+	pid  string
+	addr string // listen address; empty: a free port
 }
 
 func (p program) cmd(ctx context.Context, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, os.Args[0], args...)
 	// GORACE: a race-enabled program otherwise sleeps a second at exit.
-	cmd.Env = append(os.Environ(), cliHelperEnv+"="+p.pid, "GORACE=atexit_sleep_ms=0")
+	cmd.Env = append(os.Environ(), cliHelperEnv+"="+p.pid, cliAddrEnv+"="+p.addr, "GORACE=atexit_sleep_ms=0")
 	return cmd
+}
+
+// background runs one command while the test goes on; its output, with
+// the error if it failed, arrives on the channel.
+func (p program) background(args ...string) <-chan string {
+	done := make(chan string, 1)
+	go func() {
+		out, err := p.run(args...)
+		if err != nil {
+			out += err.Error()
+		}
+		done <- out
+	}()
+	return done
 }
 
 // run runs one command to its end and returns its output and exit error.
@@ -92,7 +111,7 @@ func TestCommandLine(t *testing.T) {
 	p.fails("not running", "stop")
 	p.fails("Usage:", "start", "-x")
 	p.fails("Usage:", "frobnicate")
-	p.fails("reload is not supported", "reload")
+	p.fails("not running", "reload")
 
 	// start -d returns once the daemon listens.
 	out := p.ok("start", "-d")
@@ -130,14 +149,7 @@ func TestCommandLine(t *testing.T) {
 	}
 
 	// stop -g: no new connections, and it waits for the open one.
-	stopped := make(chan string, 1)
-	go func() {
-		out, err := p.run("stop", "-g")
-		if err != nil {
-			out += err.Error()
-		}
-		stopped <- out
-	}()
+	stopped := p.background("stop", "-g")
 	waitRefused(t, addr[1])
 	never(t, stopped, 300*time.Millisecond, "stop -g finishing while a connection is open")
 	c.Write([]byte("still served\n"))
@@ -173,13 +185,7 @@ func TestCommandLine(t *testing.T) {
 	c = dial(t, addr[1])
 	c.Write([]byte("x\n"))
 	readN(t, c, 2)
-	go func() {
-		out, err := p.run("stop")
-		if err != nil {
-			out += err.Error()
-		}
-		stopped <- out
-	}()
+	stopped = p.background("stop")
 	expectEOF(t, c)
 	c.Close()
 	if out := wait(t, stopped, "stop"); !strings.Contains(out, "stopped") {
@@ -213,4 +219,100 @@ func waitRefused(t *testing.T, addr string) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// echoes checks that c (read through r) is served.
+func echoes(t *testing.T, c net.Conn, r *bufio.Reader, msg string) {
+	t.Helper()
+	c.Write([]byte(msg + "\n"))
+	if got := readLine(t, r, c); got != msg+"\n" {
+		t.Fatalf("echo of %q: %q", msg, got)
+	}
+}
+
+var statusPidRe = regexp.MustCompile(`pid: (\d+)`)
+
+// servingPid is the pid that status reports.
+func (p program) servingPid() string {
+	p.t.Helper()
+	m := statusPidRe.FindStringSubmatch(p.ok("status"))
+	if m == nil {
+		p.t.Fatal("status shows no pid")
+	}
+	return m[1]
+}
+
+func TestCommandLineReload(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	p := program{t: t, pid: filepath.Join(t.TempDir(), "s.pid"), addr: addr}
+	t.Cleanup(func() { p.run("stop") })
+
+	p.ok("start", "-d")
+	first := p.servingPid()
+	c := dial(t, addr)
+	r := bufio.NewReader(c)
+	echoes(t, c, r, "one")
+
+	// reload: a new server on the same address; the old one closes its
+	// connections and exits.
+	done := p.background("reload")
+	expectEOF(t, c)
+	c.Close()
+	out := wait(t, done, "reload")
+	m := regexp.MustCompile(`daemon, pid (\d+)`).FindStringSubmatch(out)
+	if m == nil || m[1] == first || !strings.Contains(out, "reloaded") {
+		t.Fatalf("reload said %q (old pid %s)", out, first)
+	}
+	second := m[1]
+	if got := p.servingPid(); got != second {
+		t.Fatalf("status answered by pid %s after the reload to %s", got, second)
+	}
+	if b, _ := os.ReadFile(p.pid); strings.TrimSpace(string(b)) != second {
+		t.Fatalf("pid file holds %q after the reload to %s", b, second)
+	}
+	c = dial(t, addr)
+	r = bufio.NewReader(c)
+	echoes(t, c, r, "two")
+
+	// A new server that cannot start: the old one listens again and serves on.
+	broken := p
+	broken.addr = "256.0.0.1:1"
+	broken.fails("did not start", "reload")
+	echoes(t, c, r, "three")
+	if got := p.servingPid(); got != second {
+		t.Fatalf("status answered by pid %s after a failed reload, want %s", got, second)
+	}
+	c3 := dial(t, addr)
+	echoes(t, c3, bufio.NewReader(c3), "accepted again")
+	c3.Close()
+
+	// reload -g: the new server takes new connections at once; the old one
+	// serves its open connection until it closes.
+	done = p.background("reload", "-g")
+	third := ""
+	for deadline := time.Now().Add(30 * time.Second); third == "" || third == second; {
+		if time.Now().After(deadline) {
+			t.Fatal("no new server answers status during reload -g")
+		}
+		if out, err := p.run("status"); err == nil {
+			if m := statusPidRe.FindStringSubmatch(out); m != nil {
+				third = m[1]
+			}
+		}
+	}
+	c4 := dial(t, addr)
+	echoes(t, c4, bufio.NewReader(c4), "to the new server")
+	never(t, done, 300*time.Millisecond, "reload -g finishing while the old server has a connection")
+	echoes(t, c, r, "old server still serving")
+	c.Close()
+	if out := wait(t, done, "reload -g"); !strings.Contains(out, "reloaded") {
+		t.Fatalf("reload -g said %q", out)
+	}
+	c4.Close()
+	p.ok("stop")
 }

@@ -68,5 +68,5 @@
 // lifecycle use Worker.Listen with Worker.Shutdown(ctx) or Worker.Close, or
 // Worker.Run(ctx), like http.Server. Main gives a program Workerman's
 // command line instead: start (-d for a daemon), stop (-g graceful),
-// restart, status and connections.
+// restart, reload (a hand-over to a new binary), status and connections.
 package workerman
