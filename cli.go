@@ -199,6 +199,8 @@ func startDaemon(out io.Writer) error {
 	case s == "OK":
 		fmt.Fprintf(out, "%s started as a daemon, pid %d (pid file %s)\n", filepath.Base(exe), pid, pidFile())
 		return nil
+	case s == "" && StdoutFile == "":
+		return errors.New("workerman: start -d: the daemon exited while starting (set workerman.StdoutFile to keep its output)")
 	case s == "":
 		return fmt.Errorf("workerman: start -d: the daemon exited while starting (its output: %s)", logPath)
 	default:
