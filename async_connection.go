@@ -670,12 +670,17 @@ func numLoops() int { return runtime.GOMAXPROCS(0) }
 
 // ---- the process-wide list, closed by StopAll ----
 
+// stopper is a client connection that StopAll closes.
+type stopper interface{ stopAll() }
+
 var asyncs = struct {
 	sync.Mutex
-	m map[*AsyncConnection]struct{}
-}{m: map[*AsyncConnection]struct{}{}}
+	m map[stopper]struct{}
+}{m: map[stopper]struct{}{}}
 
-func trackAsync(a *AsyncConnection, on bool) {
+func (a *AsyncConnection) stopAll() { a.Close() }
+
+func trackAsync(a stopper, on bool) {
 	asyncs.Lock()
 	if on {
 		asyncs.m[a] = struct{}{}
@@ -685,15 +690,15 @@ func trackAsync(a *AsyncConnection, on bool) {
 	asyncs.Unlock()
 }
 
-// closeAsyncs closes every AsyncConnection (StopAll).
+// closeAsyncs closes every AsyncConnection and AsyncUDPConnection (StopAll).
 func closeAsyncs() {
 	asyncs.Lock()
-	all := make([]*AsyncConnection, 0, len(asyncs.m))
+	all := make([]stopper, 0, len(asyncs.m))
 	for a := range asyncs.m {
 		all = append(all, a)
 	}
 	asyncs.Unlock()
 	for _, a := range all {
-		a.Close()
+		a.stopAll()
 	}
 }

@@ -97,7 +97,7 @@ func (c *Connection) WorkerID() int { return c.inst.id }
 // Protocol is the URI scheme of the connection's codec ("text", "websocket").
 func (c *Connection) Protocol() string { return c.ep.protoName }
 
-// Transport is "tcp", "ssl" or "unix".
+// Transport is "tcp", "ssl", "unix" or "udp".
 func (c *Connection) Transport() string { return c.ep.transport }
 
 // MessageType is the type of the message being delivered to OnMessage:

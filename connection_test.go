@@ -691,7 +691,7 @@ func TestRunWithContext(t *testing.T) {
 }
 
 func TestBadListenURIs(t *testing.T) {
-	for _, uri := range []string{"", "127.0.0.1:80", "text://", "text://nohostport", "udp://127.0.0.1:0"} {
+	for _, uri := range []string{"", "127.0.0.1:80", "text://", "text://nohostport", "udp://nohostport", "ws://127.0.0.1:0"} {
 		if err := (&Worker{URI: uri}).Listen(); err == nil {
 			t.Errorf("Listen(%q) succeeded", uri)
 		}

@@ -229,7 +229,7 @@ func (c *Connection) finish(err error) {
 	if x := c.ext.Load(); x != nil && x.pipeTo != nil {
 		x.pipeTo.Close()
 	}
-	if ep.onClose != nil {
+	if ep.onClose != nil && !ep.datagram {
 		c.call("OnClose", func() { ep.onClose(c) })
 	}
 	ep.r.release()

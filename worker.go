@@ -27,7 +27,12 @@ import (
 type Worker struct {
 	// URI is the listen address: scheme://host:port, where the scheme names
 	// the codec (tcp, text, frame, websocket, http, or one registered with
-	// protocol.Register), or unix:///path/to.sock.
+	// protocol.Register), unix:///path/to.sock, or udp://host:port.
+	//
+	// On udp:// each datagram is a message, delivered to OnMessage with a
+	// Connection of its own whose Send answers the sender (Workerman's
+	// UdpConnection); OnConnect and OnClose are not called, and there is no
+	// send buffer. Count goroutines read the socket.
 	URI string
 
 	// Name shows in logs and in status output. Default "none".
@@ -47,8 +52,9 @@ type Worker struct {
 	ReusePort bool
 
 	// Transport is "tcp" (default), "ssl" (TLS with TLSConfig; a
-	// websocket:// worker then serves wss://) or "unix" (implied by
-	// unix://).
+	// websocket:// worker then serves wss://), "unix" (implied by unix://)
+	// or "udp" (implied by udp://; with text:// or frame://, each datagram
+	// carries packets of that codec).
 	Transport string
 
 	// TLSConfig is used when Transport is "ssl".
@@ -205,6 +211,7 @@ type endpoint struct {
 	maxPackage int
 	idle       time.Duration
 	hooks      protoHooks
+	datagram   bool // udp: a connection per datagram, no OnConnect or OnClose
 	log        *slog.Logger
 	stats      *stats
 	afterClose func(*Connection) // after OnClose (AsyncConnection)
@@ -238,20 +245,23 @@ func parseListenURI(uri, transport, proto string) (listenAddr, error) {
 	case "ssl":
 		la.transport, la.protocol = "ssl", "tcp"
 	case "udp":
-		return la, errors.New("workerman: udp:// is not supported")
+		la.network, la.transport, la.protocol = "udp", "udp", "tcp"
 	case "ws", "wss":
 		return la, fmt.Errorf("workerman: %s:// is for clients (AsyncConnection); listen on websocket://", scheme)
 	}
 	if transport != "" {
 		la.transport = transport
-		if transport == "unix" {
-			la.network = "unix"
+		if transport == "unix" || transport == "udp" {
+			la.network = transport
 		}
 	}
 	if proto != "" {
 		la.protocol = proto
 	}
-	if la.network == "tcp" {
+	if la.network == "udp" && (la.protocol == "websocket" || la.protocol == "http") {
+		return la, fmt.Errorf("workerman: %s needs a stream: it cannot run over udp", la.protocol)
+	}
+	if la.network != "unix" {
 		if _, _, err := net.SplitHostPort(la.address); err != nil {
 			return la, fmt.Errorf("workerman: bad listen URI %q: %w", uri, err)
 		}
@@ -370,6 +380,7 @@ func (w *Worker) start() error {
 		maxSend:       cmpOr(w.MaxSendBufferSize, DefaultMaxSendBufferSize),
 		maxPackage:    cmpOr(w.MaxPackageSize, DefaultMaxPackageSize),
 		idle:          w.IdleTimeout,
+		datagram:      la.network == "udp",
 		log:           log,
 		stats:         &w.stats,
 		onConnect:     w.OnConnect,
@@ -444,7 +455,7 @@ func (w *Worker) accept(tc engine.Conn, inst int) engine.Handler {
 	c := newConnection(w.ep, tc, r.insts[inst])
 	w.ep.hooks.accepted(c)
 	c.inst.add(c)
-	if w.ep.onConnect != nil {
+	if w.ep.onConnect != nil && !w.ep.datagram {
 		c.enqueue(newJob(jobConnect))
 	}
 	return c

@@ -4,6 +4,9 @@
 //	go run ./examples/echo -listen text://127.0.0.1:9000 -count 2
 //
 // Try it with: printf 'hello\n' | nc -q1 127.0.0.1 9000
+//
+// Over UDP: -listen udp://127.0.0.1:9000 (a datagram is a message), or
+// -listen text://127.0.0.1:9000 -transport udp; try: nc -u 127.0.0.1 9000
 package main
 
 import (
@@ -14,13 +17,15 @@ import (
 )
 
 func main() {
-	listen := flag.String("listen", "text://127.0.0.1:9000", "listen URI (tcp://, text://, frame://, unix:///path, ...)")
+	listen := flag.String("listen", "text://127.0.0.1:9000", "listen URI (tcp://, text://, frame://, websocket://, http://, udp://, unix:///path)")
 	count := flag.Int("count", 1, "event-loop instances")
+	transport := flag.String("transport", "", "udp: carry the codec of -listen in datagrams")
 	flag.Parse()
 
 	w := workerman.NewWorker(*listen)
 	w.Name = "echo"
 	w.Count = *count
+	w.Transport = *transport
 	w.OnWorkerStart = func(w *workerman.Worker, id int) {
 		if id == 0 {
 			log.Printf("echo: listening on %s (%s) with %d instance(s)", w.Addr(), *listen, w.Count)

@@ -128,7 +128,7 @@ type DialRequest struct {
 
 // Listener is a listening socket shared by the loops.
 type Listener struct {
-	Network   string // "tcp", "tcp4", "tcp6" or "unix"
+	Network   string // "tcp", "tcp4", "tcp6", "unix" or "udp" (see udpListener)
 	Address   string
 	ReusePort bool
 	TLS       *tls.Config

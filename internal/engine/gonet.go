@@ -109,6 +109,9 @@ type goListener struct {
 }
 
 func (e *goEngine) Listen(spec *Listener, accept AcceptFunc) error {
+	if isPacket(spec.Network) {
+		return listenUDP(spec, accept, e.Loops())
+	}
 	lc := net.ListenConfig{}
 	if spec.ReusePort {
 		lc.Control = reusePortControl

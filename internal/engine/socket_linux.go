@@ -33,6 +33,9 @@ type fdListener struct {
 }
 
 func (e *epollEngine) Listen(spec *Listener, accept AcceptFunc) error {
+	if isPacket(spec.Network) {
+		return listenUDP(spec, accept, e.Loops())
+	}
 	if spec.TLS != nil {
 		return e.gor.Listen(spec, accept)
 	}
