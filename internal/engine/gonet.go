@@ -101,11 +101,9 @@ type goListener struct {
 	e      *goEngine
 	nl     net.Listener
 	accept AcceptFunc
-	mu     sync.Mutex
-	paused bool
-	resume chan struct{}
 	closed atomic.Bool
 	done   chan struct{}
+	pauseGate
 }
 
 func (e *goEngine) Listen(spec *Listener, accept AcceptFunc) error {
@@ -123,7 +121,7 @@ func (e *goEngine) Listen(spec *Listener, accept AcceptFunc) error {
 	if spec.TLS != nil {
 		nl = tls.NewListener(nl, spec.TLS)
 	}
-	gl := &goListener{e: e, nl: nl, accept: accept, paused: spec.Paused, resume: make(chan struct{}), done: make(chan struct{})}
+	gl := &goListener{e: e, nl: nl, accept: accept, pauseGate: newPauseGate(spec.Paused), done: make(chan struct{})}
 	e.mu.Lock()
 	if e.stopped {
 		e.mu.Unlock()
@@ -143,14 +141,7 @@ func (l *goListener) run() {
 	defer close(l.done)
 	var backoff time.Duration
 	for {
-		l.mu.Lock()
-		for l.paused && !l.closed.Load() {
-			ch := l.resume
-			l.mu.Unlock()
-			<-ch
-			l.mu.Lock()
-		}
-		l.mu.Unlock()
+		l.wait(l.closed.Load)
 		nc, err := l.nl.Accept()
 		if err != nil {
 			if l.closed.Load() || errors.Is(err, net.ErrClosed) {
@@ -209,19 +200,6 @@ func (l *goListener) close() error {
 	delete(l.e.listeners, l)
 	l.e.mu.Unlock()
 	return err
-}
-
-func (l *goListener) setPaused(p bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.paused == p {
-		return
-	}
-	l.paused = p
-	if !p {
-		close(l.resume)
-		l.resume = make(chan struct{})
-	}
 }
 
 // ---- connections ----

@@ -22,10 +22,7 @@ type udpListener struct {
 	accept AcceptFunc
 	wg     sync.WaitGroup
 	closed atomic.Bool
-
-	mu     sync.Mutex
-	paused bool
-	resume chan struct{}
+	pauseGate
 }
 
 // maxDatagram is the largest UDP payload.
@@ -40,7 +37,7 @@ func listenUDP(spec *Listener, accept AcceptFunc, instances int) error {
 	if err != nil {
 		return fmt.Errorf("workerman: listen %s %s: %w", spec.Network, spec.Address, err)
 	}
-	l := &udpListener{pc: pc, accept: accept, paused: spec.Paused, resume: make(chan struct{})}
+	l := &udpListener{pc: pc, accept: accept, pauseGate: newPauseGate(spec.Paused)}
 	spec.impl = l
 	for i := range instances {
 		l.wg.Add(1)
@@ -52,7 +49,11 @@ func listenUDP(spec *Listener, accept AcceptFunc, instances int) error {
 func (l *udpListener) read(inst int) {
 	defer l.wg.Done()
 	buf := make([]byte, maxDatagram)
-	for l.waitResumed() {
+	for {
+		l.wait(l.closed.Load)
+		if l.closed.Load() {
+			return
+		}
 		n, from, err := l.pc.ReadFrom(buf)
 		if err != nil {
 			if l.closed.Load() || errors.Is(err, net.ErrClosed) {
@@ -70,22 +71,6 @@ func (l *udpListener) read(inst int) {
 	}
 }
 
-// waitResumed blocks while the listener is paused; false once it is closed.
-func (l *udpListener) waitResumed() bool {
-	for {
-		l.mu.Lock()
-		paused, ch := l.paused, l.resume
-		l.mu.Unlock()
-		if l.closed.Load() {
-			return false
-		}
-		if !paused {
-			return true
-		}
-		<-ch
-	}
-}
-
 func (l *udpListener) addr() net.Addr { return l.pc.LocalAddr() }
 
 func (l *udpListener) close() error {
@@ -96,19 +81,6 @@ func (l *udpListener) close() error {
 	err := l.pc.Close()
 	l.wg.Wait()
 	return err
-}
-
-func (l *udpListener) setPaused(p bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.paused == p {
-		return
-	}
-	l.paused = p
-	if !p {
-		close(l.resume)
-		l.resume = make(chan struct{})
-	}
 }
 
 // udpConn is one datagram's sender: writes are datagrams sent back to it.
