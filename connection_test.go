@@ -772,3 +772,19 @@ func TestAllWorkers(t *testing.T) {
 		t.Fatalf("AllWorkers misses the declared or the listening worker: %v", all)
 	}
 }
+
+func TestPauseAccept(t *testing.T) {
+	engines(t, func(t *testing.T, goroutines bool) {
+		w := echoWorker("text", goroutines)
+		connected := make(chan struct{}, 4)
+		w.OnConnect = func(*Connection) { connected <- struct{}{} }
+		addr := serve(t, w)
+		w.PauseAccept()
+		c := dial(t, addr) // the kernel completes the handshake; nobody accepts
+		never(t, connected, 200*time.Millisecond, "OnConnect while accepting is paused")
+		w.ResumeAccept()
+		wait(t, connected, "OnConnect after ResumeAccept")
+		c.Write([]byte("hi\n"))
+		readN(t, c, 3)
+	})
+}

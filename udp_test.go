@@ -158,3 +158,26 @@ func TestStopAllClosesAsyncUDPConnections(t *testing.T) {
 	closeAsyncs() // what StopAll does first
 	wait(t, closed, "OnClose after StopAll")
 }
+
+func TestUDPPauseAccept(t *testing.T) {
+	w := &Worker{URI: "udp://127.0.0.1:0", Count: 2}
+	got := make(chan string, 4)
+	w.OnMessage = func(c *Connection, data []byte) { got <- string(data) }
+	addr := serve(t, w)
+	c, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// A first datagram, so that the readers are waiting in the socket
+	// (not at the pause gate) when the pause begins.
+	c.Write([]byte("first"))
+	wait(t, got, "the first datagram")
+	w.PauseAccept()
+	c.Write([]byte("while paused"))
+	never(t, got, 200*time.Millisecond, "a datagram handled while paused")
+	w.ResumeAccept()
+	if m := wait(t, got, "the datagram after ResumeAccept"); m != "while paused" {
+		t.Fatalf("got %q", m)
+	}
+}

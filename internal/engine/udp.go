@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // isPacket tells whether a listener's network is UDP.
@@ -69,6 +70,18 @@ func (l *udpListener) read(inst int) {
 		h.OnRead(buf[:n]) // the handler copies what it keeps
 		h.OnClose(nil)
 	}
+}
+
+// setPaused also wakes the readers out of ReadFrom, so that no datagram is
+// handled after the pause began.
+func (l *udpListener) setPaused(p bool) {
+	if p {
+		l.pauseGate.setPaused(true)
+		l.pc.SetReadDeadline(time.Now())
+		return
+	}
+	l.pc.SetReadDeadline(time.Time{})
+	l.pauseGate.setPaused(false)
 }
 
 func (l *udpListener) addr() net.Addr { return l.pc.LocalAddr() }
