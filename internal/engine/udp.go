@@ -8,7 +8,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 )
 
 // isPacket tells whether a listener's network is UDP.
@@ -51,16 +50,19 @@ func (l *udpListener) read(inst int) {
 	defer l.wg.Done()
 	buf := make([]byte, maxDatagram)
 	for {
-		l.wait(l.closed.Load)
-		if l.closed.Load() {
-			return
-		}
 		n, from, err := l.pc.ReadFrom(buf)
 		if err != nil {
 			if l.closed.Load() || errors.Is(err, net.ErrClosed) {
 				return
 			}
 			continue // an ICMP error for an earlier reply, say
+		}
+		// Paused: hold the datagram until the pause ends. (A read
+		// deadline cannot stop the read: with several readers on one
+		// socket, Go lets one through after the deadline has passed.)
+		l.wait(l.closed.Load)
+		if l.closed.Load() {
+			return
 		}
 		c := &udpConn{pc: l.pc, remote: from, nread: uint64(n)}
 		h := l.accept(c, inst)
@@ -70,18 +72,6 @@ func (l *udpListener) read(inst int) {
 		h.OnRead(buf[:n]) // the handler copies what it keeps
 		h.OnClose(nil)
 	}
-}
-
-// setPaused also wakes the readers out of ReadFrom, so that no datagram is
-// handled after the pause began.
-func (l *udpListener) setPaused(p bool) {
-	if p {
-		l.pauseGate.setPaused(true)
-		l.pc.SetReadDeadline(time.Now())
-		return
-	}
-	l.pc.SetReadDeadline(time.Time{})
-	l.pauseGate.setPaused(false)
 }
 
 func (l *udpListener) addr() net.Addr { return l.pc.LocalAddr() }
