@@ -153,6 +153,13 @@ func (l *goListener) run() {
 			continue
 		}
 		backoff = 0
+		// Accept may have been waiting when the pause began: hold the
+		// connection until it ends.
+		l.wait(l.closed.Load)
+		if l.closed.Load() {
+			nc.Close()
+			return
+		}
 		l.serve(nc)
 	}
 }

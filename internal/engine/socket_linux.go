@@ -30,6 +30,15 @@ type fdListener struct {
 	paused   atomic.Bool
 	closed   atomic.Bool
 	mu       sync.Mutex
+	held     []heldConn // accepted by the kernel while paused; guarded by mu
+}
+
+// heldConn is a connection accepted while the listener was paused, kept
+// until the pause ends.
+type heldConn struct {
+	loop *loop
+	fd   int
+	sa   unix.Sockaddr
 }
 
 func (e *epollEngine) Listen(spec *Listener, accept AcceptFunc) error {
@@ -96,6 +105,14 @@ func (ln *fdListener) close() error {
 		ln.owners[i].post(task{kind: taskUnlisten, fd: fd, done: done})
 		<-done
 	}
+	ln.mu.Lock()
+	held := ln.held
+	ln.held = nil
+	ln.mu.Unlock()
+	for _, h := range held {
+		unix.Close(h.fd)
+		h.loop.n.Add(-1)
+	}
 	if ln.unixPath != "" {
 		os.Remove(ln.unixPath)
 	}
@@ -122,6 +139,28 @@ func (ln *fdListener) setPaused(p bool) {
 	for i, fd := range ln.fds {
 		ln.owners[i].post(task{kind: kind, fd: fd})
 	}
+	if !p {
+		for _, h := range ln.held {
+			h.loop.post(task{kind: taskAdopt, fd: h.fd, sa: h.sa, ln: ln})
+		}
+		ln.held = nil
+	}
+}
+
+// hold keeps a connection that was accepted while the listener is paused
+// (the loop can be accepting when the pause begins), so that nobody hears
+// of it before the pause ends. It returns false when not paused.
+func (ln *fdListener) hold(l *loop, fd int, sa unix.Sockaddr) bool {
+	if !ln.paused.Load() {
+		return false
+	}
+	ln.mu.Lock()
+	defer ln.mu.Unlock()
+	if !ln.paused.Load() || ln.closed.Load() {
+		return false
+	}
+	ln.held = append(ln.held, heldConn{l, fd, sa})
+	return true
 }
 
 // accept takes a batch of pending connections from lfd.
@@ -157,6 +196,9 @@ func (l *loop) accept(ln *fdListener, lfd int) {
 }
 
 func (l *loop) adopt(fd int, sa unix.Sockaddr, ln *fdListener) {
+	if ln.hold(l, fd, sa) {
+		return
+	}
 	c := &fdConn{loop: l, fd: int32(fd), remote: peerFrom(sa), ln: ln}
 	c.state.Store(stOpen)
 	h := ln.accept(c, l.id)
