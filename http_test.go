@@ -32,7 +32,11 @@ func httpWorker(goroutines bool) *Worker {
 			"cookie": r.CookieValue("sid"), "agent": r.HeaderValue("X-Agent"), "body": string(r.RawBody()), "json": j["k"],
 		}
 		b, _ := json.Marshal(summary)
-		c.SendResponse(NewResponse(200, b).WithHeader("Content-Type", "application/json"))
+		resp := NewResponse(200, b).WithHeader("Content-Type", "application/json")
+		if sid := r.CookieValue("sid"); sid != "" {
+			resp.SetCookie(&http.Cookie{Name: "seen", Value: sid, HttpOnly: true})
+		}
+		c.SendResponse(resp)
 	}
 	return w
 }
@@ -92,6 +96,11 @@ func TestHTTPRequestParsing(t *testing.T) {
 					for k, v := range tc.want {
 						if got[k] != v {
 							t.Fatalf("%s = %v, want %v (all: %v)", k, got[k], v, got)
+						}
+					}
+					if sid, ok := tc.want["cookie"]; ok {
+						if set := resp.Header.Get("Set-Cookie"); set != "seen="+sid.(string)+"; HttpOnly" {
+							t.Fatalf("Set-Cookie: %q", set)
 						}
 					}
 				})
