@@ -550,16 +550,22 @@ func stopServer(out io.Writer, graceful bool) error {
 	if err := signalStop(pid, graceful); err != nil {
 		return fmt.Errorf("workerman: stop pid %d: %w", pid, err)
 	}
+	return awaitStop(out, wait, wait, pid, graceful, "stopped")
+}
+
+// awaitStop waits until the server stopping on conn (read through r) has
+// closed it, which it does when it exits, then says done.
+func awaitStop(out io.Writer, conn net.Conn, r io.Reader, pid int, graceful bool, done string) error {
 	if graceful {
 		fmt.Fprintf(out, "stopping pid %d gracefully: no new connections, waiting for the open ones to close\n", pid)
 	} else {
 		fmt.Fprintf(out, "stopping pid %d\n", pid)
-		wait.SetReadDeadline(time.Now().Add(stopTimeoutCLI))
+		conn.SetReadDeadline(time.Now().Add(stopTimeoutCLI))
 	}
-	if _, err := io.Copy(io.Discard, wait); err != nil {
+	if _, err := io.Copy(io.Discard, r); err != nil {
 		return fmt.Errorf("workerman: stop fail: pid %d still running after %v: %w", pid, stopTimeoutCLI, err)
 	}
-	fmt.Fprintln(out, "stopped")
+	fmt.Fprintln(out, done)
 	return nil
 }
 
@@ -597,17 +603,7 @@ func reload(out io.Writer, graceful bool) error {
 	if _, err := io.WriteString(c, "COMMIT\n"); err != nil {
 		return fmt.Errorf("workerman: reload: pid %d: %w", pid, err)
 	}
-	if graceful {
-		fmt.Fprintf(out, "stopping pid %d once its connections have closed\n", pid)
-	} else {
-		fmt.Fprintf(out, "stopping pid %d\n", pid)
-		c.SetReadDeadline(time.Now().Add(stopTimeoutCLI))
-	}
-	if _, err := io.Copy(io.Discard, r); err != nil {
-		return fmt.Errorf("workerman: reload: pid %d still running after %v: %w", pid, stopTimeoutCLI, err)
-	}
-	fmt.Fprintln(out, "reloaded")
-	return nil
+	return awaitStop(out, c, r, pid, graceful, "reloaded")
 }
 
 func showStatus(out io.Writer, live bool) error {
