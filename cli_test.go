@@ -4,7 +4,6 @@ package workerman
 
 import (
 	"bufio"
-	"cmp"
 	"context"
 	"net"
 	"os"
@@ -16,23 +15,6 @@ import (
 	"testing"
 	"time"
 )
-
-const (
-	cliHelperEnv = "WORKERMAN_TEST_CLI_PIDFILE"
-	cliAddrEnv   = "WORKERMAN_TEST_CLI_ADDR" // where the helper listens
-)
-
-// cliHelper is a server program as users write it: workers, then Main.
-func cliHelper(pidFile string) {
-	PidFile = pidFile
-	StdoutFile = pidFile + ".log"
-	w := NewWorker("text://" + cmp.Or(os.Getenv(cliAddrEnv), "127.0.0.1:0"))
-	w.Name = "clitest"
-	w.Count = 2
-	w.OnMessage = func(c *Connection, data []byte) { c.Send(data) }
-	Main()
-	os.Exit(0)
-}
 
 // program runs this test binary as the server program of cliHelper.
 type program struct {

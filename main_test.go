@@ -2,6 +2,7 @@ package workerman
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"io"
@@ -23,6 +24,23 @@ func TestMain(m *testing.M) {
 	}
 	// IgnoreCurrent: ants starts a default pool of its own at init.
 	goleak.VerifyTestMain(m, goleak.IgnoreCurrent())
+}
+
+const (
+	cliHelperEnv = "WORKERMAN_TEST_CLI_PIDFILE"
+	cliAddrEnv   = "WORKERMAN_TEST_CLI_ADDR" // where the helper listens
+)
+
+// cliHelper is a server program as users write it: workers, then Main.
+func cliHelper(pidFile string) {
+	PidFile = pidFile
+	StdoutFile = pidFile + ".log"
+	w := NewWorker("text://" + cmp.Or(os.Getenv(cliAddrEnv), "127.0.0.1:0"))
+	w.Name = "clitest"
+	w.Count = 2
+	w.OnMessage = func(c *Connection, data []byte) { c.Send(data) }
+	Main()
+	os.Exit(0)
 }
 
 // engines runs f once on the platform engine and once on the
