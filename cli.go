@@ -501,19 +501,32 @@ func (w *Worker) loops() int {
 
 // control sends cmd to the running server and copies its answer to out.
 func control(out io.Writer, cmd string) error {
-	c, err := net.DialTimeout("unix", controlPath(), 5*time.Second)
+	c, err := dialControl(cmd)
 	if err != nil {
-		return fmt.Errorf("%w (no server answers on %s)", errNotRunning, controlPath())
+		return err
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.WriteString(c, cmd+"\n"); err != nil {
-		return fmt.Errorf("workerman: %s: %w", cmd, err)
-	}
 	if _, err := io.Copy(out, c); err != nil {
 		return fmt.Errorf("workerman: %s: %w", cmd, err)
 	}
 	return nil
+}
+
+// dialControl connects to the running server's control socket and sends
+// cmd; the caller reads the answer and closes the connection.
+func dialControl(cmd string) (net.Conn, error) {
+	c, err := net.DialTimeout("unix", controlPath(), 5*time.Second)
+	if err != nil {
+		return nil, fmt.Errorf("%w (no server answers on %s)", errNotRunning, controlPath())
+	}
+	c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, cmd+"\n"); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("workerman: %s: %w", cmd, err)
+	}
+	c.SetWriteDeadline(time.Time{})
+	return c, nil
 }
 
 // serverPid asks the running server for its process ID.
@@ -539,14 +552,11 @@ func stopServer(out io.Writer, graceful bool) error {
 		return err
 	}
 	// A connection that the server keeps open until it has stopped.
-	wait, err := net.DialTimeout("unix", controlPath(), 5*time.Second)
+	wait, err := dialControl("wait")
 	if err != nil {
-		return fmt.Errorf("workerman: stop: %w", err)
+		return err
 	}
 	defer wait.Close()
-	if _, err := io.WriteString(wait, "wait\n"); err != nil {
-		return fmt.Errorf("workerman: stop: %w", err)
-	}
 	if err := signalStop(pid, graceful); err != nil {
 		return fmt.Errorf("workerman: stop pid %d: %w", pid, err)
 	}
@@ -576,20 +586,17 @@ func reload(out io.Writer, graceful bool) error {
 	if err != nil {
 		return err
 	}
-	c, err := net.DialTimeout("unix", controlPath(), 5*time.Second)
+	cmd := "reload"
+	if graceful {
+		cmd = "reload -g"
+	}
+	c, err := dialControl(cmd)
 	if err != nil {
-		return fmt.Errorf("workerman: reload: %w", err)
+		return err
 	}
 	defer c.Close()
-	cmd := "reload\n"
-	if graceful {
-		cmd = "reload -g\n"
-	}
 	r := bufio.NewReader(c)
 	c.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.WriteString(c, cmd); err != nil {
-		return fmt.Errorf("workerman: reload: %w", err)
-	}
 	if line, err := r.ReadString('\n'); err != nil || line != "READY\n" {
 		return fmt.Errorf("workerman: reload: pid %d answered %q, %v", pid, line, err)
 	}

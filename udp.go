@@ -163,22 +163,24 @@ func (a *AsyncUDPConnection) stopAll() { a.Close() }
 
 // LocalAddr and RemoteAddr are nil before Connect.
 func (a *AsyncUDPConnection) LocalAddr() net.Addr {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.conn == nil {
-		return nil
+	if c := a.socket(); c != nil {
+		return c.LocalAddr()
 	}
-	return a.conn.LocalAddr()
+	return nil
 }
 
 // RemoteAddr is the address datagrams are sent to.
 func (a *AsyncUDPConnection) RemoteAddr() net.Addr {
+	if c := a.socket(); c != nil {
+		return c.RemoteAddr()
+	}
+	return nil
+}
+
+func (a *AsyncUDPConnection) socket() net.Conn {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.conn == nil {
-		return nil
-	}
-	return a.conn.RemoteAddr()
+	return a.conn
 }
 
 func (a *AsyncUDPConnection) maxPackage() int { return cmpOr(a.MaxPackageSize, DefaultMaxPackageSize) }

@@ -175,10 +175,7 @@ func TestWebSocketLargeAndPipelined(t *testing.T) {
 		t.Run("8 MiB in one frame", func(t *testing.T) {
 			c := dialWS(t, addr)
 			go c.conn.Write(frame(true, 0, 2, true, big))
-			f := c.next()
-			if f.op != 2 || !bytes.Equal(f.payload, big) {
-				t.Fatalf("op %d, %d bytes", f.op, len(f.payload))
-			}
+			expectBinary(t, c.next(), big)
 		})
 		t.Run("8 MiB in 512 fragments", func(t *testing.T) {
 			c := dialWS(t, addr)
@@ -191,10 +188,7 @@ func TestWebSocketLargeAndPipelined(t *testing.T) {
 				all = append(all, frame(i == 511, 0, op, true, big[i*16384:(i+1)*16384])...)
 			}
 			go c.conn.Write(all)
-			f := c.next()
-			if f.op != 2 || !bytes.Equal(f.payload, big) {
-				t.Fatalf("op %d, %d bytes", f.op, len(f.payload))
-			}
+			expectBinary(t, c.next(), big)
 		})
 		t.Run("1000 pipelined messages", func(t *testing.T) {
 			c := dialWS(t, addr)

@@ -2,6 +2,7 @@ package workerman
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
@@ -184,4 +185,12 @@ func wsEchoWorker(goroutines bool) *Worker {
 		c.SendMessage(c.MessageType(), data)
 	}
 	return w
+}
+
+// expectBinary checks that f is one binary message carrying want.
+func expectBinary(t *testing.T, f serverFrame, want []byte) {
+	t.Helper()
+	if f.op != 2 || !bytes.Equal(f.payload, want) {
+		t.Fatalf("op %d, %d bytes; want a binary message of %d bytes", f.op, len(f.payload), len(want))
+	}
 }
