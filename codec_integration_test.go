@@ -130,8 +130,7 @@ func TestOversizeAndMalformedInput(t *testing.T) {
 				w := echoWorker(tc.scheme, goroutines)
 				w.MaxPackageSize = 1024
 				ev := newEvents()
-				ev.attach(w)
-				w.OnMessage = func(c *Connection, data []byte) { c.Send(data) }
+				ev.attach(w) // echoWorker already echoes
 				addr := serve(t, w)
 
 				good := dial(t, addr)
@@ -165,8 +164,7 @@ func TestPacketsBeforeBadInputAreServed(t *testing.T) {
 	engines(t, func(t *testing.T, goroutines bool) {
 		w := echoWorker("frame", goroutines)
 		ev := newEvents()
-		ev.attach(w)
-		w.OnMessage = func(c *Connection, data []byte) { c.Send(data) }
+		ev.attach(w) // echoWorker already echoes
 		c := dial(t, serve(t, w))
 		in := append(append(frameOf("one"), frameOf("two")...), 0, 0, 0, 1)
 		c.Write(in)
@@ -185,8 +183,7 @@ func TestIdleTimeout(t *testing.T) {
 		w := echoWorker("text", goroutines)
 		w.IdleTimeout = 200 * time.Millisecond
 		ev := newEvents()
-		ev.attach(w)
-		w.OnMessage = func(c *Connection, data []byte) { c.Send(data) }
+		ev.attach(w) // echoWorker already echoes
 		addr := serve(t, w)
 		idle := dial(t, addr)
 		busy := dial(t, addr)
