@@ -209,6 +209,10 @@ func (c *Connection) inputDone(n int) {
 // failWith answers bad input the way the codec wants (a close frame with the
 // right code, an HTTP error) and closes the connection.
 func (c *Connection) failWith(err error) {
+	if wc := wsCodec(c); wc != nil && wc.Established() {
+		c.closeWebSocket(protocol.ClosePayload(protocol.CloseCode(err), ""))
+		return
+	}
 	if r, ok := c.codec.(protocol.ErrorResponder); ok {
 		if resp := r.ErrorResponse(err); len(resp) > 0 {
 			c.SendRaw(resp)

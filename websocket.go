@@ -219,16 +219,11 @@ func (h *wsHooks) send(c *Connection, m protocol.Message, raw, drop bool) error 
 // closing sends the close frame before the socket closes: 1000, or 1001
 // when the worker is stopping.
 func (h *wsHooks) closing(c *Connection) {
-	wc := wsCodec(c)
-	if !wc.Established() || wc.CloseSent {
-		return
-	}
 	code := protocol.CloseNormal
 	if c.ep.r.isClosing() {
 		code = protocol.CloseGoingAway
 	}
-	wc.CloseSent = true
-	c.writeLimited(protocol.Message{Type: protocol.CloseMessage, Data: protocol.ClosePayload(code, "")}, false, false)
+	c.sendCloseFrame(protocol.ClosePayload(code, ""))
 }
 
 func (h *wsHooks) period() time.Duration {
@@ -276,6 +271,20 @@ func (h *wsHooks) timeout(c *Connection, err error) {
 	c.CloseWebSocket(protocol.CloseGoingAway, "idle timeout")
 }
 
+// sendCloseFrame is the one place a close frame is sent: only once the
+// handshake is done, and at most once per connection whichever path closes
+// it (RFC 6455 section 5.5.1: a protocol error, a size limit, a timeout,
+// Close, CloseWebSocket, the answer to the peer's close). The caller holds
+// sendMu.
+func (c *Connection) sendCloseFrame(payload []byte) {
+	wc := wsCodec(c)
+	if wc == nil || !wc.Established() || wc.CloseSent {
+		return
+	}
+	wc.CloseSent = true
+	c.writeLimited(protocol.Message{Type: protocol.CloseMessage, Data: payload}, false, false)
+}
+
 // closeWebSocket sends a close frame with payload (if the handshake is done
 // and none was sent), then closes the connection.
 func (c *Connection) closeWebSocket(payload []byte) error {
@@ -284,10 +293,7 @@ func (c *Connection) closeWebSocket(payload []byte) error {
 	if c.closing.Load() {
 		return nil
 	}
-	if wc := wsCodec(c); wc != nil && wc.Established() && !wc.CloseSent {
-		wc.CloseSent = true
-		c.writeLimited(protocol.Message{Type: protocol.CloseMessage, Data: payload}, false, false)
-	}
+	c.sendCloseFrame(payload)
 	c.closing.Store(true)
 	c.tc.Close()
 	return nil

@@ -143,7 +143,8 @@ func (w *rawWS) tryNext() (serverFrame, error) {
 }
 
 // expectClose reads until a close frame, checks its code, and expects the
-// server to close the connection afterwards.
+// server to close the connection right after it: exactly one close frame
+// (RFC 6455 section 5.5.1), and not one byte after it.
 func (w *rawWS) expectClose(code int) {
 	w.t.Helper()
 	for {
@@ -161,8 +162,12 @@ func (w *rawWS) expectClose(code int) {
 		break
 	}
 	w.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.ReadAll(w.r); err != nil && !isReset(err) {
+	rest, err := io.ReadAll(w.r)
+	if err != nil && !isReset(err) {
 		w.t.Fatalf("after the close frame: %v", err)
+	}
+	if len(rest) > 0 {
+		w.t.Fatalf("%d bytes after the close frame (% x): one close frame per connection, then the TCP close", len(rest), rest[:min(len(rest), 16)])
 	}
 }
 

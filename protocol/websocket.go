@@ -478,10 +478,12 @@ func (c *WebSocketCodec) maskKey() *[4]byte {
 	return &k
 }
 
-// ErrorResponse answers bad input: an HTTP error during the handshake, a
-// close frame with the right code after it.
+// ErrorResponse answers bad input during the handshake with an HTTP error.
+// After the handshake it returns nil: the answer is a close frame with
+// CloseCode(err), which the connection sends itself, because it must send
+// at most one close frame however it ends.
 func (c *WebSocketCodec) ErrorResponse(err error) []byte {
-	if c.ccfg != nil && !c.established.Load() {
+	if c.ccfg != nil || c.established.Load() {
 		return nil // a client has nobody to answer during the handshake
 	}
 	var he *HandshakeError
@@ -491,22 +493,24 @@ func (c *WebSocketCodec) ErrorResponse(err error) []byte {
 		}
 		return httpResponse(he.Status, "", "")
 	}
-	if !c.established.Load() {
-		if errors.Is(err, ErrPackageTooLarge) {
-			return httpResponse(http.StatusRequestHeaderFieldsTooLarge, "", "")
-		}
-		return httpResponse(http.StatusBadRequest, "", "")
+	if errors.Is(err, ErrPackageTooLarge) {
+		return httpResponse(http.StatusRequestHeaderFieldsTooLarge, "", "")
 	}
-	code := CloseProtocolError
+	return httpResponse(http.StatusBadRequest, "", "")
+}
+
+// CloseCode is the close code that answers err on an established WebSocket
+// connection: the code of a *CloseError, 1009 for ErrPackageTooLarge, 1002
+// (protocol error) for anything else.
+func CloseCode(err error) int {
 	var ce *CloseError
 	switch {
 	case errors.As(err, &ce):
-		code = ce.Code
+		return ce.Code
 	case errors.Is(err, ErrPackageTooLarge):
-		code = CloseMessageTooBig
+		return CloseMessageTooBig
 	}
-	f, _ := encodeFrame(nil, Message{Type: CloseMessage, Data: ClosePayload(code, "")}, 0, false, 0, c.maskKey())
-	return f
+	return CloseProtocolError
 }
 
 // encodeFrame appends the frame of m; mask != nil masks it (client side).
