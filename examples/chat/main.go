@@ -1,11 +1,19 @@
 // Command chat is a browser chat: open http://127.0.0.1:8080 in two tabs,
 // pick nicknames and a room, and talk.
 //
-//	go run ./examples/chat
+//	go run ./examples/chat [-listen http://127.0.0.1:8080]
 //
-// The page and its WebSocket (/ws) share one port. Rooms, a who-is-online
-// list, the last 50 messages of a room for late joiners, and pages that
-// reconnect on their own (with back-off) when the server restarts.
+// The flag:
+//
+//	-listen URI   where to serve the page and its WebSocket (/ws), an
+//	              http://host:port URI; 127.0.0.1:8080 by default, so only
+//	              this machine can reach it. http://0.0.0.0:8080 opens it
+//	              to the network.
+//
+// Rooms, a who-is-online list, the last 50 messages of a room for late
+// joiners, one person per nickname (in any case), and pages that reconnect
+// on their own (with back-off) when the server restarts, rejoining the room
+// the server last accepted. The protocol is described in package chatserver.
 package main
 
 import (
