@@ -7,7 +7,6 @@ require (
 	github.com/gobwas/ws v1.5.0
 	github.com/gorilla/websocket v1.5.3
 	github.com/panjf2000/ants/v2 v2.12.1
-	go.uber.org/goleak v1.3.0
 	golang.org/x/sys v0.50.0
 )
 

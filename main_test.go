@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
+	"github.com/workerman-go/workerman/internal/leakcheck"
 )
 
 func TestMain(m *testing.M) {
@@ -22,8 +22,9 @@ func TestMain(m *testing.M) {
 		cliHelper(pid) // this binary, run by TestCommandLine as a server program
 		return
 	}
-	// IgnoreCurrent: ants starts a default pool of its own at init.
-	goleak.VerifyTestMain(m, goleak.IgnoreCurrent())
+	// The snapshot leakcheck takes first holds the default pool ants
+	// starts at init.
+	leakcheck.Main(m)
 }
 
 const (
