@@ -429,8 +429,11 @@ func (s *controlServer) reloadSession(c net.Conn, r *bufio.Reader, graceful bool
 }
 
 func (s *controlServer) close() {
-	close(s.stopped)
+	// Stop answering before releasing the "wait" connections: a `restart`
+	// starts the new server as soon as its `stop` returns, and must not
+	// find this one still answering "pid".
 	s.unlisten()
+	close(s.stopped)
 	s.wg.Wait()
 }
 
