@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/workerman-go/workerman/internal/engine"
 	"github.com/workerman-go/workerman/protocol"
@@ -401,9 +402,27 @@ func (a *AsyncConnection) send(m protocol.Message, raw bool) error {
 	if raw {
 		return errors.New("workerman: SendRaw needs a connection")
 	}
+	if a.refusedText(m) {
+		if f := a.OnError; f != nil {
+			go f(a, ErrInvalidUTF8)
+		}
+		return ErrInvalidUTF8
+	}
 	a.pending = append(a.pending, protocol.Message{Type: m.Type, Data: bytes.Clone(m.Data)})
 	a.queued += len(m.Data)
 	return nil
+}
+
+// refusedText tells whether the WebSocket codec will refuse m (text that
+// is not UTF-8), for a message queued while there is no codec to ask, so
+// that Send fails at once instead of when the connection is up.
+func (a *AsyncConnection) refusedText(m protocol.Message) bool {
+	t := a.target
+	if a.ep == nil {
+		t, _ = a.parse()
+	}
+	text := m.Type == protocol.TextMessage || m.Type == protocol.DataMessage && !a.WebSocket.BinaryType
+	return t.ws && text && !utf8.Valid(m.Data)
 }
 
 // Close sends data (if given), flushes and closes; no reconnect follows

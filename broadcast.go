@@ -13,6 +13,8 @@ import (
 // On websocket:// workers the frame is built once and written to every
 // connection that completed its handshake: sending to 10,000 clients costs
 // 10,000 writes, not 10,000 encodings. Other codecs encode per connection.
+// On a text websocket:// worker, data that is not valid UTF-8 is sent to
+// nobody (0): broadcast it on a BinaryType worker.
 func (w *Worker) Broadcast(data []byte, exclude ...*Connection) int {
 	r := w.reactor()
 	if r == nil {
@@ -24,7 +26,10 @@ func (w *Worker) Broadcast(data []byte, exclude ...*Connection) int {
 		if w.WebSocket.BinaryType {
 			typ = protocol.BinaryMessage
 		}
-		frame, _ = protocol.EncodeServerFrame(nil, protocol.Message{Type: typ, Data: data})
+		var err error
+		if frame, err = protocol.EncodeServerFrame(nil, protocol.Message{Type: typ, Data: data}); err != nil {
+			return 0 // text that is not UTF-8: no frame to send anyone
+		}
 	}
 	// Send from a snapshot: the loops must not wait on the instance lock
 	// (they take it to add and remove connections) for a whole broadcast.

@@ -112,7 +112,13 @@ func (c *Connection) MessageType() protocol.MessageType { return c.msgType }
 // to the kernel or queued; an error wrapping ErrSendBufferFull when
 // MaxSendBufferSize bytes were already queued (the data is dropped and
 // OnError is called, as in Workerman); an error wrapping ErrClosed (and
-// net.ErrClosed) after Close or Destroy or once the peer is gone.
+// net.ErrClosed) after Close or Destroy or once the peer is gone; the
+// codec's error when it refuses data (ErrInvalidUTF8 for a WebSocket text
+// message that is not UTF-8: nothing is sent, OnError is called).
+//
+// On WebSocket, Send sends text unless the connection's type is binary: to
+// echo any message, answer in the type it came with,
+// c.SendMessage(c.MessageType(), data).
 //
 // OnBufferFull is called (on the connection's callback goroutine) when a Send
 // makes the queue reach MaxSendBufferSize; OnBufferDrain when it is empty
@@ -173,7 +179,7 @@ func (c *Connection) writeLimited(m protocol.Message, raw, drop bool) error {
 	if !raw {
 		scratch = bufpool.Get(len(m.Data) + 16)
 		var err error
-		out, err = c.codec.Encode(c, (*scratch)[:0], m)
+		out, err = c.encode((*scratch)[:0], m)
 		if err != nil {
 			bufpool.Put(scratch)
 			return err
@@ -204,6 +210,18 @@ func (c *Connection) writeLimited(m protocol.Message, raw, drop bool) error {
 		c.markFull(drains, limit)
 	}
 	return nil
+}
+
+// encode appends m encoded by the connection's codec to dst. A message the
+// codec refuses (text that is not UTF-8, a control frame over 125 bytes) is
+// sent to nobody: the error is returned to the caller and reported through
+// OnError.
+func (c *Connection) encode(dst []byte, m protocol.Message) ([]byte, error) {
+	out, err := c.codec.Encode(c, dst, m)
+	if err != nil {
+		c.post(jobError, err)
+	}
+	return out, err
 }
 
 // post queues a callback job unless its callback would do nothing.

@@ -28,6 +28,11 @@ var (
 	// is closed.
 	ErrBadPacket = protocol.ErrBadPacket
 
+	// ErrInvalidUTF8: a text WebSocket message was not valid UTF-8. Send
+	// returns it and reports it through OnError; nothing is sent (send the
+	// bytes as protocol.BinaryMessage instead).
+	ErrInvalidUTF8 = protocol.ErrInvalidUTF8
+
 	// ErrIdleTimeout: nothing was received for IdleTimeout; the connection
 	// is closed.
 	ErrIdleTimeout = errors.New("workerman: idle timeout")

@@ -10,6 +10,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
 )
 
 // The quick start: examples/server and examples/client, built and run as a
@@ -60,16 +63,45 @@ func TestExamplesServerAndClient(t *testing.T) {
 	if string(out) != want {
 		t.Fatalf("client printed:\n%s\nwant:\n%s", out, want)
 	}
-	for _, w := range []string{"New connection established", "Message received from client: Hello, server!", "Connection closed"} {
-		select {
-		case l := <-lines:
-			if l != w {
-				t.Fatalf("server printed %q, want %q", l, w)
+	expectLines := func(want ...string) {
+		t.Helper()
+		for _, w := range want {
+			select {
+			case l := <-lines:
+				if l != w {
+					t.Fatalf("server printed %q, want %q", l, w)
+				}
+			case <-ctx.Done():
+				t.Fatalf("server did not print %q", w)
 			}
-		case <-ctx.Done():
-			t.Fatalf("server did not print %q", w)
 		}
 	}
+	expectLines("New connection established", "Message received from client: Hello, server!", "Connection closed")
+
+	// A binary message that is not UTF-8 is answered in binary (a text
+	// answer would be an invalid frame, and strict clients drop it), and
+	// the terminal gets a quoted preview of at most 200 bytes.
+	conn, _, _, err := ws.Dial(ctx, "ws://127.0.0.1:"+port+"/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := []byte{0xff, 0xfe, 0x00, 0x80}
+	big := strings.Repeat("x", 1000)
+	wsutil.WriteClientBinary(conn, bin)
+	wsutil.WriteClientText(conn, []byte(big))
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for _, want := range []struct {
+		op   ws.OpCode
+		data string
+	}{{ws.OpBinary, "Message received: " + string(bin)}, {ws.OpText, "Message received: " + big}} {
+		data, op, err := wsutil.ReadServerData(conn)
+		if err != nil || op != want.op || string(data) != want.data {
+			t.Fatalf("reply op %v, %d bytes, err %v; want op %v, %d bytes", op, len(data), err, want.op, len(want.data))
+		}
+	}
+	conn.Close()
+	expectLines("New connection established", `Message received from client: "\xff\xfe\x00\x80"`,
+		"Message received from client: "+strings.Repeat("x", 200)+"... (1000 bytes)", "Connection closed")
 	server.Process.Signal(os.Interrupt)
 	if err := server.Wait(); err != nil {
 		t.Fatalf("server did not stop cleanly on SIGINT: %v", err)

@@ -208,7 +208,7 @@ func (h *wsHooks) send(c *Connection, m protocol.Message, raw, drop bool) error 
 	if raw || wc.Established() {
 		return c.writeLimited(m, raw, drop)
 	}
-	frame, err := wc.Encode(c, nil, m)
+	frame, err := c.encode(nil, m)
 	if err != nil {
 		return err
 	}

@@ -131,6 +131,12 @@ var ErrPackageTooLarge = errors.New("workerman: package exceeds MaxPackageSize")
 // ErrBadPacket is wrapped by codecs for bytes that can never form a packet.
 var ErrBadPacket = errors.New("workerman: bad packet")
 
+// ErrInvalidUTF8 is returned by the WebSocket codecs' Encode for a text
+// message whose bytes are not valid UTF-8: RFC 6455 allows only UTF-8 in
+// text frames, and a strict peer (a browser, Node's ws) drops the
+// connection on one. Nothing is sent; send such bytes as a binary message.
+var ErrInvalidUTF8 = errors.New("workerman: text message is not valid UTF-8 (send it as a binary message)")
+
 var (
 	regMu    sync.RWMutex
 	registry = map[string]Protocol{}

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"sync/atomic"
+	"unicode/utf8"
 
 	"github.com/gobwas/httphead"
 	"github.com/gobwas/ws"
@@ -535,6 +536,9 @@ func encodeFrame(dst []byte, m Message, defaultType MessageType, deflate bool, t
 		return nil, fmt.Errorf("websocket: cannot send a %v message", m.Type)
 	}
 	payload := m.Data
+	if op == ws.OpText && !utf8.Valid(payload) {
+		return nil, ErrInvalidUTF8
+	}
 	var rsv byte
 	if deflate && op.IsData() && len(payload) >= threshold {
 		z, err := deflateMessage(payload)
