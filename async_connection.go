@@ -244,7 +244,7 @@ func (a *AsyncConnection) startLocked() {
 	a.pending, a.queued = nil, 0
 	c.inst.add(c)
 	trackAsync(a, true)
-	dc.Start(c, func(err error) { a.dialed(c, err) })
+	dc.Start(c.handler(), func(err error) { a.dialed(c, err) })
 }
 
 // dialed runs on the engine when an attempt connected or failed.

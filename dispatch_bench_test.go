@@ -58,7 +58,7 @@ func BenchmarkDispatchEcho(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for range b.N {
-				c.OnRead(msg)
+				c.handler().OnRead(msg)
 			}
 			<-nc.done
 		})

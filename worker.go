@@ -458,7 +458,7 @@ func (w *Worker) accept(tc engine.Conn, inst int) engine.Handler {
 	if w.ep.onConnect != nil && !w.ep.datagram {
 		c.enqueue(newJob(jobConnect))
 	}
-	return c
+	return c.handler()
 }
 
 func cmpOr(v, def int) int {
