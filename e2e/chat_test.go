@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -34,14 +36,17 @@ func chromium(t *testing.T) string {
 	return ""
 }
 
-func startChat(t *testing.T, listen string) *workerman.Worker {
+// startChat serves a new chat; a restart is a second startChat on the same
+// address, with the state of the first one gone.
+func startChat(t *testing.T, listen string) (*chatserver.Chat, *workerman.Worker) {
 	t.Helper()
-	w := chatserver.New(listen)
+	ch := new(chatserver.Chat)
+	w := ch.Worker(listen)
 	if err := w.Listen(); err != nil {
 		t.Fatalf("chat: %v", err)
 	}
 	t.Cleanup(func() { stop(w) })
-	return w
+	return ch, w
 }
 
 func stop(w *workerman.Worker) {
@@ -107,21 +112,31 @@ func (u *user) do(what string, steps ...chromedp.Action[chromedp.Void]) {
 	}
 }
 
-// until waits for a JavaScript condition in the user's page. A poll that
-// started while a navigation replaced the document is started again.
+// until waits, for at most 30 s, for a JavaScript condition in the user's
+// page. It evaluates the condition every 50 ms instead of using
+// chromedp.Poll, which runs in the execution context chromedp saw created
+// last: a page restored from the back/forward cache creates none, and a
+// poll in it never ends. An evaluation that fails, as while a navigation
+// replaces the document, is tried again.
 func (u *user) until(what, js string) {
 	u.t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
 	for {
 		ctx, cancel := context.WithDeadline(u.ctx, deadline)
-		err := chromedp.Do(ctx, chromedp.Poll[chromedp.Void](js, chromedp.WithPollingInterval(50*time.Millisecond)))
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`!!(`+js+`)`))
 		cancel()
-		if err == nil {
+		if err == nil && ok {
 			return
 		}
-		if !strings.Contains(err.Error(), "Cannot find context") || time.Now().After(deadline) {
+		if time.Now().After(deadline) {
+			if err == nil {
+				err = errors.New("still false after 30 s")
+			}
 			u.t.Fatalf("%s: %s: %v", u.name, what, err)
 		}
+		<-tick.C
 	}
 }
 
@@ -130,6 +145,17 @@ func (u *user) eval(js string) bool {
 	ctx, cancel := context.WithTimeout(u.ctx, 10*time.Second)
 	defer cancel()
 	v, err := chromedp.Run(ctx, chromedp.Evaluate[bool](js))
+	if err != nil {
+		u.t.Fatalf("%s: evaluating %s: %v", u.name, js, err)
+	}
+	return v
+}
+
+func (u *user) evalString(js string) string {
+	u.t.Helper()
+	ctx, cancel := context.WithTimeout(u.ctx, 10*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[string](js))
 	if err != nil {
 		u.t.Fatalf("%s: evaluating %s: %v", u.name, js, err)
 	}
@@ -148,15 +174,62 @@ func (u *user) act(what, js string) {
 	}
 }
 
-func (u *user) join(url, room string) {
+// open loads the page and waits for its WebSocket.
+func (u *user) open(url string) {
 	u.t.Helper()
 	u.do("open the page", chromedp.Navigate(url))
 	u.until("connect", `document.querySelector("#status").dataset.state === "connected"`)
-	u.act("join "+room, fmt.Sprintf(`
+}
+
+// submit fills in the join form and sends it, as a person would.
+func (u *user) submit(nick, room string) {
+	u.t.Helper()
+	u.act("join "+room+" as "+nick, fmt.Sprintf(`
 		document.querySelector("#nick").value = %q;
 		document.querySelector("#room").value = %q;
-		document.querySelector("#join").click()`, u.name, room))
-	u.until("see the room", fmt.Sprintf(`document.querySelector("#roomname").textContent.includes(%q) && !document.querySelector("#send").disabled`, room))
+		document.querySelector("#join").click()`, nick, room))
+}
+
+func (u *user) join(url, room string) {
+	u.t.Helper()
+	u.open(url)
+	u.submit(u.name, room)
+	u.until("be in "+room, inRoom(room))
+}
+
+// refused submits a join the server refuses with message, and checks that
+// the page still believes it is where the server has it: in room, or in
+// none when room is "".
+func (u *user) refused(chat *chatserver.Chat, nick, room, message, stillIn string) {
+	u.t.Helper()
+	u.submit(nick, room)
+	u.until("be told "+message, fmt.Sprintf(`document.querySelector("#error").textContent === %q`, message))
+	if stillIn == "" {
+		if !u.eval(`document.querySelector("#roomname").dataset.room === "" && document.querySelector("#send").disabled`) {
+			u.t.Fatalf("%s: refused %s in %s, the page acts as if in a room", u.name, nick, room)
+		}
+	} else if !u.eval(inRoom(stillIn)) {
+		u.t.Fatalf("%s: refused %s in %s, the page left %s", u.name, nick, room, stillIn)
+	}
+	if stillIn != "" {
+		if got := chat.RoomOf(u.name); got != stillIn {
+			u.t.Fatalf("%s: refused %s in %s, the server has %s in %q", u.name, nick, room, u.name, got)
+		}
+	}
+}
+
+// awayAndBack navigates to another page, runs meanwhile, and goes back. It
+// reports whether the chat page came back from Chromium's back/forward
+// cache, script state and all, rather than loaded anew.
+func (u *user) awayAndBack(meanwhile func()) (cached bool) {
+	u.t.Helper()
+	u.act("mark the page", `window.cached = true`)
+	u.do("go elsewhere", chromedp.Navigate("about:blank"))
+	meanwhile()
+	// Later, so that the evaluation returns before the page goes.
+	u.act("go back", `setTimeout(() => history.back())`)
+	u.until("be back", `document.querySelector("#status") !== null`)
+	return u.eval(`window.cached === true`)
 }
 
 func (u *user) say(text string) {
@@ -178,11 +251,53 @@ func online(names ...string) string {
 	return fmt.Sprintf(`(users => %s)([...document.querySelectorAll("#users li")].map(li => li.textContent))`, strings.Join(checks, " && "))
 }
 
+// onlineExactly is true when the who-is-online list is names, in order.
+func onlineExactly(names ...string) string {
+	want, _ := json.Marshal(names)
+	return fmt.Sprintf(`JSON.stringify([...document.querySelectorAll("#users li")].map(li => li.textContent)) === %q`, want)
+}
+
+// inRoom is true when the page shows room as its own and lets the user
+// talk there.
+func inRoom(room string) string {
+	return fmt.Sprintf(`document.querySelector("#roomname").dataset.room === %q && !document.querySelector("#send").disabled`, room)
+}
+
+// lines counts the log lines of a class ("msg" or "notice") with text.
+func lines(class, text string) string {
+	return fmt.Sprintf(`[...document.querySelectorAll("#log li.%s .text")].filter(e => e.textContent === %q).length`, class, text)
+}
+
+func (u *user) count(class, text string) int {
+	u.t.Helper()
+	ctx, cancel := context.WithTimeout(u.ctx, 10*time.Second)
+	defer cancel()
+	n, err := chromedp.Run(ctx, chromedp.Evaluate[int](lines(class, text)))
+	if err != nil {
+		u.t.Fatalf("%s: counting %q: %v", u.name, text, err)
+	}
+	return n
+}
+
+// eventually polls the server's state, for at most 30 s.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited 30 s for %s", what)
+		}
+		<-tick.C
+	}
+}
+
 // Two people in the same room see each other's messages; a third in another
 // room does not; a late joiner gets the history; and when the server
 // restarts, the pages reconnect and rejoin on their own.
 func TestChatInChromium(t *testing.T) {
-	w := startChat(t, "http://127.0.0.1:0")
+	_, w := startChat(t, "http://127.0.0.1:0")
 	addr := w.Addr().String()
 	url := "http://" + addr + "/"
 	b := browser(t)
@@ -221,10 +336,185 @@ func TestChatInChromium(t *testing.T) {
 	// Restart the server on the same address.
 	stop(w)
 	alice.until("notice the server is gone", `document.querySelector("#status").dataset.state !== "connected"`)
-	w2 := startChat(t, "http://"+addr)
-	_ = w2
+	startChat(t, "http://"+addr)
 	alice.until("reconnect and rejoin", `document.querySelector("#status").dataset.state === "connected" && !document.querySelector("#send").disabled`)
 	bob.until("reconnect and rejoin", online("alice", "bob"))
 	alice.say("after the restart")
 	bob.until("see the message after the restart", sawMessage("alice", "after the restart"))
+}
+
+// A nickname is one person's, whatever its case and room: a second tab is
+// told so, stays out of every room and picks another name. The name is free
+// again once its holder has gone.
+func TestChatRefusesANicknameInUse(t *testing.T) {
+	chat, w := startChat(t, "http://127.0.0.1:0")
+	url := "http://" + w.Addr().String() + "/"
+	b := browser(t)
+
+	alice := newUser(t, b, "alice")
+	alice.join(url, "lobby")
+
+	tab := newUser(t, b, "bob")
+	tab.open(url)
+	for _, tc := range []struct{ nick, room string }{
+		{"alice", "lobby"},
+		{"ALICE", "lobby"},
+		{"Alice", "other"},
+	} {
+		tab.refused(chat, tc.nick, tc.room, "the nickname "+tc.nick+" is in use: pick another", "")
+		if !tab.eval(`document.activeElement === document.querySelector("#nick")`) {
+			t.Fatalf("refused %s, the page does not offer to change the nickname", tc.nick)
+		}
+		if got := chat.RoomOf("alice"); got != "lobby" {
+			t.Fatalf("refused %s, the server has alice in %q", tc.nick, got)
+		}
+	}
+
+	tab.submit("bob", "lobby")
+	tab.until("join with a name of its own", inRoom("lobby"))
+	if tab.evalString(`document.querySelector("#error").textContent`) != "" {
+		t.Fatal("the refusal is still shown after joining")
+	}
+	alice.until("see bob, and only one alice", onlineExactly("alice", "bob"))
+	tab.until("see alice and bob", onlineExactly("alice", "bob"))
+	for _, nick := range []string{"alice", "ALICE", "Alice"} {
+		if n := alice.count("notice", nick+" joined"); n != map[bool]int{true: 1, false: 0}[nick == "alice"] {
+			t.Fatalf("alice saw %q %d times", nick+" joined", n)
+		}
+	}
+
+	// Alice goes to another page: hers lets the name go, and someone takes
+	// it. When she comes back, the name is no longer hers.
+	cached := alice.awayAndBack(func() {
+		eventually(t, "the server to free alice", func() bool { return chat.RoomOf("alice") == "" })
+		other := newUser(t, b, "Alice")
+		other.join(url, "lobby")
+		tab.until("see the new Alice", onlineExactly("Alice", "bob"))
+	})
+	if cached {
+		alice.until("be refused her old name", `document.querySelector("#error").textContent === "the nickname alice is in use: pick another"`)
+	} else {
+		t.Log("Chromium loaded the page anew instead of taking it from its back/forward cache")
+		alice.until("connect", `document.querySelector("#status").dataset.state === "connected"`)
+	}
+	if !alice.eval(`document.querySelector("#roomname").dataset.room === "" && document.querySelector("#send").disabled`) {
+		t.Fatal("alice's page acts as if in a room")
+	}
+	if got := chat.RoomOf("alice"); got != "lobby" {
+		t.Fatalf("the new Alice is in %q", got)
+	}
+}
+
+// Joining the room one is in again changes nothing: nobody sees a left
+// and a joined, and the page keeps its log (no history replayed over it).
+func TestChatJoiningTheSameRoomAgainIsQuiet(t *testing.T) {
+	chat, w := startChat(t, "http://127.0.0.1:0")
+	url := "http://" + w.Addr().String() + "/"
+	b := browser(t)
+
+	alice := newUser(t, b, "alice")
+	bob := newUser(t, b, "bob")
+	alice.join(url, "lobby")
+	bob.join(url, "lobby")
+	alice.until("see bob", onlineExactly("alice", "bob"))
+	alice.say("before")
+	bob.until("see before", sawMessage("alice", "before"))
+	alice.until("see before", sawMessage("alice", "before"))
+
+	alice.submit("alice", "lobby")
+	// The server takes a page's messages in order: once "after" is seen,
+	// whatever the join made it say has been said.
+	alice.say("after")
+	bob.until("see after", sawMessage("alice", "after"))
+	alice.until("see after", sawMessage("alice", "after"))
+
+	for _, tc := range []struct {
+		who         *user
+		class, text string
+		want        int
+	}{
+		{alice, "notice", "alice left", 0},
+		{alice, "notice", "alice joined", 1},
+		{alice, "notice", "bob joined", 1},
+		{alice, "msg", "before", 1},
+		{bob, "notice", "alice left", 0},
+		{bob, "notice", "alice joined", 0},
+		{bob, "notice", "bob joined", 1},
+		{bob, "msg", "before", 1},
+	} {
+		if n := tc.who.count(tc.class, tc.text); n != tc.want {
+			t.Errorf("%s's log has %d lines %q, want %d", tc.who.name, n, tc.text, tc.want)
+		}
+	}
+	if !alice.eval(inRoom("lobby")) || chat.RoomOf("alice") != "lobby" {
+		t.Fatal("alice is no longer in the lobby")
+	}
+}
+
+// A refused join leaves the page where the server has it, so that after a
+// lost connection, and after a server restart, the page rejoins that room
+// and hears what is said there.
+func TestChatRejoinsTheAcceptedRoomAfterARefusal(t *testing.T) {
+	chat, w := startChat(t, "http://127.0.0.1:0")
+	addr := w.Addr().String()
+	url := "http://" + addr + "/"
+	b := browser(t)
+
+	alice := newUser(t, b, "alice")
+	bob := newUser(t, b, "bob")
+	carol := newUser(t, b, "carol")
+	alice.join(url, "lobby")
+	bob.join(url, "lobby")
+	carol.join(url, "other")
+
+	alice.refused(chat, "alice", "no spaces!", "a room name has 1 to 32 letters, digits, - or _", "lobby")
+	alice.refused(chat, "carol", "other", "the nickname carol is in use: pick another", "lobby")
+
+	// The browser loses the connection.
+	alice.act("drop the connection", `window.dropped = ws; ws.close()`)
+	alice.until("reconnect and rejoin", `ws !== window.dropped && `+inRoom("lobby"))
+	if got := chat.RoomOf("alice"); got != "lobby" {
+		t.Fatalf("after the reconnect the server has alice in %q", got)
+	}
+	bob.say("welcome back")
+	alice.until("hear bob in the lobby", sawMessage("bob", "welcome back"))
+
+	alice.refused(chat, "bob", "other", "the nickname bob is in use: pick another", "lobby")
+
+	// The server restarts, with no memory of anyone.
+	stop(w)
+	alice.until("notice the server is gone", `document.querySelector("#status").dataset.state !== "connected"`)
+	chat, _ = startChat(t, "http://"+addr)
+	for _, u := range []struct {
+		*user
+		room string
+	}{{alice, "lobby"}, {bob, "lobby"}, {carol, "other"}} {
+		u.until("rejoin "+u.room, inRoom(u.room))
+		if got := chat.RoomOf(u.name); got != u.room {
+			t.Fatalf("after the restart the server has %s in %q, want %s", u.name, got, u.room)
+		}
+	}
+	bob.say("after the restart")
+	alice.until("hear bob after the restart", sawMessage("bob", "after the restart"))
+	carol.say("carol after the restart")
+	carol.until("hear herself", sawMessage("carol", "carol after the restart"))
+	if carol.eval(sawMessage("bob", "after the restart")) {
+		t.Fatal("carol, in another room, heard bob")
+	}
+
+	// Alice goes to another page and comes back.
+	alice.refused(chat, "carol", "other", "the nickname carol is in use: pick another", "lobby")
+	cached := alice.awayAndBack(func() {
+		eventually(t, "the server to see alice go", func() bool { return chat.RoomOf("alice") == "" })
+	})
+	if !cached {
+		t.Log("Chromium loaded the page anew instead of taking it from its back/forward cache")
+		return
+	}
+	alice.until("rejoin", inRoom("lobby"))
+	if got := chat.RoomOf("alice"); got != "lobby" {
+		t.Fatalf("back on the page, the server has alice in %q", got)
+	}
+	bob.say("welcome back again")
+	alice.until("hear bob", sawMessage("bob", "welcome back again"))
 }
