@@ -67,8 +67,5 @@ func (c *Connection) sendPrepared(frame []byte) error {
 	if c.closing.Load() {
 		return ErrClosed
 	}
-	if wc := wsCodec(c); wc != nil && wc.CloseSent {
-		return ErrClosed
-	}
 	return c.writeLimited(protocol.Message{Data: frame}, true, true)
 }

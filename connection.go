@@ -310,10 +310,20 @@ func (c *Connection) Close(data ...[]byte) error {
 			err = e
 		}
 	}
-	c.closing.Store(true)
-	c.ep.hooks.closing(c)
-	c.tc.Close()
+	c.closeLocked(nil)
 	return err
+}
+
+// closeLocked is the one close sequence (the caller holds sendMu): nothing
+// more is sent or delivered, the protocol says goodbye (a WebSocket close
+// frame with closeFrame as its payload, or the default code when it is
+// nil), and the socket closes once what is queued is written.
+func (c *Connection) closeLocked(closeFrame []byte) {
+	if c.closing.Swap(true) {
+		return
+	}
+	c.ep.hooks.closing(c, closeFrame)
+	c.tc.Close()
 }
 
 // Destroy closes the connection at once, dropping what is queued. OnClose

@@ -23,8 +23,10 @@ type protoHooks interface {
 	// send writes an outgoing message (caller holds sendMu); drop false
 	// queues past MaxSendBufferSize instead of dropping (Pipe).
 	send(c *Connection, m protocol.Message, raw, drop bool) error
-	// closing runs in Close before the socket is closed (holds sendMu).
-	closing(c *Connection)
+	// closing runs in the close sequence before the socket is closed
+	// (holds sendMu); closeFrame is the WebSocket close payload asked for,
+	// nil for the default.
+	closing(c *Connection, closeFrame []byte)
 	// period is the shortest timeout the hooks need checked, or 0.
 	period() time.Duration
 	// due reports (cheaply, under a lock) whether tick has work for c.
@@ -55,7 +57,7 @@ func (plainHooks) send(c *Connection, m protocol.Message, raw, drop bool) error 
 	return c.writeLimited(m, raw, drop)
 }
 
-func (plainHooks) closing(*Connection) {}
+func (plainHooks) closing(*Connection, []byte) {}
 
 func (plainHooks) period() time.Duration { return 0 }
 

@@ -139,7 +139,7 @@ func (h *httpHooks) send(c *Connection, m protocol.Message, raw, drop bool) erro
 		return err
 	}
 	if ends(m) && !httpCodec(c).KeepAlive() {
-		c.closeLocked()
+		c.closeLocked(nil)
 	}
 	return nil
 }
@@ -158,9 +158,9 @@ func ends(m protocol.Message) bool {
 	return true
 }
 
-func (h *httpHooks) closing(c *Connection) {
+func (h *httpHooks) closing(c *Connection, closeFrame []byte) {
 	if ws := h.upgraded(c); ws != nil {
-		ws.closing(c)
+		ws.closing(c, closeFrame)
 	}
 }
 
@@ -190,15 +190,6 @@ func (h *httpHooks) timeout(c *Connection, err error) {
 		return
 	}
 	c.Close()
-}
-
-// closeLocked closes the connection from a send (the caller holds sendMu).
-func (c *Connection) closeLocked() {
-	if c.closing.Swap(true) {
-		return
-	}
-	c.ep.hooks.closing(c)
-	c.tc.Close()
 }
 
 // ---- files ----
@@ -275,13 +266,13 @@ func (c *Connection) startFile(r *Response) error {
 	if hc.IsHead() || length == 0 {
 		f.Close()
 		if !hc.KeepAlive() {
-			c.closeLocked()
+			c.closeLocked(nil)
 		}
 		return nil
 	}
 	if _, err := f.Seek(start, io.SeekStart); err != nil {
 		f.Close()
-		c.closeLocked()
+		c.closeLocked(nil)
 		return err
 	}
 	st2 := &fileStream{f: f, remaining: length, keepAlive: hc.KeepAlive()}
@@ -295,7 +286,7 @@ func (c *Connection) sendCompleteLocked(r *Response) error {
 		return err
 	}
 	if !httpCodec(c).KeepAlive() {
-		c.closeLocked()
+		c.closeLocked(nil)
 	}
 	return nil
 }
@@ -333,7 +324,7 @@ func (c *Connection) pumpLocked() {
 	s.f.Close()
 	c.updateExt(func(x *connExt) { x.stream = nil })
 	if !s.keepAlive {
-		c.closeLocked()
+		c.closeLocked(nil)
 		return
 	}
 	// Answer what was sent meanwhile, in order; another file may start.

@@ -216,14 +216,24 @@ func (h *wsHooks) send(c *Connection, m protocol.Message, raw, drop bool) error 
 	return nil
 }
 
-// closing sends the close frame before the socket closes: 1000, or 1001
-// when the worker is stopping.
-func (h *wsHooks) closing(c *Connection) {
-	code := protocol.CloseNormal
-	if c.ep.r.isClosing() {
-		code = protocol.CloseGoingAway
+// closing sends the close frame before the socket closes: closeFrame when
+// given, else 1000, or 1001 when the worker is stopping. It runs in the
+// close sequence (Connection.closeLocked), which every path that ends a
+// connection goes through once: so exactly one close frame goes out (RFC
+// 6455 section 5.5.1), and only after the handshake. The caller holds
+// sendMu.
+func (h *wsHooks) closing(c *Connection, closeFrame []byte) {
+	if !wsCodec(c).Established() {
+		return
 	}
-	c.sendCloseFrame(protocol.ClosePayload(code, ""))
+	if closeFrame == nil {
+		code := protocol.CloseNormal
+		if c.ep.r.isClosing() {
+			code = protocol.CloseGoingAway
+		}
+		closeFrame = protocol.ClosePayload(code, "")
+	}
+	c.writeLimited(protocol.Message{Type: protocol.CloseMessage, Data: closeFrame}, false, false)
 }
 
 func (h *wsHooks) period() time.Duration {
@@ -271,31 +281,12 @@ func (h *wsHooks) timeout(c *Connection, err error) {
 	c.CloseWebSocket(protocol.CloseGoingAway, "idle timeout")
 }
 
-// sendCloseFrame is the one place a close frame is sent: only once the
-// handshake is done, and at most once per connection whichever path closes
-// it (RFC 6455 section 5.5.1: a protocol error, a size limit, a timeout,
-// Close, CloseWebSocket, the answer to the peer's close). The caller holds
-// sendMu.
-func (c *Connection) sendCloseFrame(payload []byte) {
-	wc := wsCodec(c)
-	if wc == nil || !wc.Established() || wc.CloseSent {
-		return
-	}
-	wc.CloseSent = true
-	c.writeLimited(protocol.Message{Type: protocol.CloseMessage, Data: payload}, false, false)
-}
-
 // closeWebSocket sends a close frame with payload (if the handshake is done
 // and none was sent), then closes the connection.
 func (c *Connection) closeWebSocket(payload []byte) error {
 	c.sendMu.Lock()
 	defer c.sendMu.Unlock()
-	if c.closing.Load() {
-		return nil
-	}
-	c.sendCloseFrame(payload)
-	c.closing.Store(true)
-	c.tc.Close()
+	c.closeLocked(payload)
 	return nil
 }
 

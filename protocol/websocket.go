@@ -94,9 +94,6 @@ type WebSocketCodec struct {
 
 	// Send-lock-owned.
 	defaultType MessageType
-	// CloseSent (owned by the connection, under its send lock) records that
-	// a close frame went out.
-	CloseSent bool
 }
 
 // IsClient reports whether this is the client side of a connection.
