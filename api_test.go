@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/workerman-go/workerman/internal/leakcheck"
 )
 
 // Per-connection limits override the worker's, and SendRaw skips the codec.
@@ -68,6 +70,7 @@ func TestPerConnectionLimitsAndSendRaw(t *testing.T) {
 }
 
 func TestLocalIPAndPort(t *testing.T) {
+	leakcheck.Check(t)
 	w := echoWorker("text", false)
 	got := make(chan string, 1)
 	w.OnConnect = func(c *Connection) { got <- c.LocalIP() + " " + strconv.Itoa(c.LocalPort()) }
@@ -80,6 +83,7 @@ func TestLocalIPAndPort(t *testing.T) {
 }
 
 func TestCancelReconnect(t *testing.T) {
+	leakcheck.Check(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -101,6 +105,7 @@ func TestCancelReconnect(t *testing.T) {
 }
 
 func TestRunAllContext(t *testing.T) {
+	leakcheck.Check(t)
 	w := NewWorker("text://127.0.0.1:0")
 	w.OnMessage = func(c *Connection, data []byte) { c.Send(data) }
 	started := make(chan struct{})

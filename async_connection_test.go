@@ -26,6 +26,7 @@ import (
 	"github.com/gobwas/ws/wsutil"
 	"github.com/gorilla/websocket"
 
+	"github.com/workerman-go/workerman/internal/leakcheck"
 	"github.com/workerman-go/workerman/protocol"
 )
 
@@ -80,6 +81,7 @@ func (c *client) expect(t *testing.T, want string) {
 // Every scheme against our own server, with messages queued before the
 // connection is up delivered first and in order.
 func TestAsyncConnectionSchemes(t *testing.T) {
+	leakcheck.Check(t)
 	cert, pool := selfSigned(t)
 	cases := []struct {
 		name, server, client string
@@ -148,6 +150,7 @@ func TestAsyncConnectionSchemes(t *testing.T) {
 }
 
 func TestAsyncConnectionAgainstGorillaAndGobwas(t *testing.T) {
+	leakcheck.Check(t)
 	t.Run("gorilla", func(t *testing.T) {
 		var sawHeader, sawOrigin, sawExt atomic.Value
 		up := websocket.Upgrader{EnableCompression: true, Subprotocols: []string{"chat"}, CheckOrigin: func(*http.Request) bool { return true }}
@@ -244,6 +247,7 @@ func TestAsyncConnectionAgainstGorillaAndGobwas(t *testing.T) {
 // A server restart: the client's OnClose reconnects until the server is
 // back, and messages sent meanwhile are delivered.
 func TestAsyncConnectionReconnectsAfterServerRestart(t *testing.T) {
+	leakcheck.Check(t)
 	w := wsEchoWorker(false)
 	addr := serve(t, w)
 	c := newClient(t, "ws://"+addr+"/")
@@ -302,6 +306,7 @@ func TestAsyncConnectionReconnectsAfterServerRestart(t *testing.T) {
 }
 
 func TestAsyncConnectionConnectFailures(t *testing.T) {
+	leakcheck.Check(t)
 	t.Run("refused", func(t *testing.T) {
 		ln, _ := net.Listen("tcp", "127.0.0.1:0")
 		addr := ln.Addr().String()
@@ -384,6 +389,7 @@ func blackHole(t *testing.T) string {
 // The WebSocket client checks the server: the accept key, unmasked frames,
 // and it masks each of its own frames with a fresh key.
 func TestAsyncConnectionWebSocketClientIsStrict(t *testing.T) {
+	leakcheck.Check(t)
 	rawServer := func(t *testing.T, respond func(conn net.Conn, key string)) string {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -499,6 +505,7 @@ func protocolAccept(key string) string {
 
 // Ping interval: the client pings, the server's hook sees the pings.
 func TestAsyncConnectionPingInterval(t *testing.T) {
+	leakcheck.Check(t)
 	w := wsEchoWorker(false)
 	pings := make(chan struct{}, 10)
 	w.OnWebSocketPing = func(c *Connection, d []byte) {
@@ -516,6 +523,7 @@ func TestAsyncConnectionPingInterval(t *testing.T) {
 // From a Worker's OnWorkerStart, as in Workerman: a worker that relays to
 // another server.
 func TestAsyncConnectionInsideOnWorkerStart(t *testing.T) {
+	leakcheck.Check(t)
 	backend := echoWorker("text", false)
 	backendAddr := serve(t, backend)
 	relayed := make(chan string, 1)
@@ -537,6 +545,7 @@ func TestAsyncConnectionInsideOnWorkerStart(t *testing.T) {
 
 // 5,000 client connections in one process, each exchanging messages.
 func TestAsyncConnectionFiveThousand(t *testing.T) {
+	leakcheck.Check(t)
 	if testing.Short() {
 		t.Skip("5,000 connections")
 	}

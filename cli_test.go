@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/workerman-go/workerman/internal/leakcheck"
 )
 
 // program runs this test binary as the server program of cliHelper.
@@ -86,6 +88,7 @@ func workerRow(t *testing.T, status string) []string {
 }
 
 func TestCommandLine(t *testing.T) {
+	leakcheck.Check(t)
 	p := program{t: t, pid: filepath.Join(t.TempDir(), "s.pid")}
 	t.Cleanup(func() { p.run("stop") })
 
@@ -225,6 +228,7 @@ func (p program) servingPid() string {
 }
 
 func TestCommandLineReload(t *testing.T) {
+	leakcheck.Check(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/workerman-go/workerman/internal/leakcheck"
 	"github.com/workerman-go/workerman/protocol"
 )
 
@@ -158,6 +159,7 @@ func TestThousandConcurrentConnections(t *testing.T) {
 
 // Close flushes what is queued before closing; Destroy drops it.
 func TestCloseFlushesDestroyDrops(t *testing.T) {
+	leakcheck.Check(t)
 	const total = 24 << 20
 	for _, destroy := range []bool{false, true} {
 		name := "Close"
@@ -502,6 +504,7 @@ func TestCountInstances(t *testing.T) {
 // The classic push pattern: a text:// worker started from OnWorkerStart lets
 // a backend push to users of the outer worker.
 func TestListenFromOnWorkerStartPush(t *testing.T) {
+	leakcheck.Check(t)
 	users := sync.Map{} // uid -> *Connection
 	outer := &Worker{URI: "text://127.0.0.1:0"}
 	inner := &Worker{URI: "text://127.0.0.1:0"}
@@ -562,6 +565,7 @@ func (upperCodec) Encode(c protocol.Conn, dst []byte, m protocol.Message) ([]byt
 }
 
 func TestUserRegisteredProtocol(t *testing.T) {
+	leakcheck.Check(t)
 	protocol.Register("shout", protocol.Shared(upperCodec{}))
 	w := echoWorker("shout", false)
 	c := dial(t, serve(t, w))
@@ -638,6 +642,7 @@ func TestRemoteAndLocalAddress(t *testing.T) {
 }
 
 func TestRunAllAndStopAll(t *testing.T) {
+	leakcheck.Check(t)
 	w := NewWorker("text://127.0.0.1:0")
 	started := make(chan struct{})
 	w.OnWorkerStart = func(*Worker, int) { close(started) }
@@ -666,6 +671,7 @@ func TestRunAllAndStopAll(t *testing.T) {
 }
 
 func TestRunWithContext(t *testing.T) {
+	leakcheck.Check(t)
 	w := echoWorker("text", false)
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan struct{})
@@ -691,6 +697,7 @@ func TestRunWithContext(t *testing.T) {
 }
 
 func TestBadListenURIs(t *testing.T) {
+	leakcheck.Check(t)
 	for _, uri := range []string{"", "127.0.0.1:80", "text://", "text://nohostport", "udp://nohostport", "ws://127.0.0.1:0"} {
 		if err := (&Worker{URI: uri}).Listen(); err == nil {
 			t.Errorf("Listen(%q) succeeded", uri)
@@ -759,6 +766,7 @@ func TestUnlistenAndListenAgain(t *testing.T) {
 }
 
 func TestAllWorkers(t *testing.T) {
+	leakcheck.Check(t)
 	declaredW := NewWorker("text://127.0.0.1:0")
 	t.Cleanup(func() {
 		globalMu.Lock()

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/workerman-go/workerman/internal/leakcheck"
 )
 
 // httpWorker answers every request with a JSON summary of what it parsed.
@@ -55,6 +57,7 @@ func readHTTP(t *testing.T, r *bufio.Reader, c net.Conn) (*http.Response, map[st
 }
 
 func TestHTTPRequestParsing(t *testing.T) {
+	leakcheck.Check(t)
 	var mp bytes.Buffer
 	mw := multipart.NewWriter(&mp)
 	mw.WriteField("name", "multi")
@@ -125,6 +128,7 @@ func TestHTTPRequestParsing(t *testing.T) {
 }
 
 func TestHTTPLimitsAndErrors(t *testing.T) {
+	leakcheck.Check(t)
 	cases := []struct {
 		name   string
 		req    string
@@ -223,6 +227,7 @@ func TestHTTPKeepAlive(t *testing.T) {
 }
 
 func TestHTTPFilesAndRanges(t *testing.T) {
+	leakcheck.Check(t)
 	dir := t.TempDir()
 	content := make([]byte, 5<<20)
 	rand.Read(content)
@@ -301,6 +306,7 @@ func TestHTTPFilesAndRanges(t *testing.T) {
 }
 
 func TestHTTPStreaming(t *testing.T) {
+	leakcheck.Check(t)
 	w := &Worker{URI: "http://127.0.0.1:0"}
 	w.OnRequest = func(c *Connection, r *Request) {
 		switch r.Path() {
@@ -340,6 +346,7 @@ func TestHTTPStreaming(t *testing.T) {
 
 // One port for a page and its socket.
 func TestHTTPAndWebSocketOnOnePort(t *testing.T) {
+	leakcheck.Check(t)
 	w := &Worker{URI: "http://127.0.0.1:0", WebSocket: WebSocketOptions{Path: "/ws"}}
 	w.OnRequest = func(c *Connection, r *Request) { c.Send([]byte("page at " + r.Path())) }
 	w.OnMessage = func(c *Connection, data []byte) { c.SendMessage(c.MessageType(), append([]byte("ws: "), data...)) }

@@ -45,11 +45,12 @@ func cliHelper(pidFile string) {
 }
 
 // engines runs f once on the platform engine and once on the
-// goroutine-per-connection engine, so that both meet the same contract.
+// goroutine-per-connection engine, so that both meet the same contract,
+// and checks that each run leaves no goroutine and no descriptor behind.
 func engines(t *testing.T, f func(t *testing.T, goroutines bool)) {
 	t.Helper()
-	t.Run("loop", func(t *testing.T) { f(t, false) })
-	t.Run("goroutine", func(t *testing.T) { f(t, true) })
+	t.Run("loop", func(t *testing.T) { leakcheck.Check(t); f(t, false) })
+	t.Run("goroutine", func(t *testing.T) { leakcheck.Check(t); f(t, true) })
 }
 
 // serve starts w on 127.0.0.1 with a free port and stops it when the test

@@ -4,9 +4,12 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/workerman-go/workerman/internal/leakcheck"
 )
 
 func TestTimerPersistentAndDel(t *testing.T) {
+	leakcheck.Check(t)
 	var ts TimerSet
 	ticks := make(chan int32, 100)
 	var n atomic.Int32
@@ -34,6 +37,7 @@ func TestTimerPersistentAndDel(t *testing.T) {
 }
 
 func TestTimerOnceAndDelAll(t *testing.T) {
+	leakcheck.Check(t)
 	var ts TimerSet
 	fired := make(chan int, 10)
 	ts.Add(5*time.Millisecond, func() { fired <- 1 }, false)
@@ -56,6 +60,7 @@ func TestTimerOnceAndDelAll(t *testing.T) {
 
 // A slow callback never overlaps itself and a panicking one keeps its timer.
 func TestTimerNoOverlapAndPanic(t *testing.T) {
+	leakcheck.Check(t)
 	ts := TimerSet{Logger: quietLog()}
 	var running, overlaps, runs atomic.Int32
 	done := make(chan struct{})
@@ -78,6 +83,7 @@ func TestTimerNoOverlapAndPanic(t *testing.T) {
 }
 
 func TestTimerRejectsBadInterval(t *testing.T) {
+	leakcheck.Check(t)
 	defer func() {
 		if recover() == nil {
 			t.Fatal("Add(0) did not panic")

@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/workerman-go/workerman/internal/leakcheck"
 )
 
 // udpExchange sends each datagram and returns the datagrams received back,
@@ -70,6 +72,7 @@ func TestUDPWorker(t *testing.T) {
 }
 
 func TestUDPWorkerWithCodec(t *testing.T) {
+	leakcheck.Check(t)
 	w := &Worker{URI: "text://127.0.0.1:0", Transport: "udp"}
 	w.OnMessage = func(c *Connection, data []byte) { c.Send(data) } // one datagram each
 	addr := serve(t, w)
@@ -90,6 +93,7 @@ func TestUDPWorkerWithCodec(t *testing.T) {
 }
 
 func TestUDPRefusesStreamProtocols(t *testing.T) {
+	leakcheck.Check(t)
 	for _, w := range []*Worker{
 		{URI: "websocket://127.0.0.1:0", Transport: "udp"},
 		{URI: "http://127.0.0.1:0", Transport: "udp"},
@@ -147,6 +151,7 @@ func TestAsyncUDPConnection(t *testing.T) {
 }
 
 func TestStopAllClosesAsyncUDPConnections(t *testing.T) {
+	leakcheck.Check(t)
 	w := &Worker{URI: "udp://127.0.0.1:0"}
 	addr := serve(t, w)
 	a := NewAsyncUDPConnection("udp://" + addr)
@@ -160,6 +165,7 @@ func TestStopAllClosesAsyncUDPConnections(t *testing.T) {
 }
 
 func TestUDPPauseAccept(t *testing.T) {
+	leakcheck.Check(t)
 	w := &Worker{URI: "udp://127.0.0.1:0", Count: 2}
 	got := make(chan string, 4)
 	w.OnMessage = func(c *Connection, data []byte) { got <- string(data) }
