@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -124,17 +123,17 @@ func (u *user) until(what, js string) {
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		ctx, cancel := context.WithDeadline(u.ctx, deadline)
+		ctx, cancel := context.WithTimeout(u.ctx, 5*time.Second)
 		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`!!(`+js+`)`))
 		cancel()
 		if err == nil && ok {
 			return
 		}
 		if time.Now().After(deadline) {
-			if err == nil {
-				err = errors.New("still false after 30 s")
+			if err != nil {
+				u.t.Fatalf("%s: %s: still false after 30 s (the last evaluation failed: %v)", u.name, what, err)
 			}
-			u.t.Fatalf("%s: %s: %v", u.name, what, err)
+			u.t.Fatalf("%s: %s: still false after 30 s", u.name, what)
 		}
 		<-tick.C
 	}
