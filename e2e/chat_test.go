@@ -197,23 +197,20 @@ func (u *user) join(url, room string) {
 }
 
 // refused submits a join the server refuses with message, and checks that
-// the page still believes it is where the server has it: in room, or in
-// none when room is "".
+// the page and the server still agree on where u is: in stillIn, or in no
+// room when stillIn is "".
 func (u *user) refused(chat *chatserver.Chat, nick, room, message, stillIn string) {
 	u.t.Helper()
 	u.submit(nick, room)
 	u.until("be told "+message, fmt.Sprintf(`document.querySelector("#error").textContent === %q`, message))
-	if stillIn == "" {
-		if !u.eval(`document.querySelector("#roomname").dataset.room === "" && document.querySelector("#send").disabled`) {
-			u.t.Fatalf("%s: refused %s in %s, the page acts as if in a room", u.name, nick, room)
-		}
-	} else if !u.eval(inRoom(stillIn)) {
+	if stillIn == "" && !u.eval(inNoRoom) {
+		u.t.Fatalf("%s: refused %s in %s, the page acts as if in a room", u.name, nick, room)
+	}
+	if stillIn != "" && !u.eval(inRoom(stillIn)) {
 		u.t.Fatalf("%s: refused %s in %s, the page left %s", u.name, nick, room, stillIn)
 	}
-	if stillIn != "" {
-		if got := chat.RoomOf(u.name); got != stillIn {
-			u.t.Fatalf("%s: refused %s in %s, the server has %s in %q", u.name, nick, room, u.name, got)
-		}
+	if got := chat.RoomOf(u.name); got != stillIn {
+		u.t.Fatalf("%s: refused %s in %s, the server has %s in %q, the page in %q", u.name, nick, room, u.name, got, stillIn)
 	}
 }
 
@@ -261,6 +258,10 @@ func onlineExactly(names ...string) string {
 func inRoom(room string) string {
 	return fmt.Sprintf(`document.querySelector("#roomname").dataset.room === %q && !document.querySelector("#send").disabled`, room)
 }
+
+// inNoRoom is true when the page shows no room and does not let the user
+// talk.
+const inNoRoom = `document.querySelector("#roomname").dataset.room === "" && document.querySelector("#send").disabled`
 
 // lines counts the log lines of a class ("msg" or "notice") with text.
 func lines(class, text string) string {
@@ -376,9 +377,12 @@ func TestChatRefusesANicknameInUse(t *testing.T) {
 	}
 	alice.until("see bob, and only one alice", onlineExactly("alice", "bob"))
 	tab.until("see alice and bob", onlineExactly("alice", "bob"))
-	for _, nick := range []string{"alice", "ALICE", "Alice"} {
-		if n := alice.count("notice", nick+" joined"); n != map[bool]int{true: 1, false: 0}[nick == "alice"] {
-			t.Fatalf("alice saw %q %d times", nick+" joined", n)
+	for _, tc := range []struct {
+		notice string
+		want   int
+	}{{"alice joined", 1}, {"ALICE joined", 0}, {"Alice joined", 0}} {
+		if n := alice.count("notice", tc.notice); n != tc.want {
+			t.Fatalf("alice saw %q %d times, want %d", tc.notice, n, tc.want)
 		}
 	}
 
@@ -396,7 +400,7 @@ func TestChatRefusesANicknameInUse(t *testing.T) {
 		t.Log("Chromium loaded the page anew instead of taking it from its back/forward cache")
 		alice.until("connect", `document.querySelector("#status").dataset.state === "connected"`)
 	}
-	if !alice.eval(`document.querySelector("#roomname").dataset.room === "" && document.querySelector("#send").disabled`) {
+	if !alice.eval(inNoRoom) {
 		t.Fatal("alice's page acts as if in a room")
 	}
 	if got := chat.RoomOf("alice"); got != "lobby" {
