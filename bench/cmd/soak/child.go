@@ -1,0 +1,279 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/workerman-go/workerman/bench/internal/procstat"
+)
+
+// child is a process of the suite (the server or a client process): the
+// same binary run with -role. It reads commands on stdin and answers or
+// reports with lines on stdout; its stderr goes to ours, prefixed.
+type child struct {
+	name   string
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	lines  chan string
+	exited chan struct{}
+	mu     sync.Mutex // one request at a time
+}
+
+var stderrMu sync.Mutex
+
+func spawn(name string, args ...string) (*child, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(exe, args...)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	c := &child{name: name, cmd: cmd, stdin: stdin, lines: make(chan string, 4096), exited: make(chan struct{})}
+	var pipes sync.WaitGroup
+	pipes.Add(2)
+	go func() {
+		defer pipes.Done()
+		sc := bufio.NewScanner(stdout)
+		sc.Buffer(make([]byte, 64<<10), 256<<20) // reports are long lines
+		for sc.Scan() {
+			c.lines <- sc.Text()
+		}
+		close(c.lines)
+	}()
+	go func() {
+		defer pipes.Done()
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			stderrMu.Lock()
+			fmt.Fprintf(os.Stderr, "[%s] %s\n", name, sc.Text())
+			stderrMu.Unlock()
+		}
+	}()
+	go func() {
+		pipes.Wait()
+		cmd.Wait()
+		close(c.exited)
+	}()
+	return c, nil
+}
+
+func (c *child) pid() int { return c.cmd.Process.Pid }
+
+func (c *child) send(line string) {
+	fmt.Fprintln(c.stdin, line)
+}
+
+// expect returns the rest of the first line starting with prefix, within d;
+// other lines are dropped.
+func (c *child) expect(prefix string, d time.Duration) (string, error) {
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	for {
+		select {
+		case l, ok := <-c.lines:
+			if !ok {
+				return "", fmt.Errorf("%s exited while the suite waited for %q", c.name, prefix)
+			}
+			if rest, found := strings.CutPrefix(l, prefix); found {
+				return rest, nil
+			}
+		case <-deadline.C:
+			return "", fmt.Errorf("%s: no %q within %v", c.name, strings.TrimSpace(prefix), d)
+		}
+	}
+}
+
+func (c *child) request(cmd, prefix string, d time.Duration) (string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.send(cmd)
+	return c.expect(prefix, d)
+}
+
+func (c *child) alive() bool {
+	select {
+	case <-c.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// stop asks the process to end (SIGTERM), and kills it after d.
+func (c *child) stop(d time.Duration) {
+	c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-c.exited:
+	case <-time.After(d):
+		c.cmd.Process.Kill()
+		<-c.exited
+	}
+}
+
+func (c *child) kill() {
+	c.cmd.Process.Kill()
+	<-c.exited
+}
+
+// serverProc is the server child.
+type serverProc struct {
+	*child
+	addr string
+}
+
+func startServer(o options, addr string) (*serverProc, error) {
+	c, err := spawn("server", "-role", "server", "-addr", addr,
+		"-loops", strconv.Itoa(o.loops), "-rate", strconv.Itoa(o.rate), "-broadcast-every", o.broadcastEvery.String(),
+		"-max-send-buffer", strconv.Itoa(o.maxSendBuffer), "-handshake-timeout", o.handshakeTimeout.String(),
+		"-ping", o.ping.String(), "-ping-limit", strconv.Itoa(o.pingLimit), "-nonreader-pad", strconv.Itoa(o.nonreaderPad))
+	if err != nil {
+		return nil, err
+	}
+	got, err := c.expect("READY ", 30*time.Second)
+	if err != nil {
+		c.kill()
+		return nil, err
+	}
+	return &serverProc{child: c, addr: got}, nil
+}
+
+func (s *serverProc) stats() (serverStats, error) {
+	var st serverStats
+	l, err := s.request("STATS", "STATS ", 10*time.Second)
+	if err != nil {
+		return st, err
+	}
+	return st, json.Unmarshal([]byte(l), &st)
+}
+
+func (s *serverProc) gc() error {
+	_, err := s.request("GC", "GC", 30*time.Second)
+	return err
+}
+
+// frozenConn is the server's account of one connection at a restart.
+type frozenConn struct {
+	kind                 string
+	registered, finished bool
+	sent, bStart, bLast  uint64
+}
+
+// freeze stops the server's pushes and returns what it sent to each
+// connection (see soakServer.freezeAndReport).
+func (s *serverProc) freeze() (map[string]frozenConn, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.send("FREEZE")
+	out := map[string]frozenConn{}
+	deadline := time.NewTimer(20 * time.Second)
+	defer deadline.Stop()
+	for {
+		select {
+		case l, ok := <-s.lines:
+			if !ok {
+				return out, errors.New("server exited during FREEZE")
+			}
+			if strings.HasPrefix(l, "FROZEN") {
+				return out, nil
+			}
+			f := strings.Fields(l)
+			if len(f) != 8 || f[0] != "C" {
+				continue
+			}
+			n := make([]uint64, 5)
+			for i := range n {
+				n[i], _ = strconv.ParseUint(f[3+i], 10, 64)
+			}
+			out[f[1]] = frozenConn{kind: f[2], registered: n[0] == 1, finished: n[1] == 1, sent: n[2], bStart: n[3], bLast: n[4]}
+		case <-deadline.C:
+			return out, errors.New("server did not finish FREEZE within 20 s")
+		}
+	}
+}
+
+// resources is what the suite watches of the server process.
+type resources struct {
+	RSS        int64 `json:"rss"`
+	Goroutines int   `json:"goroutines"`
+	FDs        int   `json:"fds"`
+	Conns      int   `json:"conns"`
+}
+
+// machineCPU is the CPU time the whole machine spent busy and in total
+// (all cores), from /proc/stat.
+func machineCPU() (busy, total time.Duration) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	var idle int64
+	for i, v := range f[1:] {
+		n, _ := strconv.ParseInt(v, 10, 64)
+		total += time.Duration(n) * time.Second / 100
+		if i == 3 || i == 4 { // idle, iowait
+			idle += n
+		}
+	}
+	return total - time.Duration(idle)*time.Second/100, total
+}
+
+func countFDs(pid int) int {
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		return -1
+	}
+	return len(ents)
+}
+
+// measure collects garbage in the server, then reads its resident memory
+// and open descriptors from /proc and its goroutines over the side
+// channel: the least of five readings 200 ms apart, because idle workers
+// of the callback pool come and go.
+func (s *serverProc) measure() (resources, error) {
+	if err := s.gc(); err != nil {
+		return resources{}, err
+	}
+	r := resources{RSS: procstat.RSS(s.pid()), FDs: countFDs(s.pid()), Goroutines: -1}
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	for i := range 5 {
+		if i > 0 {
+			<-t.C
+		}
+		st, err := s.stats()
+		if err != nil {
+			return r, err
+		}
+		if r.Goroutines < 0 || st.Goroutines < r.Goroutines {
+			r.Goroutines = st.Goroutines
+		}
+		r.Conns = st.Conns
+	}
+	return r, nil
+}
