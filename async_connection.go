@@ -16,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/workerman-go/workerman/internal/engine"
+	"github.com/workerman-go/workerman/internal/websocket"
 	"github.com/workerman-go/workerman/protocol"
 )
 
@@ -234,10 +235,7 @@ func (a *AsyncConnection) startLocked() {
 	r.admit()
 	a.cur = c
 	a.state = asyncConnecting
-	a.ep.hooks.accepted(c)
-	if wc := wsCodec(c); wc != nil {
-		c.SendRaw(wc.HandshakeRequest())
-	}
+	c.accepted() // a WebSocket client sends its handshake
 	for _, m := range a.pending {
 		c.send(m, false)
 	}
@@ -566,7 +564,6 @@ func (a *AsyncConnection) endpoint() *endpoint {
 		maxPackage: cmpOr(a.MaxPackageSize, DefaultMaxPackageSize),
 		log:        log,
 		stats:      &clientStats,
-		hooks:      plainHooks{},
 	}
 	if t.tls != nil {
 		ep.transport = "ssl"
@@ -598,34 +595,27 @@ func (a *AsyncConnection) endpoint() *endpoint {
 	}
 	if t.ws {
 		o := a.WebSocket
-		ep.proto = protocol.WebSocketClient(protocol.WebSocketClientConfig{
-			Host: t.host, Path: t.path, Header: o.Header, Origin: o.Origin, Protocols: o.Protocols,
-			Compression: !o.NoCompression,
-		})
-		h := &wsHooks{
-			opt: WebSocketOptions{BinaryType: o.BinaryType, PingInterval: o.PingInterval,
-				PingNotResponseLimit: o.PingNotResponseLimit, PingData: o.PingData},
-			handshakeTO: o.HandshakeTimeout,
-		}
-		if h.handshakeTO <= 0 {
-			h.handshakeTO = 10 * time.Second
-		}
+		opt := WebSocketOptions{NoCompression: o.NoCompression, HandshakeTimeout: o.HandshakeTimeout, BinaryType: o.BinaryType,
+			PingInterval: o.PingInterval, PingNotResponseLimit: o.PingNotResponseLimit, PingData: o.PingData}
+		var cb wsCallbacks
 		if f := a.OnWebSocketConnect; f != nil {
-			h.onConnected = func(_ *Connection, v any) {
+			cb.connected = func(_ *Connection, v any) {
 				r, _ := v.(*WebSocketResponse)
 				f(a, r)
 			}
 		}
 		if f := a.OnWebSocketPing; f != nil {
-			h.onPing = func(_ *Connection, d []byte) { f(a, d) }
+			cb.ping = func(_ *Connection, d []byte) { f(a, d) }
 		}
 		if f := a.OnWebSocketPong; f != nil {
-			h.onPong = func(_ *Connection, d []byte) { f(a, d) }
+			cb.pong = func(_ *Connection, d []byte) { f(a, d) }
 		}
 		if f := a.OnWebSocketClose; f != nil {
-			h.onClose = func(_ *Connection, code int, reason string) { f(a, code, reason) }
+			cb.close = func(_ *Connection, code int, reason string) { f(a, code, reason) }
 		}
-		ep.hooks = h
+		ep.proto = websocket.Client(webSocketConfig(opt, cb), websocket.ClientConfig{
+			Host: t.host, Path: t.path, Header: o.Header, Origin: o.Origin, Protocols: o.Protocols,
+		})
 	}
 	return ep
 }

@@ -1,6 +1,7 @@
 package workerman
 
 import (
+	"github.com/workerman-go/workerman/internal/websocket"
 	"github.com/workerman-go/workerman/protocol"
 )
 
@@ -21,13 +22,13 @@ func (w *Worker) Broadcast(data []byte, exclude ...*Connection) int {
 		return 0
 	}
 	var frame []byte
-	if _, ok := w.ep.hooks.(*wsHooks); ok {
+	if _, ok := w.ep.proto.(*websocket.Protocol); ok {
 		typ := protocol.TextMessage
 		if w.WebSocket.BinaryType {
 			typ = protocol.BinaryMessage
 		}
 		var err error
-		if frame, err = protocol.EncodeServerFrame(nil, protocol.Message{Type: typ, Data: data}); err != nil {
+		if frame, err = websocket.ServerFrame(nil, protocol.Message{Type: typ, Data: data}); err != nil {
 			return 0 // text that is not UTF-8: no frame to send anyone
 		}
 	}
@@ -39,7 +40,7 @@ func (w *Worker) Broadcast(data []byte, exclude ...*Connection) int {
 			continue
 		}
 		var err error
-		if wc := wsCodec(c); frame != nil && wc != nil && wc.Established() {
+		if ws := c.webSocket(); frame != nil && ws != nil && ws.Established() {
 			err = c.sendPrepared(frame)
 		} else {
 			err = c.Send(data)
@@ -67,5 +68,5 @@ func (c *Connection) sendPrepared(frame []byte) error {
 	if c.closing.Load() {
 		return ErrClosed
 	}
-	return c.writeLimited(protocol.Message{Data: frame}, true, true)
+	return c.write(frame, true)
 }

@@ -8,8 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/workerman-go/workerman/internal/bufpool"
 	"github.com/workerman-go/workerman/internal/engine"
+	"github.com/workerman-go/workerman/internal/proto"
 	"github.com/workerman-go/workerman/protocol"
 )
 
@@ -64,7 +64,6 @@ type connExt struct {
 	value               any
 	maxSend, maxPackage int
 	pipeTo, pipeFrom    *Connection
-	stream              *fileStream // an HTTP file response being sent
 }
 
 const engineBackpressure = engine.ByBackpressure
@@ -81,6 +80,14 @@ func newConnection(ep *endpoint, tc engine.Conn, inst *instance) *Connection {
 		c.lastRead.Store(ep.r.now.Load())
 	}
 	return c
+}
+
+// accepted runs when the connection is created, before any input: a
+// protocol session starts (a WebSocket client sends its handshake).
+func (c *Connection) accepted() {
+	if s := c.session(); s != nil {
+		s.Accepted(c.side())
+	}
 }
 
 // ID is unique within the process, counting from 1.
@@ -159,43 +166,40 @@ func (c *Connection) forward(data []byte) error {
 	if c.closing.Load() {
 		return ErrClosed
 	}
-	return c.ep.hooks.send(c, protocol.Message{Data: data}, false, false)
+	return c.sendMessage(protocol.Message{Data: data}, false)
 }
 
+// sendLocked is the send path (the caller holds sendMu): the codec
+// encodes (a protocol session first decides what to send when: WebSocket
+// holds frames until its handshake completed, HTTP answers in order), then
+// write hands the bytes to the engine. raw bytes bypass the codec.
 func (c *Connection) sendLocked(m protocol.Message, raw bool) error {
 	if c.closing.Load() {
 		return ErrClosed
 	}
-	return c.ep.hooks.send(c, m, raw, true)
+	if raw {
+		return c.write(m.Data, true)
+	}
+	return c.sendMessage(m, true)
 }
 
-// writeLimited encodes m (unless raw) and writes it with Workerman's buffer
-// semantics; with drop false a full buffer queues anyway (Pipe, whose source
-// is paused by the full buffer instead). The caller holds sendMu.
-func (c *Connection) writeLimited(m protocol.Message, raw, drop bool) error {
+func (c *Connection) sendMessage(m protocol.Message, drop bool) error {
+	if s := c.session(); s != nil {
+		return s.Send(c.side(), m, drop)
+	}
+	return proto.WriteEncoded(c.side(), c.codec, c, m, drop)
+}
+
+// write writes encoded bytes with Workerman's buffer semantics; with drop
+// false a full buffer queues anyway (Pipe, whose source is paused by the
+// full buffer instead). The caller holds sendMu.
+func (c *Connection) write(out []byte, drop bool) error {
+	if len(out) == 0 {
+		return nil
+	}
 	limit := c.MaxSendBufferSize()
-	out := m.Data
-	var scratch *[]byte
-	if !raw {
-		scratch = bufpool.Get(len(m.Data) + 16)
-		var err error
-		out, err = c.encode((*scratch)[:0], m)
-		if err != nil {
-			bufpool.Put(scratch)
-			return err
-		}
-	}
-	var (
-		queued int
-		err    error
-		drains = c.drains.Load() // before the write: see markFull
-	)
-	if len(out) > 0 {
-		queued, err = c.tc.Write(out, limit, drop)
-	}
-	if scratch != nil {
-		bufpool.Put(scratch) // the engine copied what it queued
-	}
+	drains := c.drains.Load() // before the write: see markFull
+	queued, err := c.tc.Write(out, limit, drop)
 	switch {
 	case err == engine.ErrFull:
 		c.ep.stats.sendFail.Add(1)
@@ -210,18 +214,6 @@ func (c *Connection) writeLimited(m protocol.Message, raw, drop bool) error {
 		c.markFull(drains, limit)
 	}
 	return nil
-}
-
-// encode appends m encoded by the connection's codec to dst. A message the
-// codec refuses (text that is not UTF-8, a control frame over 125 bytes) is
-// sent to nobody: the error is returned to the caller and reported through
-// OnError.
-func (c *Connection) encode(dst []byte, m protocol.Message) ([]byte, error) {
-	out, err := c.codec.Encode(c, dst, m)
-	if err != nil {
-		c.post(jobError, err)
-	}
-	return out, err
 }
 
 // post queues a callback job unless its callback would do nothing.
@@ -322,7 +314,9 @@ func (c *Connection) closeLocked(closeFrame []byte) {
 	if c.closing.Swap(true) {
 		return
 	}
-	c.ep.hooks.closing(c, closeFrame)
+	if s := c.session(); s != nil {
+		s.Closing(c.side(), closeFrame)
+	}
 	c.tc.Close()
 }
 
@@ -493,7 +487,8 @@ func (c *Connection) due(now int64) bool {
 	if c.idleFor(now) >= c.ep.idle && c.ep.idle > 0 {
 		return true
 	}
-	return c.ep.hooks.due(c, now)
+	s := c.session()
+	return s != nil && s.Due(c.side(), now)
 }
 
 // idleFor is how long nothing was received, never more than the truth: the
@@ -505,10 +500,16 @@ func (c *Connection) idleFor(now int64) time.Duration {
 func (c *Connection) onTick(now int64) {
 	if idle := c.ep.idle; idle > 0 && c.idleFor(now) >= idle {
 		c.post(jobError, ErrIdleTimeout)
-		c.ep.hooks.timeout(c, ErrIdleTimeout)
+		if s := c.session(); s != nil {
+			s.Timeout(c.side())
+		} else {
+			c.Close()
+		}
 		return
 	}
-	c.ep.hooks.tick(c, now)
+	if s := c.session(); s != nil {
+		s.Tick(c.side(), now)
+	}
 }
 
 func errTooLarge(n, max int) error {

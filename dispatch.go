@@ -160,7 +160,11 @@ func (c *Connection) exec(j *job) {
 			c.failWith(j.err)
 		}
 	case jobEOF:
-		ep.hooks.onEOF(c)
+		if s := c.session(); s != nil {
+			s.EOF(c.side())
+		} else {
+			c.Close()
+		}
 	case jobCallback:
 		j.fn(c)
 	case jobClose:
@@ -168,15 +172,25 @@ func (c *Connection) exec(j *job) {
 	}
 }
 
-// handlePacket decodes one packet and delivers what it carried.
+// handlePacket decodes one packet and delivers what it carried: data to
+// OnMessage (or the Pipe), through the protocol's session when there is
+// one (an HTTP request goes to OnRequest); anything else to the session
+// (a WebSocket handshake or control frame).
 func (c *Connection) handlePacket(packet []byte) {
-	msg, err := c.codec.Decode(c, packet)
+	s := c.session()
+	var cc protocol.Conn = c
+	if s != nil {
+		cc = c.side()
+	}
+	msg, err := c.codec.Decode(cc, packet)
 	if err != nil {
 		c.reportError(err)
 		c.failWith(err)
 		return
 	}
 	switch msg.Type {
+	case protocol.NoMessage:
+		return
 	case protocol.DataMessage, protocol.TextMessage, protocol.BinaryMessage:
 		c.msgType = msg.Type
 		c.ep.stats.requests.Add(1)
@@ -184,10 +198,18 @@ func (c *Connection) handlePacket(packet []byte) {
 			x.pipeTo.forward(msg.Data)
 			return
 		}
-		c.ep.hooks.onMessage(c, msg)
-	case protocol.NoMessage:
-	default:
-		c.ep.hooks.onControl(c, msg)
+	}
+	if s != nil {
+		s.Handle(c.side(), msg)
+	} else {
+		c.deliver(msg)
+	}
+}
+
+// deliver runs OnMessage with an application message.
+func (c *Connection) deliver(m protocol.Message) {
+	if f := c.ep.onMessage; f != nil {
+		c.call("OnMessage", func() { f(c, m.Data) })
 	}
 }
 
@@ -209,8 +231,8 @@ func (c *Connection) inputDone(n int) {
 // failWith answers bad input the way the codec wants (a close frame with the
 // right code, an HTTP error) and closes the connection.
 func (c *Connection) failWith(err error) {
-	if wc := wsCodec(c); wc != nil && wc.Established() {
-		c.closeWebSocket(protocol.ClosePayload(protocol.CloseCode(err), ""))
+	if s := c.session(); s != nil {
+		s.Fail(c.side(), err)
 		return
 	}
 	if r, ok := c.codec.(protocol.ErrorResponder); ok {
@@ -226,8 +248,9 @@ func (c *Connection) finish(err error) {
 	c.closing.Store(true)
 	c.inst.remove(c)
 	ep := c.ep
-	ep.hooks.onClosed(c, err)
-	if cl, ok := c.codec.(interface{ OnClose(protocol.Conn) }); ok {
+	if s := c.session(); s != nil {
+		s.Closed(c.side())
+	} else if cl, ok := c.codec.(interface{ OnClose(protocol.Conn) }); ok {
 		cl.OnClose(c)
 	}
 	if x := c.ext.Load(); x != nil && x.pipeTo != nil {

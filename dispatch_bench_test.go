@@ -49,7 +49,7 @@ func BenchmarkDispatchEcho(b *testing.B) {
 			}
 			defer r.stop(b.Context())
 			proto, _ := protocol.Lookup(scheme)
-			ep := &endpoint{r: r, proto: proto, maxSend: 1 << 20, maxPackage: 1 << 20, hooks: plainHooks{}, log: quietLog(), stats: new(stats)}
+			ep := &endpoint{r: r, proto: proto, maxSend: 1 << 20, maxPackage: 1 << 20, log: quietLog(), stats: new(stats)}
 			ep.onMessage = func(c *Connection, data []byte) { c.Send(data) }
 			nc := &nullConn{done: make(chan struct{}), want: b.N}
 			c := newConnection(ep, nc, r.insts[0])

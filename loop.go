@@ -3,6 +3,7 @@ package workerman
 import (
 	"github.com/workerman-go/workerman/internal/bufpool"
 	"github.com/workerman-go/workerman/internal/engine"
+	"github.com/workerman-go/workerman/protocol"
 )
 
 // loopSide is a Connection as the engine sees it: the engine.Handler whose
@@ -27,12 +28,16 @@ func (l *loopSide) OnRead(in []byte) (consumed, need int) {
 		c.lastRead.Store(c.ep.r.now.Load())
 	}
 	max := c.MaxPackageSize()
+	var cc protocol.Conn = c
+	if c.session() != nil {
+		cc = c.side()
+	}
 	for consumed < len(in) {
 		if c.recvPause.Load() {
 			return consumed, 0
 		}
 		rest := in[consumed:]
-		n, err := c.codec.Input(c, rest)
+		n, err := c.codec.Input(cc, rest)
 		if err == nil && n > max {
 			err = errTooLarge(n, max)
 		}
@@ -84,18 +89,10 @@ func (l *loopSide) OnEOF() {
 // OnDrain: everything queued was written.
 func (l *loopSide) OnDrain() {
 	c := (*Connection)(l)
-	if x := c.ext.Load(); x != nil && x.stream != nil {
-		j := newJob(jobCallback)
-		j.fn = pumpFile
-		c.enqueue(j)
+	if s := c.session(); s != nil {
+		s.Drained(c.side())
 	}
 	c.markDrained()
-}
-
-func pumpFile(c *Connection) {
-	c.sendMu.Lock()
-	defer c.sendMu.Unlock()
-	c.pumpLocked()
 }
 
 // OnClose: the socket is closed.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/workerman-go/workerman/internal/engine"
+	"github.com/workerman-go/workerman/internal/proto"
 	"github.com/workerman-go/workerman/protocol"
 )
 
@@ -210,7 +211,6 @@ type endpoint struct {
 	maxSend    int
 	maxPackage int
 	idle       time.Duration
-	hooks      protoHooks
 	datagram   bool // udp: a connection per datagram, no OnConnect or OnClose
 	log        *slog.Logger
 	stats      *stats
@@ -357,7 +357,7 @@ func (w *Worker) start() error {
 	if err != nil {
 		return err
 	}
-	proto, ok := protocol.Lookup(la.protocol)
+	codec, ok := protocol.Lookup(la.protocol)
 	if !ok {
 		return fmt.Errorf("workerman: unknown protocol %q (register it with protocol.Register)", la.protocol)
 	}
@@ -374,7 +374,7 @@ func (w *Worker) start() error {
 	}
 	ep := &endpoint{
 		worker:        w,
-		proto:         proto,
+		proto:         codec,
 		protoName:     la.protocol,
 		transport:     la.transport,
 		maxSend:       cmpOr(w.MaxSendBufferSize, DefaultMaxSendBufferSize),
@@ -390,12 +390,11 @@ func (w *Worker) start() error {
 		onBufferFull:  w.OnBufferFull,
 		onBufferDrain: w.OnBufferDrain,
 	}
-	ep.hooks = plainHooks{}
 	switch la.protocol {
 	case "websocket":
-		newWebSocketEndpoint(ep, w)
+		ep.proto = serverWebSocket(w)
 	case "http":
-		newHTTPEndpoint(ep, w)
+		ep.proto = serverHTTP(w)
 	}
 	count := max(w.Count, 1)
 	r, err := newReactor(count, w.PoolSize, tickFor(ep), log, w.goroutines)
@@ -453,7 +452,7 @@ func (w *Worker) accept(tc engine.Conn, inst int) engine.Handler {
 		return nil
 	}
 	c := newConnection(w.ep, tc, r.insts[inst])
-	w.ep.hooks.accepted(c)
+	c.accepted()
 	c.inst.add(c)
 	if w.ep.onConnect != nil && !w.ep.datagram {
 		c.enqueue(newJob(jobConnect))
@@ -472,7 +471,11 @@ func cmpOr(v, def int) int {
 // timeout, between 5 ms and 1 s; 0 when nothing needs checking.
 func tickFor(ep *endpoint) time.Duration {
 	shortest := ep.idle
-	if d := ep.hooks.period(); d > 0 && (shortest == 0 || d < shortest) {
+	var d time.Duration
+	if p, ok := ep.proto.(proto.Periodic); ok {
+		d = p.Period()
+	}
+	if d > 0 && (shortest == 0 || d < shortest) {
 		shortest = d
 	}
 	if shortest <= 0 {

@@ -24,7 +24,10 @@ type WebSocketRequest struct {
 	subprotocol string
 }
 
-func newWebSocketRequest(raw []byte) *WebSocketRequest {
+// NewWebSocketRequest returns the handshake whose request bytes (request
+// line and headers) are raw, parsed when first read. The library builds one
+// for every handshake; tests and custom codecs may build their own.
+func NewWebSocketRequest(raw []byte) *WebSocketRequest {
 	return &WebSocketRequest{raw: bytes.Clone(raw)}
 }
 
@@ -130,29 +133,9 @@ func (r *WebSocketRequest) SetResponseHeader(key, value string) {
 	r.respHeader.Add(key, value)
 }
 
-// responseHeader renders the extra response headers.
-func (r *WebSocketRequest) responseHeader() []byte {
-	var b bytes.Buffer
-	if r.subprotocol != "" {
-		fmt.Fprintf(&b, "Sec-WebSocket-Protocol: %s\r\n", sanitizeHeader(r.subprotocol))
-	}
-	for k, vs := range r.respHeader {
-		for _, v := range vs {
-			fmt.Fprintf(&b, "%s: %s\r\n", sanitizeHeader(k), sanitizeHeader(v))
-		}
-	}
-	return b.Bytes()
-}
-
-// sanitizeHeader keeps a header from splitting the response.
-func sanitizeHeader(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r == '\r' || r == '\n' {
-			return ' '
-		}
-		return r
-	}, s)
-}
+// ResponseHeader holds the headers added with SetResponseHeader (nil when
+// none were).
+func (r *WebSocketRequest) ResponseHeader() http.Header { return r.respHeader }
 
 // HandshakeError rejects an opening handshake with an HTTP status. Return
 // one (see Reject) from OnWebSocketConnect; it is also what OnError receives
@@ -161,9 +144,8 @@ type HandshakeError struct {
 	Status int
 	Reason string
 	Header http.Header
-
-	response []byte // the bytes sent to the peer
-	err      error  // the cause, when the handshake was malformed
+	// Err is the cause, when the handshake was malformed.
+	Err error
 }
 
 // Reject returns a HandshakeError that answers the handshake with status
@@ -174,27 +156,16 @@ func Reject(status int, reason string) *HandshakeError {
 
 // Error describes the rejection with its status.
 func (e *HandshakeError) Error() string {
-	if e.err != nil {
-		return fmt.Sprintf("websocket: handshake rejected with %d: %v", e.Status, e.err)
+	if e.Err != nil {
+		return fmt.Sprintf("websocket: handshake rejected with %d: %v", e.Status, e.Err)
 	}
 	return fmt.Sprintf("websocket: handshake rejected with %d: %s", e.Status, e.Reason)
 }
 
 // Unwrap returns the cause of a malformed handshake.
-func (e *HandshakeError) Unwrap() error { return e.err }
+func (e *HandshakeError) Unwrap() error { return e.Err }
 
 // Is makes errors.Is(err, ErrBadPacket) hold for malformed handshakes.
 func (e *HandshakeError) Is(target error) bool {
 	return target == ErrBadPacket && e.Status >= 400 && e.Status != http.StatusForbidden && e.Status != http.StatusUnauthorized
-}
-
-// Response is what was sent to the peer.
-func (e *HandshakeError) Response() []byte { return e.response }
-
-func httpResponse(status int, reason string, extra string) []byte {
-	if reason == "" {
-		reason = http.StatusText(status)
-	}
-	return []byte(fmt.Sprintf("HTTP/1.1 %d %s\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n%s\r\n%s",
-		status, http.StatusText(status), len(reason), extra, reason))
 }

@@ -1,4 +1,4 @@
-package protocol
+package websocket
 
 import (
 	"bufio"
@@ -10,10 +10,12 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+
+	"github.com/workerman-go/workerman/protocol"
 )
 
-// WebSocketClientConfig configures the ws:// client codec.
-type WebSocketClientConfig struct {
+// ClientConfig is what a ws:// client asks for in its handshake.
+type ClientConfig struct {
 	Host string // Host header
 	Path string // request target, "/" by default
 	// Header holds extra request headers (cookies, authorization).
@@ -22,46 +24,28 @@ type WebSocketClientConfig struct {
 	Origin string
 	// Protocols are offered as Sec-WebSocket-Protocol, in preference order.
 	Protocols []string
-	// Compression offers permessage-deflate without context takeover.
-	Compression          bool
-	CompressionThreshold int
-	MaxHandshakeSize     int
 }
 
-// WebSocketClient returns the client side of WebSocket (Workerman's Ws
-// protocol): it sends the opening handshake, checks the server's answer
-// (status 101, Sec-WebSocket-Accept, extensions, subprotocol), masks every
-// frame it sends with a fresh random key and refuses masked server frames.
-func WebSocketClient(cfg WebSocketClientConfig) Protocol {
-	if cfg.Path == "" {
-		cfg.Path = "/"
+// Client returns the client side of WebSocket (Workerman's Ws protocol):
+// it sends the opening handshake, checks the server's answer (status 101,
+// Sec-WebSocket-Accept, extensions, subprotocol), masks every frame it
+// sends with a fresh random key and refuses masked server frames.
+func Client(cfg Config, cc ClientConfig) *Protocol {
+	if cc.Path == "" {
+		cc.Path = "/"
 	}
-	scfg := &WebSocketConfig{MaxHandshakeSize: cfg.MaxHandshakeSize, CompressionThreshold: cfg.CompressionThreshold}
-	if scfg.MaxHandshakeSize <= 0 {
-		scfg.MaxHandshakeSize = 16 << 10
-	}
-	if scfg.CompressionThreshold <= 0 {
-		scfg.CompressionThreshold = 128
-	}
-	cc := &cfg
-	return ProtocolFunc(func() Codec {
-		var nonce [16]byte
-		rand.Read(nonce[:])
-		return &WebSocketCodec{cfg: scfg, ccfg: cc, key: base64.StdEncoding.EncodeToString(nonce[:])}
-	})
+	return &Protocol{cfg: cfg.withDefaults(), ccfg: &cc}
 }
 
-// WebSocketResponse is the server's answer to a client handshake, given to
-// the client's OnWebSocketConnect.
-type WebSocketResponse struct {
-	Status      int
-	Header      http.Header
-	Subprotocol string // the protocol the server chose, if any
-	Compressed  bool   // permessage-deflate is in use
+func (p *Protocol) newClient() *Codec {
+	var nonce [16]byte
+	rand.Read(nonce[:])
+	return &Codec{cfg: p.cfg, ccfg: p.ccfg, key: base64.StdEncoding.EncodeToString(nonce[:])}
 }
 
-// HandshakeRequest is the opening handshake a client sends first.
-func (c *WebSocketCodec) HandshakeRequest() []byte {
+// HandshakeRequest is the opening handshake a client sends first (Accepted
+// writes it).
+func (c *Codec) HandshakeRequest() []byte {
 	cfg := c.ccfg
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n", sanitizeHeader(cfg.Path), sanitizeHeader(cfg.Host))
@@ -72,7 +56,7 @@ func (c *WebSocketCodec) HandshakeRequest() []byte {
 	if len(cfg.Protocols) > 0 {
 		fmt.Fprintf(&b, "Sec-WebSocket-Protocol: %s\r\n", sanitizeHeader(strings.Join(cfg.Protocols, ", ")))
 	}
-	if cfg.Compression {
+	if c.cfg.Compression {
 		b.WriteString("Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_no_context_takeover\r\n")
 	}
 	for k, vs := range cfg.Header {
@@ -92,48 +76,48 @@ func acceptKey(key string) string {
 
 var errBadResponse = errors.New("websocket: bad handshake response")
 
-func badResponse(status int, format string, args ...any) *HandshakeError {
-	return &HandshakeError{Status: status, err: fmt.Errorf("%w: "+format, append([]any{errBadResponse}, args...)...)}
+func badResponse(status int, format string, args ...any) *protocol.HandshakeError {
+	return &protocol.HandshakeError{Status: status, Err: fmt.Errorf("%w: "+format, append([]any{errBadResponse}, args...)...)}
 }
 
 // clientHandshake checks the server's response.
-func (c *WebSocketCodec) clientHandshake(packet []byte) (Message, error) {
+func (c *Codec) clientHandshake(packet []byte) (protocol.Message, error) {
 	resp, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(packet)), nil)
 	if err != nil {
-		return Message{}, &HandshakeError{Status: http.StatusBadGateway, err: fmt.Errorf("%w: %v", errBadResponse, err)}
+		return protocol.Message{}, &protocol.HandshakeError{Status: http.StatusBadGateway, Err: fmt.Errorf("%w: %v", errBadResponse, err)}
 	}
 	resp.Body.Close()
 	h := resp.Header
 	switch {
 	case resp.StatusCode != http.StatusSwitchingProtocols:
-		return Message{}, badResponse(resp.StatusCode, "status %s", resp.Status)
+		return protocol.Message{}, badResponse(resp.StatusCode, "status %s", resp.Status)
 	case !strings.EqualFold(h.Get("Upgrade"), "websocket"):
-		return Message{}, badResponse(resp.StatusCode, "Upgrade: %q", h.Get("Upgrade"))
+		return protocol.Message{}, badResponse(resp.StatusCode, "Upgrade: %q", h.Get("Upgrade"))
 	case !headerHasToken(h.Values("Connection"), "upgrade"):
-		return Message{}, badResponse(resp.StatusCode, "Connection: %q", h.Get("Connection"))
+		return protocol.Message{}, badResponse(resp.StatusCode, "Connection: %q", h.Get("Connection"))
 	case h.Get("Sec-WebSocket-Accept") != acceptKey(c.key):
-		return Message{}, badResponse(resp.StatusCode, "Sec-WebSocket-Accept does not match the key")
+		return protocol.Message{}, badResponse(resp.StatusCode, "Sec-WebSocket-Accept does not match the key")
 	}
-	out := &WebSocketResponse{Status: resp.StatusCode, Header: h, Subprotocol: h.Get("Sec-WebSocket-Protocol")}
+	out := &protocol.WebSocketResponse{Status: resp.StatusCode, Header: h, Subprotocol: h.Get("Sec-WebSocket-Protocol")}
 	if p := out.Subprotocol; p != "" && !contains(c.ccfg.Protocols, p) {
-		return Message{}, badResponse(resp.StatusCode, "server chose subprotocol %q that was not offered", p)
+		return protocol.Message{}, badResponse(resp.StatusCode, "server chose subprotocol %q that was not offered", p)
 	}
 	for _, ext := range headerList(h.Values("Sec-WebSocket-Extensions")) {
 		name, params, _ := strings.Cut(ext, ";")
-		if strings.TrimSpace(name) != "permessage-deflate" || !c.ccfg.Compression || out.Compressed {
-			return Message{}, badResponse(resp.StatusCode, "unexpected extension %q", ext)
+		if strings.TrimSpace(name) != "permessage-deflate" || !c.cfg.Compression || out.Compressed {
+			return protocol.Message{}, badResponse(resp.StatusCode, "unexpected extension %q", ext)
 		}
 		// We offered both no-context-takeover parameters: the server must
 		// keep server_no_context_takeover, or our stateless inflater could
 		// not follow it.
 		if !strings.Contains(params, "server_no_context_takeover") {
-			return Message{}, badResponse(resp.StatusCode, "permessage-deflate without server_no_context_takeover")
+			return protocol.Message{}, badResponse(resp.StatusCode, "permessage-deflate without server_no_context_takeover")
 		}
 		out.Compressed = true
 	}
 	c.upgraded = true
 	c.deflate.Store(out.Compressed)
-	return Message{Type: HandshakeMessage, Value: out}, nil
+	return protocol.Message{Type: protocol.HandshakeMessage, Value: out}, nil
 }
 
 func headerList(values []string) []string {
@@ -167,5 +151,5 @@ func contains(list []string, s string) bool {
 }
 
 func init() {
-	Register("ws", WebSocketClient(WebSocketClientConfig{Compression: true}))
+	protocol.Register("ws", Client(Config{Compression: true}, ClientConfig{}))
 }

@@ -1,4 +1,4 @@
-package protocol
+package websocket
 
 import (
 	"bytes"
@@ -8,6 +8,10 @@ import (
 	"unicode/utf8"
 
 	"github.com/gobwas/ws"
+
+	"github.com/workerman-go/workerman/internal/codectest"
+	"github.com/workerman-go/workerman/internal/proto"
+	"github.com/workerman-go/workerman/protocol"
 )
 
 // The fuzzers of this file play the server against the WebSocket client
@@ -25,9 +29,9 @@ const (
 // fuzzProtocols are the subprotocols the fuzzed client offers.
 var fuzzProtocols = []string{"chat", "superchat"}
 
-func newFuzzClient(compression bool) *WebSocketCodec {
-	cfg := WebSocketClientConfig{Host: "example.com", Path: "/chat", Protocols: fuzzProtocols, Compression: compression}
-	codec := WebSocketClient(cfg).NewCodec().(*WebSocketCodec)
+func newFuzzClient(compression bool) *Codec {
+	cc := ClientConfig{Host: "example.com", Path: "/chat", Protocols: fuzzProtocols}
+	codec := Client(Config{Compression: compression}, cc).NewCodec().(*Codec)
 	codec.key = fuzzKey
 	return codec
 }
@@ -43,18 +47,18 @@ const deflateAnswer = "Sec-WebSocket-Extensions: permessage-deflate; server_no_c
 
 // establishedClient is a client codec after a valid handshake, with
 // permessage-deflate in use when compressed.
-func establishedClient(t *testing.T, compressed bool) *WebSocketCodec {
+func establishedClient(t *testing.T, compressed bool) *Codec {
 	t.Helper()
 	codec := newFuzzClient(compressed)
 	resp := response101("")
 	if compressed {
 		resp = response101(deflateAnswer)
 	}
-	msgs, err := feed(codec, fakeConn{max: 1 << 20}, []byte(resp), len(resp))
+	msgs, err := feed(codec, codectest.Conn{Max: 1 << 20}, []byte(resp), len(resp))
 	if err != nil || len(msgs) != 1 || codec.Compressed() != compressed {
 		t.Fatalf("handshake: %v, %d messages, compressed %v", err, len(msgs), codec.Compressed())
 	}
-	codec.MarkEstablished()
+	codec.markEstablished()
 	return codec
 }
 
@@ -78,7 +82,7 @@ func deflated(t testing.TB, p []byte) []byte {
 // FuzzWebSocketClientHandshake feeds the client what a server answers to
 // its opening handshake, followed by whatever comes next. The client
 // accepts only a 101 with the right Sec-WebSocket-Accept, a subprotocol it
-// offered and the extension it offered; anything else is a HandshakeError
+// offered and the extension it offered; anything else is a protocol.HandshakeError
 // without an answer (a client has nobody to answer); never a panic, and the
 // outcome does not depend on how the bytes arrive.
 func FuzzWebSocketClientHandshake(f *testing.F) {
@@ -103,19 +107,19 @@ func FuzzWebSocketClientHandshake(f *testing.F) {
 	f.Add([]byte("HTTP/"), false, 1)
 	f.Add([]byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade : websocket\r\n\x00\r\n\r\n"), false, 2)
 	f.Fuzz(func(t *testing.T, stream []byte, compression bool, step int) {
-		step = 1 + abs(step)%64
-		c := fakeConn{max: 1 << 16}
+		step = 1 + codectest.Abs(step)%64
+		c := codectest.Conn{Max: 1 << 16}
 
 		// One Input, one Decode: the packet boundaries of the handshake.
 		codec := newFuzzClient(compression)
 		n, err := codec.Input(c, stream)
 		switch {
 		case err != nil:
-			var he *HandshakeError
+			var he *protocol.HandshakeError
 			if !errors.As(err, &he) {
-				t.Fatalf("Input error %v is not a HandshakeError", err)
+				t.Fatalf("Input error %v is not a protocol.HandshakeError", err)
 			}
-			if resp := codec.ErrorResponse(err); resp != nil {
+			if resp := codec.errorResponse(err); resp != nil {
 				t.Fatalf("a client answered %v with %q", err, resp)
 			}
 			if bytes.HasPrefix(stream, []byte("HTTP/")) && !bytes.Contains(stream, []byte("\r\n\r\n")) && len(stream) < 16<<10 {
@@ -134,14 +138,14 @@ func FuzzWebSocketClientHandshake(f *testing.F) {
 
 		// The whole stream, then handshake and frames as they arrive in
 		// pieces: the same outcome.
-		run := func(step int) ([]Message, error) {
+		run := func(step int) ([]protocol.Message, error) {
 			codec := newFuzzClient(compression)
-			var out []Message
-			err := feedCodec(codec, c, stream, step, func(m Message) {
-				if m.Type == HandshakeMessage {
-					codec.MarkEstablished()
+			var out []protocol.Message
+			err := codectest.Feed(codec, c, stream, step, func(m protocol.Message) {
+				if m.Type == protocol.HandshakeMessage {
+					codec.markEstablished()
 				}
-				if m.Type != NoMessage {
+				if m.Type != protocol.NoMessage {
 					m.Data = bytes.Clone(m.Data)
 					out = append(out, m)
 				}
@@ -155,22 +159,22 @@ func FuzzWebSocketClientHandshake(f *testing.F) {
 }
 
 // checkClientHandshake decodes one response head and checks the verdict.
-func checkClientHandshake(t *testing.T, codec *WebSocketCodec, offered bool, head []byte) {
+func checkClientHandshake(t *testing.T, codec *Codec, offered bool, head []byte) {
 	t.Helper()
-	m, err := codec.Decode(fakeConn{max: 1 << 16}, bytes.Clone(head))
+	m, err := codec.Decode(codectest.Conn{Max: 1 << 16}, bytes.Clone(head))
 	if err != nil {
-		var he *HandshakeError
+		var he *protocol.HandshakeError
 		if !errors.As(err, &he) || !errors.Is(err, errBadResponse) {
-			t.Fatalf("refusal %v is not a bad-response HandshakeError", err)
+			t.Fatalf("refusal %v is not a bad-response protocol.HandshakeError", err)
 		}
-		if codec.Established() || codec.Compressed() || codec.ErrorResponse(err) != nil {
+		if codec.Established() || codec.Compressed() || codec.errorResponse(err) != nil {
 			t.Fatalf("after refusing %q: established %v, compressed %v", head, codec.Established(), codec.Compressed())
 		}
 		return
 	}
-	r, ok := m.Value.(*WebSocketResponse)
+	r, ok := m.Value.(*protocol.WebSocketResponse)
 	switch {
-	case m.Type != HandshakeMessage || !ok:
+	case m.Type != protocol.HandshakeMessage || !ok:
 		t.Fatalf("accepted as %v with %T", m.Type, m.Value)
 	case r.Status != 101:
 		t.Fatalf("accepted status %d", r.Status)
@@ -190,17 +194,17 @@ func checkClientHandshake(t *testing.T, codec *WebSocketCodec, offered bool, hea
 // compareOutcomes asserts what a stream fed whole and fed in pieces must
 // share: the same messages, the same success, and close codes a peer may
 // receive.
-func compareOutcomes(t *testing.T, step int, whole []Message, errWhole error, split []Message, errSplit error) {
+func compareOutcomes(t *testing.T, step int, whole []protocol.Message, errWhole error, split []protocol.Message, errSplit error) {
 	t.Helper()
 	if (errWhole == nil) != (errSplit == nil) {
 		// UTF-8 fails fast when split; a whole stream may end first.
-		if !(isCode(errSplit, CloseInvalidPayload) && errWhole == nil) {
+		if !(isCode(errSplit, protocol.CloseInvalidPayload) && errWhole == nil) {
 			t.Fatalf("whole: %v, split by %d: %v", errWhole, step, errSplit)
 		}
 	}
 	for _, err := range []error{errWhole, errSplit} {
-		var ce *CloseError
-		if err != nil && errors.As(err, &ce) && !ValidCloseCode(ce.Code) {
+		var ce *protocol.CloseError
+		if err != nil && errors.As(err, &ce) && !protocol.ValidCloseCode(ce.Code) {
 			t.Fatalf("failure with close code %d", ce.Code)
 		}
 	}
@@ -243,13 +247,13 @@ func FuzzWebSocketClientFrames(f *testing.F) {
 	f.Add([]byte{0x82, 0x7f, 0x80, 0, 0, 0, 0, 0, 0, 0}, false, 4)            // 2^63
 	f.Add([]byte{0x82, 0x7e, 0, 0}, false, 1)                                 // non-minimal length
 	f.Fuzz(func(t *testing.T, stream []byte, compressed bool, step int) {
-		step = 1 + abs(step)%64
-		c := fakeConn{max: 1 << 16}
-		run := func(step int) ([]Message, error) {
+		step = 1 + codectest.Abs(step)%64
+		c := codectest.Conn{Max: 1 << 16}
+		run := func(step int) ([]protocol.Message, error) {
 			codec := establishedClient(t, compressed)
-			var out []Message
-			err := clientFeed(t, codec, c, stream, step, func(m Message) {
-				if m.Type != NoMessage {
+			var out []protocol.Message
+			err := clientFeed(t, codec, c, stream, step, func(m protocol.Message) {
+				if m.Type != protocol.NoMessage {
 					m.Data = bytes.Clone(m.Data)
 					out = append(out, m)
 				}
@@ -266,7 +270,7 @@ func FuzzWebSocketClientFrames(f *testing.F) {
 			t.Fatal("a masked server frame was accepted")
 		}
 		for _, m := range whole {
-			checkDelivered(t, m, c.max)
+			checkDelivered(t, m, c.Max)
 			roundTrip(t, m, compressed)
 		}
 	})
@@ -275,18 +279,18 @@ func FuzzWebSocketClientFrames(f *testing.F) {
 // clientFeed is feedCodec with a check of every packet Input frames: an
 // unmasked frame, exactly as long as its header says, with the control
 // frame rules kept.
-func clientFeed(t *testing.T, codec *WebSocketCodec, c Conn, stream []byte, step int, got func(Message)) error {
+func clientFeed(t *testing.T, codec *Codec, c protocol.Conn, stream []byte, step int, got func(protocol.Message)) error {
 	t.Helper()
 	check := packetChecker{Codec: codec, t: t}
-	return feedCodec(&check, c, stream, step, got)
+	return codectest.Feed(&check, c, stream, step, got)
 }
 
 type packetChecker struct {
-	Codec
+	protocol.Codec
 	t *testing.T
 }
 
-func (p *packetChecker) Decode(c Conn, packet []byte) (Message, error) {
+func (p *packetChecker) Decode(c protocol.Conn, packet []byte) (protocol.Message, error) {
 	h, ok, err := parseFrameHeader(packet)
 	switch {
 	case err != nil || !ok:
@@ -305,20 +309,20 @@ func (p *packetChecker) Decode(c Conn, packet []byte) (Message, error) {
 // one close frame whose code a peer may receive: the failure's own close
 // code, 1009 for a size limit, 1002 for anything else. If the codec itself
 // gives the answer, it is that frame and masked, as from a client.
-func checkClientErrorResponse(t *testing.T, codec *WebSocketCodec, err error) {
+func checkClientErrorResponse(t *testing.T, codec *Codec, err error) {
 	t.Helper()
-	want := CloseProtocolError
-	var ce *CloseError
+	want := protocol.CloseProtocolError
+	var ce *protocol.CloseError
 	switch {
 	case errors.As(err, &ce):
 		want = ce.Code
-	case errors.Is(err, ErrPackageTooLarge):
-		want = CloseMessageTooBig
+	case errors.Is(err, protocol.ErrPackageTooLarge):
+		want = protocol.CloseMessageTooBig
 	}
-	if !ValidCloseCode(want) {
+	if !protocol.ValidCloseCode(want) {
 		t.Fatalf("error %v would be answered with close code %d", err, want)
 	}
-	resp := codec.ErrorResponse(err)
+	resp := codec.errorResponse(err)
 	if resp == nil {
 		return // the connection sends the close frame
 	}
@@ -328,29 +332,29 @@ func checkClientErrorResponse(t *testing.T, codec *WebSocketCodec, err error) {
 	}
 	payload := bytes.Clone(resp[h.size:])
 	ws.Cipher(payload, h.mask, 0)
-	if code, _ := ParseClosePayload(payload); code != want {
+	if code, _ := protocol.ParseClosePayload(payload); code != want {
 		t.Fatalf("error %v answered with close code %d, want %d", err, code, want)
 	}
 }
 
 // checkDelivered asserts what RFC 6455 allows a delivered message to be.
-func checkDelivered(t *testing.T, m Message, limit int) {
+func checkDelivered(t *testing.T, m protocol.Message, limit int) {
 	t.Helper()
 	switch m.Type {
-	case TextMessage:
+	case protocol.TextMessage:
 		if !utf8.Valid(m.Data) {
 			t.Fatalf("invalid UTF-8 delivered: %x", m.Data)
 		}
-	case BinaryMessage:
-	case PingMessage, PongMessage:
+	case protocol.BinaryMessage:
+	case protocol.PingMessage, protocol.PongMessage:
 		if len(m.Data) > 125 {
 			t.Fatalf("%v of %d bytes delivered", m.Type, len(m.Data))
 		}
-	case CloseMessage:
+	case protocol.CloseMessage:
 		if len(m.Data) > 125 || len(m.Data) == 1 {
 			t.Fatalf("close payload of %d bytes delivered", len(m.Data))
 		}
-		if code, reason := ParseClosePayload(m.Data); len(m.Data) > 0 && (!ValidCloseCode(code) || !utf8.ValidString(reason)) {
+		if code, reason := protocol.ParseClosePayload(m.Data); len(m.Data) > 0 && (!protocol.ValidCloseCode(code) || !utf8.ValidString(reason)) {
 			t.Fatalf("close code %d, reason %q delivered", code, reason)
 		}
 	default:
@@ -363,10 +367,10 @@ func checkDelivered(t *testing.T, m Message, limit int) {
 
 // roundTrip: what a server encodes for m, a client decodes back to m; what
 // the client encodes for m, a server decodes back to m.
-func roundTrip(t *testing.T, m Message, compressed bool) {
+func roundTrip(t *testing.T, m protocol.Message, compressed bool) {
 	t.Helper()
-	c := fakeConn{max: 1 << 20}
-	frame, err := EncodeServerFrame(nil, Message{Type: m.Type, Data: m.Data})
+	c := codectest.Conn{Max: 1 << 20}
+	frame, err := ServerFrame(nil, protocol.Message{Type: m.Type, Data: m.Data})
 	if err != nil {
 		t.Fatalf("server encoding of a delivered %v: %v", m.Type, err)
 	}
@@ -376,7 +380,7 @@ func roundTrip(t *testing.T, m Message, compressed bool) {
 	}
 
 	client := establishedClient(t, compressed)
-	frame, err = client.Encode(c, nil, Message{Type: m.Type, Data: m.Data})
+	frame, err = client.Encode(c, nil, protocol.Message{Type: m.Type, Data: m.Data})
 	if err != nil {
 		t.Fatalf("client encoding of a delivered %v: %v", m.Type, err)
 	}
@@ -384,7 +388,7 @@ func roundTrip(t *testing.T, m Message, compressed bool) {
 	if _, err := feed(server, c, []byte(testHandshake), len(testHandshake)); err != nil {
 		t.Fatal(err)
 	}
-	server.MarkEstablished()
+	server.markEstablished()
 	back, err = feed(server, c, frame, len(frame))
 	if err != nil || len(back) != 1 || back[0].Type != m.Type || !bytes.Equal(back[0].Data, m.Data) {
 		t.Fatalf("%v %q through a client encoding: %v, %+v", m.Type, m.Data, err, back)
@@ -396,11 +400,11 @@ func roundTrip(t *testing.T, m Message, compressed bool) {
 func TestWebSocketClientAgainstServerCodec(t *testing.T) {
 	for _, compression := range []bool{false, true} {
 		client := newFuzzClient(compression)
-		server := WebSocket(WebSocketConfig{Compression: true, OnRequest: func(_ Conn, r *WebSocketRequest) error {
+		server := Server(Config{Compression: true, OnRequest: func(_ proto.Conn, r *protocol.WebSocketRequest) error {
 			r.AcceptProtocol("superchat")
 			return nil
-		}}).NewCodec().(*WebSocketCodec)
-		c := fakeConn{max: 1 << 20}
+		}}).NewCodec().(*Codec)
+		c := &codectest.SessionConn{Conn: codectest.Conn{Max: 1 << 20}}
 		req, err := feed(server, c, client.HandshakeRequest(), 7)
 		if err != nil || len(req) != 1 {
 			t.Fatalf("server: %v, %d messages", err, len(req))
@@ -409,7 +413,7 @@ func TestWebSocketClientAgainstServerCodec(t *testing.T) {
 		if err != nil || len(resp) != 1 {
 			t.Fatalf("client: %v, %d messages for %q", err, len(resp), req[0].Data)
 		}
-		r := resp[0].Value.(*WebSocketResponse)
+		r := resp[0].Value.(*protocol.WebSocketResponse)
 		if r.Compressed != compression || server.Compressed() != compression || r.Subprotocol != "superchat" {
 			t.Fatalf("compression %v: response %+v, server compressed %v", compression, r, server.Compressed())
 		}

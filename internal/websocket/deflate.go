@@ -1,4 +1,4 @@
-package protocol
+package websocket
 
 import (
 	"bytes"
@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/workerman-go/workerman/internal/bufpool"
+	"github.com/workerman-go/workerman/protocol"
 )
 
 // permessage-deflate without context takeover: every message is compressed
@@ -95,7 +96,7 @@ func inflate(p []byte, limit int) (*[]byte, error) {
 		if len(*out) == cap(*out) {
 			if len(*out) > limit {
 				bufpool.Put(out)
-				return nil, &CloseError{Code: CloseMessageTooBig, Reason: fmt.Sprintf("inflated message exceeds %d bytes", limit)}
+				return nil, &protocol.CloseError{Code: protocol.CloseMessageTooBig, Reason: fmt.Sprintf("inflated message exceeds %d bytes", limit)}
 			}
 			nb := bufpool.Get(min(2*cap(*out), limit+1))
 			*nb = append((*nb)[:0], *out...)
@@ -106,14 +107,14 @@ func inflate(p []byte, limit int) (*[]byte, error) {
 		*out = (*out)[:len(*out)+n]
 		if len(*out) > limit {
 			bufpool.Put(out)
-			return nil, &CloseError{Code: CloseMessageTooBig, Reason: fmt.Sprintf("inflated message exceeds %d bytes", limit)}
+			return nil, &protocol.CloseError{Code: protocol.CloseMessageTooBig, Reason: fmt.Sprintf("inflated message exceeds %d bytes", limit)}
 		}
 		if err == io.EOF {
 			return out, nil
 		}
 		if err != nil {
 			bufpool.Put(out)
-			return nil, &CloseError{Code: CloseInvalidPayload, Reason: "invalid compressed data: " + err.Error()}
+			return nil, &protocol.CloseError{Code: protocol.CloseInvalidPayload, Reason: "invalid compressed data: " + err.Error()}
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package protocol
+package websocket
 
 import (
 	"bytes"
@@ -7,6 +7,9 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/workerman-go/workerman/internal/codectest"
+	"github.com/workerman-go/workerman/protocol"
 )
 
 const testHandshake = "GET /chat HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
@@ -30,10 +33,10 @@ func maskedFrame(fin bool, rsv, op byte, payload []byte) []byte {
 
 // feed runs a byte stream through the codec in pieces and returns the
 // messages it delivered.
-func feed(codec *WebSocketCodec, c Conn, stream []byte, step int) ([]Message, error) {
-	var out []Message
-	err := feedCodec(codec, c, stream, step, func(m Message) {
-		if m.Type != NoMessage {
+func feed(codec *Codec, c protocol.Conn, stream []byte, step int) ([]protocol.Message, error) {
+	var out []protocol.Message
+	err := codectest.Feed(codec, c, stream, step, func(m protocol.Message) {
+		if m.Type != protocol.NoMessage {
 			m.Data = bytes.Clone(m.Data)
 			out = append(out, m)
 		}
@@ -41,13 +44,13 @@ func feed(codec *WebSocketCodec, c Conn, stream []byte, step int) ([]Message, er
 	return out, err
 }
 
-func newTestCodec() *WebSocketCodec {
-	return WebSocket(WebSocketConfig{Compression: true}).NewCodec().(*WebSocketCodec)
+func newTestCodec() *Codec {
+	return Server(Config{Compression: true}).NewCodec().(*Codec)
 }
 
-func TestWebSocketCodecHandshakeAndFrames(t *testing.T) {
+func TestCodecHandshakeAndFrames(t *testing.T) {
 	codec := newTestCodec()
-	c := fakeConn{max: 1 << 20}
+	c := codectest.Conn{Max: 1 << 20}
 	stream := append([]byte(testHandshake), maskedFrame(false, 0, 1, []byte("hel"))...)
 	stream = append(stream, maskedFrame(true, 0, 9, []byte("ping"))...)
 	stream = append(stream, maskedFrame(true, 0, 0, []byte("lo"))...)
@@ -55,7 +58,7 @@ func TestWebSocketCodecHandshakeAndFrames(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(msgs) != 3 || msgs[0].Type != HandshakeMessage || msgs[1].Type != PingMessage || msgs[2].Type != TextMessage || string(msgs[2].Data) != "hello" {
+	if len(msgs) != 3 || msgs[0].Type != protocol.HandshakeMessage || msgs[1].Type != protocol.PingMessage || msgs[2].Type != protocol.TextMessage || string(msgs[2].Data) != "hello" {
 		t.Fatalf("got %+v", msgs)
 	}
 	resp := string(msgs[0].Data)
@@ -90,7 +93,7 @@ func FuzzUTF8Stream(f *testing.F) {
 	f.Add([]byte("κόσμε€𝄞"), 3)
 	f.Add([]byte{0xed, 0xa0, 0x80, 'a'}, 1)
 	f.Fuzz(func(t *testing.T, s []byte, step int) {
-		step = 1 + abs(step)%7
+		step = 1 + codectest.Abs(step)%7
 		var st utf8Stream
 		ok := true
 		for off := 0; off < len(s) && ok; off += step {
@@ -113,27 +116,27 @@ func FuzzWebSocketFrames(f *testing.F) {
 	f.Add([]byte{0x81, 0xff, 0, 0, 0, 0, 0, 0, 0, 1, 1, 2, 3, 4}, 4)
 	f.Add(maskedFrame(true, 0, 9, bytes.Repeat([]byte("p"), 126)), 7)
 	f.Fuzz(func(t *testing.T, stream []byte, step int) {
-		step = 1 + abs(step)%64
-		c := fakeConn{max: 1 << 16}
-		run := func(step int) ([]Message, error) {
+		step = 1 + codectest.Abs(step)%64
+		c := codectest.Conn{Max: 1 << 16}
+		run := func(step int) ([]protocol.Message, error) {
 			codec := newTestCodec()
 			if _, err := feed(codec, c, []byte(testHandshake), len(testHandshake)); err != nil {
 				t.Fatal(err)
 			}
-			codec.MarkEstablished()
+			codec.markEstablished()
 			return feed(codec, c, stream, step)
 		}
 		whole, errWhole := run(max(len(stream), 1))
 		split, errSplit := run(step)
 		if (errWhole == nil) != (errSplit == nil) {
 			// UTF-8 fails fast when split; a whole stream may end first.
-			if !(isCode(errSplit, CloseInvalidPayload) && errWhole == nil) {
+			if !(isCode(errSplit, protocol.CloseInvalidPayload) && errWhole == nil) {
 				t.Fatalf("whole: %v, split by %d: %v", errWhole, step, errSplit)
 			}
 		}
 		for _, err := range []error{errWhole, errSplit} {
-			var ce *CloseError
-			if err != nil && errors.As(err, &ce) && !ValidCloseCode(ce.Code) {
+			var ce *protocol.CloseError
+			if err != nil && errors.As(err, &ce) && !protocol.ValidCloseCode(ce.Code) {
 				t.Fatalf("failure with close code %d", ce.Code)
 			}
 		}
@@ -141,7 +144,7 @@ func FuzzWebSocketFrames(f *testing.F) {
 			t.Fatalf("%d vs %d messages", len(whole), len(split))
 		}
 		for _, m := range whole {
-			if m.Type == TextMessage && !utf8.Valid(m.Data) {
+			if m.Type == protocol.TextMessage && !utf8.Valid(m.Data) {
 				t.Fatalf("invalid UTF-8 delivered: %x", m.Data)
 			}
 		}
@@ -149,7 +152,7 @@ func FuzzWebSocketFrames(f *testing.F) {
 }
 
 func isCode(err error, code int) bool {
-	var ce *CloseError
+	var ce *protocol.CloseError
 	return errors.As(err, &ce) && ce.Code == code
 }
 
@@ -162,10 +165,10 @@ func FuzzWebSocketHandshake(f *testing.F) {
 	f.Add([]byte("GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: upgrade\r\nSec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=10, permessage-deflate; x=\"\r\n\r\n"))
 	f.Fuzz(func(t *testing.T, req []byte) {
 		codec := newTestCodec()
-		c := fakeConn{max: 1 << 20}
+		c := codectest.Conn{Max: 1 << 20}
 		n, err := codec.Input(c, req)
 		if err != nil {
-			if resp := codec.ErrorResponse(err); !bytes.HasPrefix(resp, []byte("HTTP/1.1 4")) {
+			if resp := codec.errorResponse(err); !bytes.HasPrefix(resp, []byte("HTTP/1.1 4")) {
 				t.Fatalf("error %v answered with %q", err, resp)
 			}
 			return
@@ -175,7 +178,7 @@ func FuzzWebSocketHandshake(f *testing.F) {
 		}
 		m, err := codec.Decode(c, bytes.Clone(req[:n]))
 		if err != nil {
-			resp := codec.ErrorResponse(err)
+			resp := codec.errorResponse(err)
 			if !bytes.HasPrefix(resp, []byte("HTTP/1.1 4")) && !bytes.HasPrefix(resp, []byte("HTTP/1.1 5")) {
 				t.Fatalf("error %v answered with %q", err, resp)
 			}

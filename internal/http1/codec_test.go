@@ -1,16 +1,19 @@
-package protocol
+package http1
 
 import (
 	"errors"
 	"testing"
+
+	"github.com/workerman-go/workerman/internal/codectest"
+	"github.com/workerman-go/workerman/protocol"
 )
 
 // frameHTTP feeds a stream to the codec in pieces and describes the
 // requests it decoded (method, path, body).
-func frameHTTP(codec *HTTPCodec, stream []byte, step int) ([]string, error) {
+func frameHTTP(codec *Codec, stream []byte, step int) ([]string, error) {
 	var out []string
-	err := feedCodec(codec, fakeConn{max: 1 << 16}, stream, step, func(m Message) {
-		r := m.Value.(*Request)
+	err := codectest.Feed(codec, codectest.Conn{Max: 1 << 16}, stream, step, func(m protocol.Message) {
+		r := m.Value.(*protocol.Request)
 		out = append(out, r.Method+" "+r.URL.Path+" "+string(r.RawBody()))
 	})
 	return out, err
@@ -22,9 +25,9 @@ func FuzzHTTPRequest(f *testing.F) {
 	f.Add([]byte("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nT: 1\r\n\r\n"), 2)
 	f.Add([]byte("PUT / HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nab"), 4)
 	f.Fuzz(func(t *testing.T, stream []byte, step int) {
-		step = 1 + abs(step)%64
-		whole, errWhole := frameHTTP(HTTP(HTTPConfig{}).NewCodec().(*HTTPCodec), stream, max(len(stream), 1))
-		split, errSplit := frameHTTP(HTTP(HTTPConfig{}).NewCodec().(*HTTPCodec), stream, step)
+		step = 1 + codectest.Abs(step)%64
+		whole, errWhole := frameHTTP(New(Config{}).NewCodec().(*Codec), stream, max(len(stream), 1))
+		split, errSplit := frameHTTP(New(Config{}).NewCodec().(*Codec), stream, step)
 		if (errWhole == nil) != (errSplit == nil) {
 			// Splitting may only make an error show earlier, never invent one
 			// for a stream that is fine whole, nor hide one.
@@ -39,8 +42,8 @@ func FuzzHTTPRequest(f *testing.F) {
 			}
 		}
 		for _, err := range []error{errWhole, errSplit} {
-			var he *HTTPError
-			if err != nil && !errors.As(err, &he) && !errors.Is(err, ErrPackageTooLarge) {
+			var he *protocol.HTTPError
+			if err != nil && !errors.As(err, &he) && !errors.Is(err, protocol.ErrPackageTooLarge) {
 				t.Fatalf("error of type %T: %v", err, err)
 			}
 		}
