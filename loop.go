@@ -27,17 +27,41 @@ func (l *loopSide) OnRead(in []byte) (consumed, need int) {
 	if c.ep.r.tick > 0 {
 		c.lastRead.Store(c.ep.r.now.Load())
 	}
-	max := c.MaxPackageSize()
+	if c.recvPause.Load() {
+		return 0, 0
+	}
 	var cc protocol.Conn = c
 	if c.session() != nil {
 		cc = c.side()
 	}
-	for consumed < len(in) {
-		if c.recvPause.Load() {
-			return consumed, 0
-		}
-		rest := in[consumed:]
-		n, err := c.codec.Input(cc, rest)
+	consumed, need, err := framePackets(c.codec, cc, in, c.MaxPackageSize(), func(packet []byte) bool {
+		j := newJob(jobMessage)
+		j.buf = bufpool.Get(len(packet))
+		copy(*j.buf, packet)
+		c.enqueue(j)
+		return !c.backpressure() && !c.recvPause.Load()
+	})
+	if err != nil {
+		c.badInput = true
+		j := newJob(jobFail)
+		j.err = err
+		c.enqueue(j)
+		return len(in), 0
+	}
+	return consumed, need
+}
+
+// framePackets is the one packet-framing loop, for stream and datagram
+// connections alike. It frames the packets at the start of buf with codec
+// and hands each to emit (the packet is only valid during the call), which
+// returns false to stop. It returns the bytes consumed; the length of the
+// next packet, counted from the first byte not consumed, when the codec
+// already knows it (0 otherwise); and, for bad input, the codec's error or
+// a size error for a packet over max.
+func framePackets(codec protocol.Codec, cc protocol.Conn, buf []byte, max int, emit func(packet []byte) bool) (consumed, need int, err error) {
+	for consumed < len(buf) {
+		rest := buf[consumed:]
+		n, err := codec.Input(cc, rest)
 		if err == nil && n > max {
 			err = errTooLarge(n, max)
 		}
@@ -45,25 +69,17 @@ func (l *loopSide) OnRead(in []byte) (consumed, need int) {
 			err = errTooLarge(len(rest), max)
 		}
 		if err != nil {
-			c.badInput = true
-			j := newJob(jobFail)
-			j.err = err
-			c.enqueue(j)
-			return len(in), 0
+			return consumed, 0, err
 		}
 		if n == 0 || n > len(rest) {
-			return consumed, n
+			return consumed, n, nil
 		}
-		j := newJob(jobMessage)
-		j.buf = bufpool.Get(n)
-		copy(*j.buf, rest[:n])
 		consumed += n
-		c.enqueue(j)
-		if c.backpressure() {
-			return consumed, 0
+		if !emit(rest[:n]) {
+			break
 		}
 	}
-	return consumed, 0
+	return consumed, 0, nil
 }
 
 // backpressure pauses reading while too much input waits for callbacks.

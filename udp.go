@@ -1,6 +1,7 @@
 package workerman
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
@@ -209,11 +210,26 @@ func (a *AsyncUDPConnection) read(conn net.Conn, dec protocol.Codec, done chan s
 			a.report(fmt.Errorf("workerman: udp read from %s: %w", a.uri, err))
 			continue
 		}
-		eachPacket(pc, dec, buf[:n], a.maxPackage(), func(m protocol.Message) {
-			if a.OnMessage != nil {
-				a.OnMessage(a, m.Data)
+		// A packet cut short at the end of the datagram is dropped, as
+		// Workerman does.
+		var decodeErr error
+		_, _, err = framePackets(dec, pc, buf[:n], a.maxPackage(), func(packet []byte) bool {
+			m, err := dec.Decode(pc, packet)
+			if err != nil {
+				decodeErr = err
+				return false
 			}
-		}, a.report)
+			switch m.Type {
+			case protocol.DataMessage, protocol.TextMessage, protocol.BinaryMessage:
+				if a.OnMessage != nil {
+					a.OnMessage(a, m.Data)
+				}
+			}
+			return true
+		})
+		if err = cmp.Or(err, decodeErr); err != nil {
+			a.report(err)
+		}
 	}
 }
 
@@ -221,31 +237,3 @@ func (a *AsyncUDPConnection) read(conn net.Conn, dec protocol.Codec, done chan s
 type udpCodecConn struct{ a *AsyncUDPConnection }
 
 func (c udpCodecConn) MaxPackageSize() int { return c.a.maxPackage() }
-
-// eachPacket frames and decodes the packets of one datagram, as Workerman
-// does: a packet cut short at the end of the datagram is dropped.
-func eachPacket(c protocol.Conn, codec protocol.Codec, dgram []byte, max int, deliver func(protocol.Message), fail func(error)) {
-	for len(dgram) > 0 {
-		n, err := codec.Input(c, dgram)
-		if err == nil && n > max {
-			err = errTooLarge(n, max)
-		}
-		if err != nil {
-			fail(err)
-			return
-		}
-		if n == 0 || n > len(dgram) {
-			return
-		}
-		m, err := codec.Decode(c, dgram[:n])
-		if err != nil {
-			fail(err)
-			return
-		}
-		dgram = dgram[n:]
-		switch m.Type {
-		case protocol.DataMessage, protocol.TextMessage, protocol.BinaryMessage:
-			deliver(m)
-		}
-	}
-}
