@@ -61,6 +61,17 @@
 // every other connection keeps being served. A panicking callback is
 // recovered, reported as a *PanicError and destroys only its connection.
 //
+// # Layout
+//
+// This package is the public API. Package protocol holds the codec
+// contract (Codec: Input, Decode, Encode; Register) and the types users
+// touch. The engine (epoll loops, or a goroutine per connection) lives in
+// internal/engine; the WebSocket and HTTP protocols, codec and
+// connection-side life together, in internal/websocket and internal/http1,
+// behind the small interfaces of internal/proto. The send path goes one
+// way: the user's call, the codec (for WebSocket and HTTP, their session),
+// the engine's write.
+//
 // # Stopping
 //
 // RunAll starts every worker made with NewWorker, waits for SIGINT or
