@@ -62,8 +62,9 @@ type Session interface {
 	protocol.Codec
 	// Accepted runs once when the connection is created, before any input.
 	Accepted(c Conn)
-	// Handle takes a decoded message that is not plain data (a handshake,
-	// a control frame, an HTTP request): callback goroutine.
+	// Handle takes every decoded message (callback goroutine): data goes
+	// on to Conn.Deliver (or, for an HTTP request, to OnRequest); the rest
+	// (a handshake, a control frame) is the protocol's own business.
 	Handle(c Conn, m protocol.Message)
 	// Send encodes m and writes it (Conn.Write). Locked.
 	Send(c Conn, m protocol.Message, drop bool) error
