@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/workerman-go/workerman"
@@ -24,7 +25,8 @@ func main() {
 	ws.Count = *count
 	ws.OnWorkerStart = func(w *workerman.Worker, id int) {
 		if id == 0 {
-			fmt.Printf("Server listening on %s (%d instances)\n", *listen, w.Count)
+			scheme, _, _ := strings.Cut(*listen, "://")
+			fmt.Printf("Server listening on %s://%s (%d instances)\n", scheme, w.Addr(), w.Count)
 		}
 	}
 	ws.OnConnect = func(c *workerman.Connection) {
