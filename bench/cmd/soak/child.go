@@ -218,6 +218,9 @@ func (s *serverProc) freeze() (map[string]frozenConn, error) {
 // resources is what the suite watches of the server process.
 type resources struct {
 	RSS        int64 `json:"rss"`
+	RSSAnon    int64 `json:"rss_anon"` // of which anonymous (heap, stacks); the rest is mostly the binary's pages
+	HeapInuse  int64 `json:"heap_inuse"`
+	StackInuse int64 `json:"stack_inuse"`
 	Goroutines int   `json:"goroutines"`
 	FDs        int   `json:"fds"`
 	Conns      int   `json:"conns"`
@@ -243,6 +246,21 @@ func machineCPU() (busy, total time.Duration) {
 	return total - time.Duration(idle)*time.Second/100, total
 }
 
+// statusKB reads one "kB" field of /proc/<pid>/status, in bytes.
+func statusKB(pid int, field string) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, field); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
 func countFDs(pid int) int {
 	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
 	if err != nil {
@@ -251,29 +269,42 @@ func countFDs(pid int) int {
 	return len(ents)
 }
 
-// measure collects garbage in the server, then reads its resident memory
-// and open descriptors from /proc and its goroutines over the side
-// channel: the least of five readings 200 ms apart, because idle workers
-// of the callback pool come and go.
-func (s *serverProc) measure() (resources, error) {
-	if err := s.gc(); err != nil {
+// measure reads the server's level in a quiet moment: it pauses the
+// server's pushes and broadcasts (the long-lived clients stay connected),
+// waits until the goroutine count stops falling (idle workers of the
+// callback pool leave after a second), collects garbage and returns free
+// memory to the OS, reads resident memory and open descriptors from /proc
+// and goroutines over the side channel, and resumes.
+func (s *serverProc) measure(name string) (resources, error) {
+	if _, err := s.request("PAUSE", "PAUSED", 10*time.Second); err != nil {
 		return resources{}, err
 	}
-	r := resources{RSS: procstat.RSS(s.pid()), FDs: countFDs(s.pid()), Goroutines: -1}
-	t := time.NewTicker(200 * time.Millisecond)
+	defer s.request("RESUME", "RESUMED", 10*time.Second)
+	r := resources{Goroutines: -1}
+	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
-	for i := range 5 {
-		if i > 0 {
-			<-t.C
-		}
+	start, lastDrop := time.Now(), time.Now()
+	for time.Since(start) < 2*time.Second || (time.Since(lastDrop) < 1500*time.Millisecond && time.Since(start) < 10*time.Second) {
 		st, err := s.stats()
 		if err != nil {
 			return r, err
 		}
 		if r.Goroutines < 0 || st.Goroutines < r.Goroutines {
-			r.Goroutines = st.Goroutines
+			r.Goroutines, lastDrop = st.Goroutines, time.Now()
 		}
-		r.Conns = st.Conns
+		<-t.C
 	}
+	if err := s.gc(); err != nil {
+		return r, err
+	}
+	if dir := os.Getenv("SOAK_PROFILE_DIR"); dir != "" { // heap profiles, to find what stayed
+		s.request("HEAPPROFILE "+dir+"/"+name+".pprof", "PROFILED", 30*time.Second)
+	}
+	st, err := s.stats()
+	if err != nil {
+		return r, err
+	}
+	r.RSS, r.RSSAnon, r.FDs = procstat.RSS(s.pid()), statusKB(s.pid(), "RssAnon:"), countFDs(s.pid())
+	r.Goroutines, r.Conns, r.HeapInuse, r.StackInuse = min(r.Goroutines, st.Goroutines), st.Conns, st.HeapInuse, st.StackInuse
 	return r, nil
 }

@@ -112,6 +112,10 @@ func readToEnd(c net.Conn, br *bufio.Reader, deadline time.Time) (string, bool, 
 	return first, true, err
 }
 
+// garbageBound: garbage is answered at once; more than this means the
+// server stalled.
+const garbageBound = 5 * time.Second
+
 // runFaults is the -role faults child: clients that never read,
 // slowloris handshakes, garbage instead of a handshake (or an invalid
 // frame after one), and, on the suite's command, half-open peers through
@@ -133,7 +137,7 @@ func runFaults(o clientOptions) {
 	// by a heartbeat tick (at most one ping interval later); garbage is
 	// answered at once.
 	slowBound := o.handshakeTimeout + o.ping + 2*time.Second
-	garbageBound := 3 * time.Second
+	garbageBound := garbageBound
 
 	startFaults := func() {
 		for i := range o.nonreaders {

@@ -38,6 +38,7 @@ type options struct {
 	rate           int
 	broadcastEvery time.Duration
 	p99Budget      time.Duration
+	latencyAssert  bool
 	tolerance      float64
 	verbose        bool
 
@@ -73,6 +74,7 @@ func main() {
 	flag.IntVar(&o.rate, "rate", 1, "server: unicast messages a second to each connection")
 	flag.DurationVar(&o.broadcastEvery, "broadcast-every", time.Second, "server: interval of Worker.Broadcast")
 	flag.DurationVar(&o.p99Budget, "p99-budget", 100*time.Millisecond, "budget for the p99 delivery latency during the faults")
+	flag.BoolVar(&o.latencyAssert, "latency-assert", false, "make the latency budget a check that fails the run (by default it is reported: the machine is shared)")
 	flag.Float64Var(&o.tolerance, "tolerance", 0.10, "how far RSS, goroutines and fds may end from their level before the faults")
 	flag.BoolVar(&o.verbose, "v", false, "log progress every 10 s")
 	flag.IntVar(&o.loops, "loops", 2, "server: event loops (Worker.Count)")

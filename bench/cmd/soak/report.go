@@ -165,9 +165,9 @@ func (s *suite) finish() int {
 	}
 	if o.garbage > 0 {
 		add("garbage handshakes refused and closed in time", f.Garbage.Late == 0 && f.Garbage.Got101 == 0 && f.Garbage.Closed > 0,
-			"%d closed, %d late, %d upgraded; bound 3s", f.Garbage.Closed, f.Garbage.Late, f.Garbage.Got101)
+			"%d closed, %d late, %d upgraded; bound %v", f.Garbage.Closed, f.Garbage.Late, f.Garbage.Got101, garbageBound)
 		add("invalid frames after the handshake closed in time", f.BadFrame.Late == 0 && f.BadFrame.Closed > 0,
-			"%d closed, %d late; bound 3s", f.BadFrame.Closed, f.BadFrame.Late)
+			"%d closed, %d late; bound %v", f.BadFrame.Closed, f.BadFrame.Late, garbageBound)
 	}
 	if o.halfOpen > 0 {
 		ok, detected := len(s.waves) > 0, 0
@@ -191,7 +191,11 @@ func (s *suite) finish() int {
 	}
 	add("after the faults only the long-lived clients remain", s.settleOK, "within %v", s.settled.Round(time.Millisecond))
 	p99 := faultLat.quantile(0.99)
-	add(fmt.Sprintf("p99 delivery latency during the faults under %v", o.p99Budget), faultLat.N > 0 && p99 <= o.p99Budget, "p99 %v over %d messages", p99.Round(10*time.Microsecond), faultLat.N)
+	budgetMet := faultLat.N > 0 && p99 <= o.p99Budget
+	budgetLine := fmt.Sprintf("p99 delivery latency during the faults %v, budget %v", p99.Round(10*time.Microsecond), o.p99Budget)
+	if o.latencyAssert {
+		add("p99 delivery latency during the faults within budget", budgetMet, "%s", budgetLine)
+	}
 	pct := func(a, b int64) string {
 		if b == 0 {
 			return "n/a"
@@ -226,6 +230,11 @@ func (s *suite) finish() int {
 		row("CPU during the faults", fmt.Sprintf("machine %.0f%% busy, %.0f%% of it by the suite's processes (the rest is other work on this machine)",
 			100*float64(s.cpuBusy)/float64(s.cpuTotal), 100*float64(s.cpuSuite)/float64(max(s.cpuBusy, 1))))
 	}
+	if n := sb.Broadcasts + se.Broadcasts; n > 0 {
+		row("server timing", fmt.Sprintf("Worker.Broadcast to every connection: mean %.1f ms, slowest %.1f ms; a round of unicast pushes: mean %.1f ms, slowest %.1f ms",
+			float64(sb.BroadcastNs+se.BroadcastNs)/float64(n)/1e6, float64(max(sb.BroadcastMaxNs, se.BroadcastMaxNs))/1e6,
+			float64(sb.TickNs+se.TickNs)/float64(max(1, sb.Ticks+se.Ticks))/1e6, float64(max(sb.TickMaxNs, se.TickMaxNs))/1e6))
+	}
 	row("server errors", fmt.Sprintf("heartbeat timeouts %v, handshake timeouts %d, bad handshakes %d, close codes %v, other %v", hb, hsTimeouts, badHS, closeErrs, other))
 	tw.Flush()
 	fmt.Fprintln(out)
@@ -256,11 +265,20 @@ func (s *suite) finish() int {
 
 	row("server", "before faults", "during (peak)", "after", "change", "tolerance")
 	row("RSS", human(s.before.RSS), human(s.peak.RSS), human(s.after.RSS), pct(s.after.RSS, s.before.RSS), fmt.Sprintf("±%.0f%%", o.tolerance*100))
+	row("  of which anonymous", human(s.before.RSSAnon), "", human(s.after.RSSAnon), pct(s.after.RSSAnon, s.before.RSSAnon), "")
+	row("  Go heap in use", human(s.before.HeapInuse), "", human(s.after.HeapInuse), pct(s.after.HeapInuse, s.before.HeapInuse), "")
+	row("  goroutine stacks", human(s.before.StackInuse), "", human(s.after.StackInuse), pct(s.after.StackInuse, s.before.StackInuse), "")
 	row("goroutines", fmt.Sprint(s.before.Goroutines), fmt.Sprint(s.peak.Goroutines), fmt.Sprint(s.after.Goroutines), pct(int64(s.after.Goroutines), int64(s.before.Goroutines)), fmt.Sprintf("±%.0f%%", o.tolerance*100))
 	row("open fds", fmt.Sprint(s.before.FDs), fmt.Sprint(s.peak.FDs), fmt.Sprint(s.after.FDs), pct(int64(s.after.FDs), int64(s.before.FDs)), fmt.Sprintf("±%.0f%%", o.tolerance*100))
 	row("connections", fmt.Sprint(s.before.Conns), fmt.Sprint(s.peak.Conns), fmt.Sprint(s.after.Conns), "", "")
 	tw.Flush()
 	fmt.Fprintln(out)
+
+	verdict := "MET"
+	if !budgetMet {
+		verdict = "MISSED"
+	}
+	fmt.Fprintf(out, "latency budget %s: %s (at %d long-lived clients)\n\n", verdict, budgetLine, o.clients)
 
 	failed := 0
 	for _, c := range checks {

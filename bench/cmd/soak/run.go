@@ -95,7 +95,8 @@ func run(o options) int {
 		return s.finish()
 	}
 	var err error
-	if s.before, err = s.srv.Load().measure(); err != nil {
+	s.toClients("PHASE " + phaseNames[phaseMeasuring])
+	if s.before, err = s.srv.Load().measure("before"); err != nil {
 		s.fail("measuring before: %v", err)
 		return s.finish()
 	}
@@ -415,7 +416,9 @@ func (s *suite) measureAfter() {
 	srv := s.srv.Load()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		r, err := srv.measure()
+		s.toClients("PHASE " + phaseNames[phaseMeasuring])
+		r, err := srv.measure("after")
+		s.toClients("PHASE " + phaseNames[phaseRecovery])
 		if err != nil {
 			s.fail("measuring after: %v", err)
 			return
@@ -453,6 +456,7 @@ func (s *suite) collect() {
 			s.statsEnd = st
 		}
 	}
+	s.toClients("PHASE " + phaseNames[phaseMeasuring]) // the end: byes from everyone at once
 	s.toClients("FINISH")
 	for _, c := range s.clients {
 		l, err := c.expect("REPORT ", 90*time.Second)

@@ -12,7 +12,9 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -63,6 +65,7 @@ type soakServer struct {
 	bseq uint64
 
 	freeze chan chan struct{} // stops the pusher
+	paused atomic.Bool        // no pushes, no broadcasts: the suite is measuring
 
 	accepted, upgraded            atomic.Uint64
 	open                          [7]atomic.Int64 // upgraded connections by kind
@@ -72,6 +75,8 @@ type soakServer struct {
 	broadcasts, broadcastTaken    atomic.Uint64
 	byes, unexpected              atomic.Uint64
 	slowestTick, slowestBroadcast atomic.Int64 // ns, since the last STATS
+	broadcastNs, broadcastMaxNs   atomic.Int64 // all broadcasts: total and slowest
+	tickNs, tickMaxNs, ticks      atomic.Int64 // all push rounds
 
 	errMu     sync.Mutex
 	closeErrs map[int]uint64
@@ -81,6 +86,8 @@ type soakServer struct {
 // serverStats is the answer to STATS on the side channel.
 type serverStats struct {
 	Goroutines         int               `json:"goroutines"`
+	HeapInuse          int64             `json:"heap_inuse"`
+	StackInuse         int64             `json:"stack_inuse"`
 	Conns              int               `json:"conns"`
 	Open               map[string]int64  `json:"open"`
 	Accepted           uint64            `json:"accepted"`
@@ -100,6 +107,11 @@ type serverStats struct {
 	Unexpected         uint64            `json:"unexpected"`
 	SlowestTickMs      float64           `json:"slowest_tick_ms"`      // one round of unicast pushes, since the last STATS
 	SlowestBroadcastMs float64           `json:"slowest_broadcast_ms"` // one Worker.Broadcast, since the last STATS
+	BroadcastNs        int64             `json:"broadcast_ns"`         // all Worker.Broadcast calls, in total
+	BroadcastMaxNs     int64             `json:"broadcast_max_ns"`
+	Ticks              int64             `json:"ticks"`
+	TickNs             int64             `json:"tick_ns"`
+	TickMaxNs          int64             `json:"tick_max_ns"`
 }
 
 func runServer(o serverOptions) {
@@ -151,10 +163,24 @@ func runServer(o serverOptions) {
 				s.stop()
 				return
 			}
+			if path, ok := strings.CutPrefix(l, "HEAPPROFILE "); ok {
+				if f, err := os.Create(path); err == nil {
+					pprof.WriteHeapProfile(f)
+					f.Close()
+				}
+				say("PROFILED")
+				continue
+			}
 			switch l {
 			case "STATS":
 				b, _ := json.Marshal(s.stats())
 				say("STATS %s", b)
+			case "PAUSE":
+				s.paused.Store(true)
+				say("PAUSED")
+			case "RESUME":
+				s.paused.Store(false)
+				say("RESUMED")
 			case "GC":
 				runtime.GC()
 				debug.FreeOSMemory()
@@ -273,6 +299,9 @@ func (s *soakServer) pusher() {
 			return
 		case <-t.C:
 		}
+		if s.paused.Load() {
+			continue
+		}
 		r := uint64(s.o.rate)
 		t0 := time.Now()
 		for _, c := range s.w.Connections() {
@@ -289,7 +318,11 @@ func (s *soakServer) pusher() {
 				buf = s.push(c, st, buf, nil)
 			}
 		}
-		storeMax(&s.slowestTick, int64(time.Since(t0)))
+		d := int64(time.Since(t0))
+		storeMax(&s.slowestTick, d)
+		storeMax(&s.tickMaxNs, d)
+		s.tickNs.Add(d)
+		s.ticks.Add(1)
 	}
 }
 
@@ -322,13 +355,19 @@ func (s *soakServer) broadcaster() {
 	defer t.Stop()
 	var buf []byte
 	for range t.C {
+		if s.paused.Load() {
+			continue
+		}
 		s.bmu.Lock()
 		s.bseq++
 		t0 := time.Now()
 		buf = appendMsg(buf[:0], 'b', s.bseq, uint64(t0.UnixNano()))
 		n := s.w.Broadcast(buf)
 		s.bmu.Unlock()
-		storeMax(&s.slowestBroadcast, int64(time.Since(t0)))
+		d := int64(time.Since(t0))
+		storeMax(&s.slowestBroadcast, d)
+		storeMax(&s.broadcastMaxNs, d)
+		s.broadcastNs.Add(d)
 		s.broadcasts.Add(1)
 		s.broadcastTaken.Add(uint64(n))
 	}
@@ -391,8 +430,12 @@ func b2i(b bool) int {
 }
 
 func (s *soakServer) stats() serverStats {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
 	st := serverStats{
 		Goroutines:         runtime.NumGoroutine(),
+		HeapInuse:          int64(ms.HeapInuse),
+		StackInuse:         int64(ms.StackInuse),
 		Conns:              s.w.ConnectionCount(),
 		Open:               map[string]int64{},
 		Accepted:           s.accepted.Load(),
@@ -412,6 +455,11 @@ func (s *soakServer) stats() serverStats {
 		Unexpected:         s.unexpected.Load(),
 		SlowestTickMs:      float64(s.slowestTick.Swap(0)) / 1e6,
 		SlowestBroadcastMs: float64(s.slowestBroadcast.Swap(0)) / 1e6,
+		BroadcastNs:        s.broadcastNs.Load(),
+		BroadcastMaxNs:     s.broadcastMaxNs.Load(),
+		Ticks:              s.ticks.Load(),
+		TickNs:             s.tickNs.Load(),
+		TickMaxNs:          s.tickMaxNs.Load(),
 	}
 	for i := range s.open {
 		k := kindName(i)

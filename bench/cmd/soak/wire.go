@@ -100,10 +100,11 @@ const (
 	phaseWarmup = iota
 	phaseFaults
 	phaseRecovery
+	phaseMeasuring // the server is forced to collect garbage: kept apart
 	nPhases
 )
 
-var phaseNames = [nPhases]string{"warm-up", "faults", "recovery"}
+var phaseNames = [nPhases]string{"warm-up", "faults", "recovery", "measuring"}
 
 func phaseIndex(s string) int {
 	for i, n := range phaseNames {
