@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"runtime"
 	"sync"
 	"time"
@@ -146,37 +145,13 @@ func NewAsyncConnection(uri string) *AsyncConnection {
 var ErrAlreadyConnected = errors.New("workerman: already connected")
 
 func (a *AsyncConnection) parse() (dialTarget, error) {
-	u, err := url.Parse(a.uri)
-	if err != nil || u.Scheme == "" {
-		return dialTarget{}, fmt.Errorf("workerman: bad address %q: want scheme://host:port", a.uri)
+	e, err := parseURI(a.uri, sideDial, a.Transport, a.Protocol)
+	if err != nil {
+		return dialTarget{}, err
 	}
-	t := dialTarget{network: "tcp", address: u.Host, protocol: u.Scheme}
-	switch u.Scheme {
-	case "unix":
-		t.network, t.address, t.protocol = "unix", u.Path, "tcp"
-	case "ssl":
-		t.protocol, t.tls = "tcp", a.tlsConfig(u.Hostname())
-	case "wss":
-		t.protocol, t.tls = "ws", a.tlsConfig(u.Hostname())
-	case "websocket":
-		t.protocol = "ws"
-	}
-	if a.Protocol != "" {
-		t.protocol = a.Protocol
-	}
-	if a.Transport == "ssl" && t.tls == nil {
-		t.tls = a.tlsConfig(u.Hostname())
-	}
-	if t.network == "tcp" {
-		if _, _, err := net.SplitHostPort(t.address); err != nil {
-			return t, fmt.Errorf("workerman: bad address %q: %w", a.uri, err)
-		}
-	}
-	if t.protocol == "ws" {
-		t.ws, t.host, t.path = true, u.Host, u.RequestURI()
-	}
-	if _, ok := protocol.Lookup(t.protocol); !ok {
-		return t, fmt.Errorf("workerman: unknown protocol %q (register it with protocol.Register)", t.protocol)
+	t := dialTarget{network: e.network, address: e.address, protocol: e.protocol, ws: e.protocol == "ws", host: e.host, path: e.path}
+	if e.transport == "ssl" {
+		t.tls = a.tlsConfig(e.hostname)
 	}
 	return t, nil
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
 	"sync"
 
 	"github.com/workerman-go/workerman/protocol"
@@ -75,22 +74,12 @@ func (a *AsyncUDPConnection) connectLocked() error {
 	case a.conn != nil:
 		return ErrAlreadyConnected
 	}
-	u, err := url.Parse(a.uri)
-	if err != nil || u.Scheme == "" || u.Host == "" {
-		return fmt.Errorf("workerman: bad address %q: want udp://host:port", a.uri)
+	e, err := parseURI(a.uri, sideUDP, "", "")
+	if err != nil {
+		return err
 	}
-	name := u.Scheme
-	switch name {
-	case "udp", "tcp":
-		name = "tcp" // the raw codec: a datagram is a message
-	case "websocket", "ws", "wss", "http", "https", "ssl", "unix":
-		return fmt.Errorf("%w: %s://", ErrUnsupportedOverUDP, u.Scheme)
-	}
-	proto, ok := protocol.Lookup(name)
-	if !ok {
-		return fmt.Errorf("workerman: unknown protocol %q (register it with protocol.Register)", name)
-	}
-	conn, err := net.Dial("udp", u.Host)
+	proto, _ := protocol.Lookup(e.protocol)
+	conn, err := net.Dial("udp", e.address)
 	if err != nil {
 		return fmt.Errorf("workerman: connect %s: %w", a.uri, err)
 	}

@@ -28,7 +28,7 @@ var uriSeeds = []string{
 	"tcp://:", "tcp://", "://x:1", "tcp:/x:1", "tcp:x:1", "tcp://[::1", "tcp://1.2.3.4:80:90",
 	"nosuch://127.0.0.1:1", "websocket://127.0.0.1:99999", "tcp://127.0.0.1:-1",
 	"TEXT://127.0.0.1:1", "tcp://127.0.0.1:http", "tcp://%zz:1", "tcp://a\x00b:1",
-	"ws://127.0.0.1:1?x=\r\nHost: evil", "ws://127.0.0.1:1/\u00e9", "http://127.0.0.1:1/..",
+	"ws://127.0.0.1:1?x=\r\nHost: evil", "ws://127.0.0.1:1/?a b\x7f", "ws://127.0.0.1:1/\u00e9", "http://127.0.0.1:1/..",
 }
 
 // FuzzParseListenURI: Worker's "scheme://address" with its Transport and
@@ -47,7 +47,7 @@ func FuzzParseListenURI(f *testing.F) {
 	f.Add("unix://", "", "")
 	f.Add("unix:///tmp/x", "tcp", "text")
 	f.Fuzz(func(t *testing.T, uri, transport, proto string) {
-		la, err := parseListenURI(uri, transport, proto)
+		la, err := parseURI(uri, sideListen, transport, proto)
 		scheme, rest, hasSep := strings.Cut(uri, "://")
 		if err != nil {
 			if !strings.HasPrefix(err.Error(), "workerman: ") {

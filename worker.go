@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -224,51 +223,6 @@ type endpoint struct {
 	onBufferDrain func(*Connection)
 }
 
-// listenAddr is a parsed listen URI.
-type listenAddr struct {
-	scheme    string
-	network   string // tcp or unix
-	address   string
-	transport string
-	protocol  string
-}
-
-func parseListenURI(uri, transport, proto string) (listenAddr, error) {
-	scheme, rest, ok := strings.Cut(uri, "://")
-	if !ok || scheme == "" || rest == "" {
-		return listenAddr{}, fmt.Errorf("workerman: bad listen URI %q: want scheme://host:port", uri)
-	}
-	la := listenAddr{scheme: scheme, network: "tcp", address: rest, transport: "tcp", protocol: scheme}
-	switch scheme {
-	case "unix":
-		la.network, la.transport, la.protocol = "unix", "unix", "tcp"
-	case "ssl":
-		la.transport, la.protocol = "ssl", "tcp"
-	case "udp":
-		la.network, la.transport, la.protocol = "udp", "udp", "tcp"
-	case "ws", "wss":
-		return la, fmt.Errorf("workerman: %s:// is for clients (AsyncConnection); listen on websocket://", scheme)
-	}
-	if transport != "" {
-		la.transport = transport
-		if transport == "unix" || transport == "udp" {
-			la.network = transport
-		}
-	}
-	if proto != "" {
-		la.protocol = proto
-	}
-	if la.network == "udp" && (la.protocol == "websocket" || la.protocol == "http") {
-		return la, fmt.Errorf("workerman: %s needs a stream: it cannot run over udp", la.protocol)
-	}
-	if la.network != "unix" {
-		if _, _, err := net.SplitHostPort(la.address); err != nil {
-			return la, fmt.Errorf("workerman: bad listen URI %q: %w", uri, err)
-		}
-	}
-	return la, nil
-}
-
 // Listen starts the worker without blocking: it binds the address, runs
 // OnWorkerStart for every instance and starts accepting. It is how a worker
 // is started at run time, for example from another worker's OnWorkerStart.
@@ -353,14 +307,11 @@ func (w *Worker) Unlisten() {
 }
 
 func (w *Worker) start() error {
-	la, err := parseListenURI(w.URI, w.Transport, w.Protocol)
+	la, err := parseURI(w.URI, sideListen, w.Transport, w.Protocol)
 	if err != nil {
 		return err
 	}
-	codec, ok := protocol.Lookup(la.protocol)
-	if !ok {
-		return fmt.Errorf("workerman: unknown protocol %q (register it with protocol.Register)", la.protocol)
-	}
+	codec, _ := protocol.Lookup(la.protocol)
 	var tlsConfig *tls.Config
 	if la.transport == "ssl" {
 		if w.TLSConfig == nil {
