@@ -185,12 +185,19 @@ func (l *goListener) serve(nc net.Conn) {
 // owner's first callbacks, racing the accept) were only queued.
 func (c *goConn) start(h Handler) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.h = h
 	c.started = true
-	if c.out.len() > 0 && !c.writing && c.state == stOpen {
+	open := c.state == stOpen || c.state == stClosing
+	if c.out.len() > 0 && !c.writing && open {
 		c.writing = true
-		go c.writeLoop()
+		go c.writeLoop() // it lingers once flushed when closing
+	}
+	// A Close that came before the handler (the owner's first callback
+	// racing the accept) waits for it to linger.
+	linger := c.state == stClosing && !c.writing
+	c.mu.Unlock()
+	if linger {
+		c.startLinger()
 	}
 }
 
@@ -531,9 +538,9 @@ func (c *goConn) Close() {
 
 func (c *goConn) startLinger() {
 	c.mu.Lock()
-	if c.state != stClosing {
+	if c.state != stClosing || !c.started {
 		c.mu.Unlock()
-		return
+		return // not yet started: start lingers
 	}
 	c.state = stLinger
 	cw, ok := c.nc.(interface{ CloseWrite() error })
