@@ -40,6 +40,7 @@ type options struct {
 	p99Budget      time.Duration
 	latencyAssert  bool
 	tolerance      float64
+	rssSlack       int64
 	verbose        bool
 
 	// Server settings.
@@ -76,6 +77,7 @@ func main() {
 	flag.DurationVar(&o.p99Budget, "p99-budget", 100*time.Millisecond, "budget for the p99 delivery latency during the faults")
 	flag.BoolVar(&o.latencyAssert, "latency-assert", false, "make the latency budget a check that fails the run (by default it is reported: the machine is shared)")
 	flag.Float64Var(&o.tolerance, "tolerance", 0.10, "how far RSS, goroutines and fds may end from their level before the faults")
+	flag.Int64Var(&o.rssSlack, "rss-slack", 2<<20, "RSS may always end this many bytes from its level before (code pages first touched by the faults, tables sized for their peak): the tolerance matters at thousands of clients")
 	flag.BoolVar(&o.verbose, "v", false, "log progress every 10 s")
 	flag.IntVar(&o.loops, "loops", 2, "server: event loops (Worker.Count)")
 	flag.IntVar(&o.maxSendBuffer, "max-send-buffer", 256<<10, "server: Worker.MaxSendBufferSize")

@@ -435,15 +435,20 @@ func (s *suite) measureAfter() {
 }
 
 func within(after, before int64, tol float64) bool {
+	return withinSlack(after, before, tol, 0)
+}
+
+// withinSlack: after is within tol of before, or within slack of it.
+func withinSlack(after, before int64, tol float64, slack int64) bool {
 	d := after - before
 	if d < 0 {
 		d = -d
 	}
-	return float64(d) <= tol*float64(before)
+	return float64(d) <= tol*float64(before) || d <= slack
 }
 
 func (s *suite) withinTolerance() bool {
-	return within(s.after.RSS, s.before.RSS, s.o.tolerance) &&
+	return withinSlack(s.after.RSS, s.before.RSS, s.o.tolerance, s.o.rssSlack) &&
 		within(int64(s.after.Goroutines), int64(s.before.Goroutines), s.o.tolerance) &&
 		within(int64(s.after.FDs), int64(s.before.FDs), s.o.tolerance)
 }
