@@ -1,0 +1,9 @@
+package chatserver
+
+import (
+	"testing"
+
+	"github.com/workerman-go/workerman/internal/leakcheck"
+)
+
+func TestMain(m *testing.M) { leakcheck.Main(m) }
