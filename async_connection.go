@@ -126,12 +126,12 @@ const (
 	asyncClosed                       // Close or Destroy was called
 )
 
+// dialTarget is what a client connects to: the parsed URI, its TLS
+// configuration (transport ssl) and whether it speaks WebSocket.
 type dialTarget struct {
-	network, address string
-	protocol         string
-	tls              *tls.Config
-	ws               bool
-	host, path       string
+	endpointURI
+	tls *tls.Config
+	ws  bool
 }
 
 // NewAsyncConnection returns a connection to uri, not yet connected: one of
@@ -149,7 +149,7 @@ func (a *AsyncConnection) parse() (dialTarget, error) {
 	if err != nil {
 		return dialTarget{}, err
 	}
-	t := dialTarget{network: e.network, address: e.address, protocol: e.protocol, ws: e.protocol == "ws", host: e.host, path: e.path}
+	t := dialTarget{endpointURI: e, ws: e.protocol == "ws"}
 	if e.transport == "ssl" {
 		t.tls = a.tlsConfig(e.hostname)
 	}
@@ -527,26 +527,8 @@ func (a *AsyncConnection) SetValue(v any) {
 
 // endpoint builds the callbacks and codec shared by every attempt.
 func (a *AsyncConnection) endpoint() *endpoint {
-	log := a.Logger
-	if log == nil {
-		log = slog.Default()
-	}
 	t := a.target
-	ep := &endpoint{
-		protoName:  t.protocol,
-		transport:  "tcp",
-		maxSend:    cmpOr(a.MaxSendBufferSize, DefaultMaxSendBufferSize),
-		maxPackage: cmpOr(a.MaxPackageSize, DefaultMaxPackageSize),
-		log:        log,
-		stats:      &clientStats,
-	}
-	if t.tls != nil {
-		ep.transport = "ssl"
-	}
-	if t.network == "unix" {
-		ep.transport = "unix"
-	}
-	ep.proto, _ = protocol.Lookup(t.protocol)
+	ep := newEndpoint(t.endpointURI, a.MaxSendBufferSize, a.MaxPackageSize, a.Logger, &clientStats)
 	if a.OnConnect != nil {
 		ep.onConnect = func(*Connection) { a.OnConnect(a) }
 	}

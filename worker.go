@@ -1,6 +1,7 @@
 package workerman
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -223,6 +224,25 @@ type endpoint struct {
 	onBufferDrain func(*Connection)
 }
 
+// newEndpoint is what the connections of a Worker or of an AsyncConnection
+// share, built the same way for both: the codec the URI names, the limits
+// with their process-wide defaults, a logger and the counters. The caller
+// adds its callbacks, and the protocol of websocket and http (which carry
+// callbacks of their own).
+func newEndpoint(u endpointURI, maxSend, maxPackage int, log *slog.Logger, stats *stats) *endpoint {
+	codec, _ := protocol.Lookup(u.protocol) // parseURI made sure it exists
+	return &endpoint{
+		proto:      codec,
+		protoName:  u.protocol,
+		transport:  u.transport,
+		maxSend:    cmpOr(maxSend, DefaultMaxSendBufferSize),
+		maxPackage: cmpOr(maxPackage, DefaultMaxPackageSize),
+		datagram:   u.network == "udp",
+		log:        cmp.Or(log, slog.Default()),
+		stats:      stats,
+	}
+}
+
 // Listen starts the worker without blocking: it binds the address, runs
 // OnWorkerStart for every instance and starts accepting. It is how a worker
 // is started at run time, for example from another worker's OnWorkerStart.
@@ -311,7 +331,6 @@ func (w *Worker) start() error {
 	if err != nil {
 		return err
 	}
-	codec, _ := protocol.Lookup(la.protocol)
 	var tlsConfig *tls.Config
 	if la.transport == "ssl" {
 		if w.TLSConfig == nil {
@@ -319,28 +338,11 @@ func (w *Worker) start() error {
 		}
 		tlsConfig = w.TLSConfig
 	}
-	log := w.Logger
-	if log == nil {
-		log = slog.Default()
-	}
-	ep := &endpoint{
-		worker:        w,
-		proto:         codec,
-		protoName:     la.protocol,
-		transport:     la.transport,
-		maxSend:       cmpOr(w.MaxSendBufferSize, DefaultMaxSendBufferSize),
-		maxPackage:    cmpOr(w.MaxPackageSize, DefaultMaxPackageSize),
-		idle:          w.IdleTimeout,
-		datagram:      la.network == "udp",
-		log:           log,
-		stats:         &w.stats,
-		onConnect:     w.OnConnect,
-		onMessage:     w.OnMessage,
-		onClose:       w.OnClose,
-		onError:       w.OnError,
-		onBufferFull:  w.OnBufferFull,
-		onBufferDrain: w.OnBufferDrain,
-	}
+	ep := newEndpoint(la, w.MaxSendBufferSize, w.MaxPackageSize, w.Logger, &w.stats)
+	ep.worker = w
+	ep.idle = w.IdleTimeout
+	ep.onConnect, ep.onMessage, ep.onClose, ep.onError = w.OnConnect, w.OnMessage, w.OnClose, w.OnError
+	ep.onBufferFull, ep.onBufferDrain = w.OnBufferFull, w.OnBufferDrain
 	switch la.protocol {
 	case "websocket":
 		ep.proto = serverWebSocket(w)
@@ -348,7 +350,7 @@ func (w *Worker) start() error {
 		ep.proto = serverHTTP(w)
 	}
 	count := max(w.Count, 1)
-	r, err := newReactor(count, w.PoolSize, tickFor(ep), log, w.goroutines)
+	r, err := newReactor(count, w.PoolSize, tickFor(ep), ep.log, w.goroutines)
 	if err != nil {
 		return err
 	}
