@@ -1,18 +1,17 @@
-package protocol
+package protocol_test
 
 import (
 	"bytes"
 	"encoding/binary"
 	"errors"
 	"testing"
+
+	"github.com/workerman-go/workerman/internal/codectest"
+	"github.com/workerman-go/workerman/protocol"
 )
 
-type fakeConn struct{ max int }
-
-func (f fakeConn) MaxPackageSize() int { return f.max }
-
 func TestTextInput(t *testing.T) {
-	c := fakeConn{max: 16}
+	c := codectest.Conn{Max: 16}
 	cases := []struct {
 		name string
 		in   string
@@ -25,12 +24,12 @@ func TestTextInput(t *testing.T) {
 		{name: "crlf", in: "abc\r\n", want: 5},
 		{name: "two lines", in: "a\nb\n", want: 2},
 		{name: "empty line", in: "\n", want: 1},
-		{name: "no newline at the limit", in: "0123456789abcdef", err: ErrPackageTooLarge},
+		{name: "no newline at the limit", in: "0123456789abcdef", err: protocol.ErrPackageTooLarge},
 		{name: "newline within the limit", in: "0123456789abcde\n", want: 16},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			n, err := Text{}.Input(c, []byte(tc.in))
+			n, err := protocol.Text{}.Input(c, []byte(tc.in))
 			if !errors.Is(err, tc.err) || n != tc.want {
 				t.Fatalf("Input(%q) = %d, %v; want %d, %v", tc.in, n, err, tc.want, tc.err)
 			}
@@ -42,19 +41,19 @@ func TestTextDecodeEncode(t *testing.T) {
 	for in, want := range map[string]string{
 		"abc\n": "abc", "abc\r\n": "abc", "abc\r\r\n": "abc", "\n": "", "a b\t\n": "a b\t",
 	} {
-		m, err := Text{}.Decode(nil, []byte(in))
+		m, err := protocol.Text{}.Decode(nil, []byte(in))
 		if err != nil || string(m.Data) != want {
 			t.Errorf("Decode(%q) = %q, %v", in, m.Data, err)
 		}
 	}
-	out, _ := Text{}.Encode(nil, nil, Message{Data: []byte("hi")})
+	out, _ := protocol.Text{}.Encode(nil, nil, protocol.Message{Data: []byte("hi")})
 	if string(out) != "hi\n" {
 		t.Fatalf("Encode = %q", out)
 	}
 }
 
 func TestFrame(t *testing.T) {
-	c := fakeConn{max: 1 << 20}
+	c := codectest.Conn{Max: 1 << 20}
 	cases := []struct {
 		name string
 		in   []byte
@@ -64,22 +63,22 @@ func TestFrame(t *testing.T) {
 		{name: "short header", in: []byte{0, 0, 0}, want: 0},
 		{name: "header only", in: []byte{0, 0, 0, 4}, want: 4},
 		{name: "announced longer than buffer", in: []byte{0, 0, 1, 0, 'a'}, want: 256},
-		{name: "length below header", in: []byte{0, 0, 0, 3}, err: ErrBadPacket},
-		{name: "zero length", in: []byte{0, 0, 0, 0}, err: ErrBadPacket},
+		{name: "length below header", in: []byte{0, 0, 0, 3}, err: protocol.ErrBadPacket},
+		{name: "zero length", in: []byte{0, 0, 0, 0}, err: protocol.ErrBadPacket},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			n, err := Frame{}.Input(c, tc.in)
+			n, err := protocol.Frame{}.Input(c, tc.in)
 			if !errors.Is(err, tc.err) || n != tc.want {
 				t.Fatalf("Input = %d, %v; want %d, %v", n, err, tc.want, tc.err)
 			}
 		})
 	}
-	out, _ := Frame{}.Encode(nil, nil, Message{Data: []byte("ping")})
+	out, _ := protocol.Frame{}.Encode(nil, nil, protocol.Message{Data: []byte("ping")})
 	if !bytes.Equal(out, []byte{0, 0, 0, 8, 'p', 'i', 'n', 'g'}) {
 		t.Fatalf("Encode = % x", out)
 	}
-	m, _ := Frame{}.Decode(nil, out)
+	m, _ := protocol.Frame{}.Decode(nil, out)
 	if string(m.Data) != "ping" {
 		t.Fatalf("Decode = %q", m.Data)
 	}
@@ -87,57 +86,28 @@ func TestFrame(t *testing.T) {
 
 func TestRegistry(t *testing.T) {
 	for _, s := range []string{"tcp", "text", "frame"} {
-		if _, ok := Lookup(s); !ok {
+		if _, ok := protocol.Lookup(s); !ok {
 			t.Errorf("%s is not registered", s)
 		}
 	}
-	Register("test-proto", Shared(Raw{}))
-	if _, ok := Lookup("test-proto"); !ok {
-		t.Fatal("Register did not register")
+	protocol.Register("test-proto", protocol.Shared(protocol.Raw{}))
+	if _, ok := protocol.Lookup("test-proto"); !ok {
+		t.Fatal("protocol.Register did not register")
 	}
 	found := false
-	for _, s := range Schemes() {
+	for _, s := range protocol.Schemes() {
 		found = found || s == "test-proto"
 	}
 	if !found {
-		t.Fatal("Schemes misses a registered scheme")
+		t.Fatal("protocol.Schemes misses a registered scheme")
 	}
-}
-
-// feedCodec frames stream with codec the way a connection does, feeding it
-// in pieces of step bytes, and hands every decoded message to got (its Data
-// only valid during the call). It stops at the first error.
-func feedCodec(codec Codec, c Conn, stream []byte, step int, got func(Message)) error {
-	var pending []byte
-	for off := 0; off < len(stream); off += step {
-		pending = append(pending, stream[off:min(off+step, len(stream))]...)
-		for len(pending) > 0 {
-			n, err := codec.Input(c, pending)
-			if err != nil {
-				return err
-			}
-			if n == 0 || n > len(pending) {
-				break
-			}
-			if n > c.MaxPackageSize() {
-				return ErrPackageTooLarge
-			}
-			m, err := codec.Decode(c, bytes.Clone(pending[:n]))
-			if err != nil {
-				return err
-			}
-			got(m)
-			pending = pending[n:]
-		}
-	}
-	return nil
 }
 
 // splitAll returns the payloads of the messages in buf, fed step bytes at a
 // time.
-func splitAll(t *testing.T, codec Codec, c Conn, buf []byte, step int) ([][]byte, error) {
+func splitAll(t *testing.T, codec protocol.Codec, c protocol.Conn, buf []byte, step int) ([][]byte, error) {
 	var out [][]byte
-	err := feedCodec(codec, c, buf, step, func(m Message) { out = append(out, bytes.Clone(m.Data)) })
+	err := codectest.Feed(codec, c, buf, step, func(m protocol.Message) { out = append(out, bytes.Clone(m.Data)) })
 	return out, err
 }
 
@@ -147,10 +117,10 @@ func FuzzText(f *testing.F) {
 	f.Add([]byte("\n\n\r\n"), 3)
 	f.Add(bytes.Repeat([]byte("x"), 100), 7)
 	f.Fuzz(func(t *testing.T, stream []byte, step int) {
-		c := fakeConn{max: 64}
-		step = 1 + abs(step)%32
-		whole, errWhole := splitAll(t, Text{}, c, stream, max(len(stream), 1))
-		split, errSplit := splitAll(t, Text{}, c, stream, step)
+		c := codectest.Conn{Max: 64}
+		step = 1 + codectest.Abs(step)%32
+		whole, errWhole := splitAll(t, protocol.Text{}, c, stream, max(len(stream), 1))
+		split, errSplit := splitAll(t, protocol.Text{}, c, stream, step)
 		if (errWhole == nil) != (errSplit == nil) && len(stream) < 64 {
 			t.Fatalf("error depends on splitting: %v vs %v", errWhole, errSplit)
 		}
@@ -166,8 +136,8 @@ func FuzzText(f *testing.F) {
 		}
 		// Round trip: encoding what was decoded frames back to the same.
 		for _, m := range whole {
-			enc, _ := Text{}.Encode(nil, nil, Message{Data: m})
-			n, err := Text{}.Input(fakeConn{max: 1 << 20}, enc)
+			enc, _ := protocol.Text{}.Encode(nil, nil, protocol.Message{Data: m})
+			n, err := protocol.Text{}.Input(codectest.Conn{Max: 1 << 20}, enc)
 			if err != nil || n != len(enc) {
 				t.Fatalf("re-encoded %q framed as %d, %v", m, n, err)
 			}
@@ -181,10 +151,10 @@ func FuzzFrame(f *testing.F) {
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff}, 1)
 	f.Add([]byte{0, 0, 0, 1}, 1)
 	f.Fuzz(func(t *testing.T, stream []byte, step int) {
-		c := fakeConn{max: 1 << 16}
-		step = 1 + abs(step)%32
-		whole, errWhole := splitAll(t, Frame{}, c, stream, max(len(stream), 1))
-		split, errSplit := splitAll(t, Frame{}, c, stream, step)
+		c := codectest.Conn{Max: 1 << 16}
+		step = 1 + codectest.Abs(step)%32
+		whole, errWhole := splitAll(t, protocol.Frame{}, c, stream, max(len(stream), 1))
+		split, errSplit := splitAll(t, protocol.Frame{}, c, stream, step)
 		if len(whole) != len(split) && errWhole == nil && errSplit == nil {
 			t.Fatalf("%d vs %d frames", len(whole), len(split))
 		}
@@ -192,20 +162,13 @@ func FuzzFrame(f *testing.F) {
 			if !bytes.Equal(whole[i], split[i]) {
 				t.Fatalf("frame %d differs", i)
 			}
-			enc, err := Frame{}.Encode(nil, nil, Message{Data: whole[i]})
+			enc, err := protocol.Frame{}.Encode(nil, nil, protocol.Message{Data: whole[i]})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if n, err := (Frame{}).Input(c, enc); err != nil || n != len(enc) {
+			if n, err := (protocol.Frame{}).Input(c, enc); err != nil || n != len(enc) {
 				t.Fatalf("re-encoded frame framed as %d, %v", n, err)
 			}
 		}
 	})
-}
-
-func abs(x int) int {
-	if x < 0 {
-		return -x
-	}
-	return x
 }

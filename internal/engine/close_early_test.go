@@ -14,14 +14,7 @@ import (
 // out, then the connection closes, and OnClose runs exactly once, on both
 // engines.
 func TestCloseBeforeTheHandlerIsSet(t *testing.T) {
-	engines := []struct {
-		name string
-		new  func() (Engine, error)
-	}{
-		{"platform", func() (Engine, error) { return New(Config{Loops: 1}) }},
-		{"goroutine", func() (Engine, error) { return NewGoroutine(Config{Loops: 1}), nil }},
-	}
-	for _, e := range engines {
+	for _, e := range testEngines(1) {
 		t.Run(e.name, func(t *testing.T) {
 			leakcheck.Check(t)
 			eng, err := e.new()

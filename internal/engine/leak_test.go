@@ -13,6 +13,20 @@ import (
 
 func TestMain(m *testing.M) { leakcheck.Main(m) }
 
+// testEngines are the two engines, with loops event loops each.
+func testEngines(loops int) []struct {
+	name string
+	new  func() (Engine, error)
+} {
+	return []struct {
+		name string
+		new  func() (Engine, error)
+	}{
+		{"platform", func() (Engine, error) { return New(Config{Loops: loops}) }},
+		{"goroutine", func() (Engine, error) { return NewGoroutine(Config{Loops: loops}), nil }},
+	}
+}
+
 // echoHandler sends back what it reads and reports its OnClose.
 type echoHandler struct {
 	c      Conn
@@ -37,14 +51,7 @@ func (h *echoHandler) OnClose(err error) { h.closed <- err }
 // open, which it destroys, whether accepted or dialed, over TCP and unix
 // sockets, on both engines.
 func TestStopReleasesDescriptorsAndGoroutines(t *testing.T) {
-	engines := []struct {
-		name string
-		new  func() (Engine, error)
-	}{
-		{"platform", func() (Engine, error) { return New(Config{Loops: 2}) }},
-		{"goroutine", func() (Engine, error) { return NewGoroutine(Config{Loops: 2}), nil }},
-	}
-	for _, e := range engines {
+	for _, e := range testEngines(2) {
 		t.Run(e.name, func(t *testing.T) {
 			leakcheck.Check(t)
 			eng, err := e.new()
