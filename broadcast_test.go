@@ -3,9 +3,8 @@ package workerman
 import (
 	"bufio"
 	"testing"
-	"time"
 
-	"github.com/gorilla/websocket"
+	"github.com/workerman-go/workerman/protocol"
 )
 
 func TestBroadcast(t *testing.T) {
@@ -16,31 +15,35 @@ func TestBroadcast(t *testing.T) {
 		joined := make(chan *Connection, 4)
 		w.OnWebSocketConnected = func(c *Connection, r *WebSocketRequest) { joined <- c }
 		addr := serve(t, w)
-		var clients []*websocket.Conn
+		var clients []*client
 		var excluded *Connection
 		for i := range 3 {
-			d := &websocket.Dialer{EnableCompression: i == 0} // one compressed, two not
-			clients = append(clients, gorillaDial(t, "ws://"+addr+"/", d, nil))
-			c := wait(t, joined, "handshake")
+			c := newClient(t, "ws://"+addr+"/")
+			c.WebSocket.NoCompression = i != 0 // one compressed, two not
+			c.connect(t)
+			if r := wait(t, c.wsConn, "OnWebSocketConnect"); r.Compressed != (i == 0) {
+				t.Fatalf("client %d: compressed %v", i, r.Compressed)
+			}
+			clients = append(clients, c)
+			conn := wait(t, joined, "handshake")
 			if i == 2 {
-				excluded = c
+				excluded = conn
 			}
 		}
 		if n := w.Broadcast([]byte("to everyone"), excluded); n != 2 {
 			t.Fatalf("Broadcast reached %d, want 2", n)
 		}
 		for i, c := range clients[:2] {
-			c.SetReadDeadline(time.Now().Add(10 * time.Second))
-			if typ, m, err := c.ReadMessage(); err != nil || typ != websocket.TextMessage || string(m) != "to everyone" {
-				t.Fatalf("client %d: %d %q %v", i, typ, m, err)
+			if m := wait(t, c.msgs, "the broadcast"); m != "to everyone" {
+				t.Fatalf("client %d: %q", i, m)
+			}
+			if typ := wait(t, c.types, "its type"); typ != protocol.TextMessage {
+				t.Fatalf("client %d: the broadcast came as %v", i, typ)
 			}
 		}
 		// The excluded one got nothing: its next message is its own echo.
-		clients[2].WriteMessage(websocket.TextMessage, []byte("mine"))
-		clients[2].SetReadDeadline(time.Now().Add(10 * time.Second))
-		if _, m, err := clients[2].ReadMessage(); err != nil || string(m) != "mine" {
-			t.Fatalf("excluded client got %q %v", m, err)
-		}
+		clients[2].SendString("mine")
+		clients[2].expect(t, "mine")
 		// A connection still in its handshake gets it right after the 101.
 		raw := dial(t, addr)
 		raw.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n")) // handshake not finished

@@ -5,7 +5,6 @@ go 1.26.0
 require (
 	github.com/gobwas/httphead v0.1.0
 	github.com/gobwas/ws v1.5.0
-	github.com/gorilla/websocket v1.5.3
 	github.com/panjf2000/ants/v2 v2.12.1
 	golang.org/x/sys v0.50.0
 )

@@ -3,6 +3,7 @@ package workerman
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
@@ -18,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
+	"github.com/gobwas/ws"
 
 	"github.com/workerman-go/workerman/internal/leakcheck"
 )
@@ -361,18 +362,34 @@ func TestHTTPAndWebSocketOnOnePort(t *testing.T) {
 	if string(b) != "page at /index.html" || resp.Header.Get("Content-Type") != "text/html;charset=utf-8" {
 		t.Fatalf("page: %q %q", b, resp.Header.Get("Content-Type"))
 	}
-	conn := gorillaDial(t, "ws://"+addr+"/ws", &websocket.Dialer{EnableCompression: true}, nil)
+	c := newClient(t, "ws://"+addr+"/ws")
+	c.connect(t)
+	if r := wait(t, c.wsConn, "OnWebSocketConnect"); r.Status != 101 || !r.Compressed {
+		t.Fatalf("response %+v: want 101 with compression", r)
+	}
 	if p := wait(t, connected, "OnWebSocketConnected"); p != "/ws" {
 		t.Fatalf("path %q", p)
 	}
-	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	conn.WriteMessage(websocket.TextMessage, []byte("hello"))
-	if _, m, err := conn.ReadMessage(); err != nil || string(m) != "ws: hello" {
-		t.Fatalf("%q %v", m, err)
-	}
+	c.SendString("hello")
+	c.expect(t, "ws: hello")
 	// An upgrade for another path is an ordinary request.
-	_, resp, err = websocket.DefaultDialer.Dial("ws://"+addr+"/other", nil)
-	if err == nil || resp == nil || resp.StatusCode != 200 {
-		t.Fatalf("upgrade elsewhere: %v %v", resp, err)
+	var other *http.Response
+	var otherBody []byte
+	d := ws.Dialer{
+		Timeout: 10 * time.Second,
+		OnStatusError: func(_ int, _ []byte, r io.Reader) {
+			resp, err := http.ReadResponse(bufio.NewReader(r), nil)
+			if err != nil {
+				t.Errorf("reading the response: %v", err)
+				return
+			}
+			other = resp
+			otherBody, _ = io.ReadAll(resp.Body)
+		},
+	}
+	_, _, _, err = d.Dial(context.Background(), "ws://"+addr+"/other")
+	var se ws.StatusError
+	if !errors.As(err, &se) || se != 200 || other == nil || string(otherBody) != "page at /other" {
+		t.Fatalf("upgrade elsewhere: %v %q %v", other, otherBody, err)
 	}
 }

@@ -1,6 +1,7 @@
 package workerman
 
 import (
+	"bufio"
 	"bytes"
 	"compress/flate"
 	"context"
@@ -23,55 +24,9 @@ import (
 
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
-	"github.com/gorilla/websocket"
 
 	"github.com/workerman-go/workerman/protocol"
 )
-
-func gorillaDial(t *testing.T, url string, d *websocket.Dialer, h http.Header) *websocket.Conn {
-	t.Helper()
-	if d == nil {
-		d = &websocket.Dialer{HandshakeTimeout: 10 * time.Second}
-	}
-	c, resp, err := d.Dial(url, h)
-	if err != nil {
-		t.Fatalf("gorilla dial %s: %v (%v)", url, err, resp)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
-func TestWebSocketInteropGorilla(t *testing.T) {
-	engines(t, func(t *testing.T, goroutines bool) {
-		addr := serve(t, wsEchoWorker(goroutines))
-		for _, compress := range []bool{false, true} {
-			t.Run(fmt.Sprintf("compression=%v", compress), func(t *testing.T) {
-				d := &websocket.Dialer{HandshakeTimeout: 10 * time.Second, EnableCompression: compress}
-				c := gorillaDial(t, "ws://"+addr+"/echo", d, nil)
-				c.SetReadDeadline(time.Now().Add(20 * time.Second))
-				long := strings.Repeat("compressible text ", 1000)
-				for _, msg := range []struct {
-					typ  int
-					data string
-				}{{websocket.TextMessage, "hello"}, {websocket.BinaryMessage, "\x00\x01\x02"}, {websocket.TextMessage, long}, {websocket.TextMessage, "héllo wörld ✓"}} {
-					if err := c.WriteMessage(msg.typ, []byte(msg.data)); err != nil {
-						t.Fatal(err)
-					}
-					typ, got, err := c.ReadMessage()
-					if err != nil || typ != msg.typ || string(got) != msg.data {
-						t.Fatalf("got type %d len %d err %v, want type %d len %d", typ, len(got), err, msg.typ, len(msg.data))
-					}
-				}
-				c.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(4321, "done"))
-				_, _, err := c.ReadMessage()
-				var ce *websocket.CloseError
-				if !errors.As(err, &ce) || ce.Code != 4321 {
-					t.Fatalf("close: %v, want the code echoed", err)
-				}
-			})
-		}
-	})
-}
 
 func TestWebSocketInteropGobwas(t *testing.T) {
 	engines(t, func(t *testing.T, goroutines bool) {
@@ -236,48 +191,85 @@ func TestWebSocketHooks(t *testing.T) {
 		addr := serve(t, w)
 
 		// Rejected: 401 with the reason, no OnWebSocketConnected.
-		d := &websocket.Dialer{HandshakeTimeout: 5 * time.Second}
-		_, resp, err := d.Dial("ws://"+addr+"/chat?room=7", http.Header{"X-Token": {"wrong"}})
-		if err == nil || resp == nil || resp.StatusCode != 401 {
-			t.Fatalf("rejected dial: %v %v", resp, err)
+		var rejected *http.Response
+		var rejectedBody []byte
+		d := ws.Dialer{
+			Timeout: 10 * time.Second,
+			Header:  ws.HandshakeHeaderHTTP{"X-Token": {"wrong"}},
+			OnStatusError: func(_ int, _ []byte, r io.Reader) {
+				resp, err := http.ReadResponse(bufio.NewReader(r), nil)
+				if err != nil {
+					t.Errorf("reading the rejection: %v", err)
+					return
+				}
+				rejected = resp
+				rejectedBody, _ = io.ReadAll(resp.Body)
+			},
 		}
-		if body, _ := io.ReadAll(resp.Body); !strings.Contains(string(body), "bad token") {
-			t.Fatalf("rejection body %q", body)
+		_, _, _, err := d.Dial(context.Background(), "ws://"+addr+"/chat?room=7")
+		var se ws.StatusError
+		if !errors.As(err, &se) || se != 401 || rejected == nil || rejected.StatusCode != 401 {
+			t.Fatalf("rejected dial: %v %v", rejected, err)
+		}
+		if !strings.Contains(string(rejectedBody), "bad token") {
+			t.Fatalf("rejection body %q", rejectedBody)
 		}
 		wait(t, got, "OnWebSocketConnect")
 
 		// Accepted: everything the hook read, the chosen subprotocol and the
 		// extra header; data sent before the 101 arrives first.
-		d.Subprotocols = []string{"chat.v1", "chat.v2"}
-		h := http.Header{"X-Token": {"secret"}, "Cookie": {"token=abc; other=1"}, "Origin": {"http://example.test"}}
-		c, resp, err := d.Dial("ws://"+addr+"/chat?room=42", h)
+		var servedBy string
+		d = ws.Dialer{
+			Timeout:   10 * time.Second,
+			Protocols: []string{"chat.v1", "chat.v2"},
+			Header:    ws.HandshakeHeaderHTTP{"X-Token": {"secret"}, "Cookie": {"token=abc; other=1"}, "Origin": {"http://example.test"}},
+			OnHeader: func(key, value []byte) error {
+				if http.CanonicalHeaderKey(string(key)) == "X-Served-By" {
+					servedBy = string(value)
+				}
+				return nil
+			},
+		}
+		conn, br, hs, err := d.Dial(context.Background(), "ws://"+addr+"/chat?room=42")
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer c.Close()
+		defer conn.Close()
 		if s := wait(t, got, "OnWebSocketConnect"); s != (seen{"/chat", "42", "secret", "abc", "http://example.test"}) {
 			t.Fatalf("OnWebSocketConnect saw %+v", s)
 		}
-		if c.Subprotocol() != "chat.v2" || resp.Header.Get("X-Served-By") != "workerman" {
-			t.Fatalf("subprotocol %q, X-Served-By %q", c.Subprotocol(), resp.Header.Get("X-Served-By"))
+		if hs.Protocol != "chat.v2" || servedBy != "workerman" {
+			t.Fatalf("subprotocol %q, X-Served-By %q", hs.Protocol, servedBy)
 		}
 		if r := wait(t, connected, "OnWebSocketConnected"); r.Path() != "/chat" {
 			t.Fatalf("OnWebSocketConnected with %q", r.Path())
 		}
-		c.SetReadDeadline(time.Now().Add(10 * time.Second))
-		if _, m, err := c.ReadMessage(); err != nil || string(m) != "sent from OnConnect, before the 101" {
-			t.Fatalf("first message %q %v", m, err)
+		// What the server sent right behind its 101 may sit in br.
+		var in io.Reader = conn
+		if br != nil {
+			in = br
 		}
-		pongCh := make(chan string, 1)
-		c.SetPongHandler(func(s string) error { pongCh <- s; return nil })
-		c.WriteControl(websocket.PingMessage, []byte("hi"), time.Now().Add(time.Second))
-		c.WriteControl(websocket.PongMessage, []byte("unsolicited"), time.Now().Add(time.Second))
-		go c.ReadMessage() // drives the pong handler
+		c := struct {
+			io.Reader
+			io.Writer
+		}{in, conn}
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		if m, op, err := wsutil.ReadServerData(c); err != nil || op != ws.OpText || string(m) != "sent from OnConnect, before the 101" {
+			t.Fatalf("first message %q %v %v", m, op, err)
+		}
+		if err := wsutil.WriteClientMessage(c, ws.OpPing, []byte("hi")); err != nil {
+			t.Fatal(err)
+		}
+		if err := wsutil.WriteClientMessage(c, ws.OpPong, []byte("unsolicited")); err != nil {
+			t.Fatal(err)
+		}
 		if p := wait(t, pings, "OnWebSocketPing"); p != "hi" {
 			t.Fatalf("ping %q", p)
 		}
-		if p := wait(t, pongCh, "the hook's pong"); p != "custom pong" {
-			t.Fatalf("pong %q", p)
+		// The hook's pong is the next frame: the hook replaces the automatic one.
+		f, err := ws.ReadFrame(c)
+		if err != nil || f.Header.OpCode != ws.OpPong || string(f.Payload) != "custom pong" {
+			t.Fatalf("the hook's pong: op %v %q %v", f.Header.OpCode, f.Payload, err)
 		}
 		if p := wait(t, pongs, "OnWebSocketPong"); p != "unsolicited" {
 			t.Fatalf("pong hook %q", p)
@@ -388,30 +380,38 @@ func TestWebSocketHeartbeat(t *testing.T) {
 	})
 }
 
-// wss:// with a Worker on the ssl transport.
+// wss:// with a Worker on the ssl transport, compression negotiated.
 func TestWebSocketTLS(t *testing.T) {
 	cert, pool := selfSigned(t)
-	w := wsEchoWorker(false)
-	w.Transport = "ssl"
-	w.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
-	addr := serve(t, w)
-	d := &websocket.Dialer{TLSClientConfig: &tls.Config{RootCAs: pool}, HandshakeTimeout: 10 * time.Second, EnableCompression: true}
-	c := gorillaDial(t, "wss://"+addr+"/", d, nil)
-	c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	for _, m := range []string{"over tls", strings.Repeat("big ", 50000)} {
-		c.WriteMessage(websocket.TextMessage, []byte(m))
-		if _, got, err := c.ReadMessage(); err != nil || string(got) != m {
-			t.Fatalf("%d bytes back, %v", len(got), err)
+	engines(t, func(t *testing.T, goroutines bool) {
+		w := wsEchoWorker(goroutines)
+		w.Transport = "ssl"
+		w.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+		addr := serve(t, w)
+		c := newClient(t, "wss://"+addr+"/")
+		c.TLSConfig = &tls.Config{RootCAs: pool}
+		c.connect(t)
+		if r := wait(t, c.wsConn, "OnWebSocketConnect"); r.Status != 101 || !r.Compressed {
+			t.Fatalf("response %+v: want 101 with compression", r)
 		}
-	}
-	// A plain client on the TLS port is refused without harming the worker.
-	plain := dial(t, addr)
-	plain.Write([]byte(handshakeRequest("/")))
-	expectEOF(t, plain)
-	c.WriteMessage(websocket.TextMessage, []byte("after"))
-	if _, got, err := c.ReadMessage(); err != nil || string(got) != "after" {
-		t.Fatalf("%q %v", got, err)
-	}
+		for _, m := range []string{"over tls", strings.Repeat("big ", 50000)} {
+			c.SendString(m)
+			if got := wait(t, c.msgs, fmt.Sprintf("the echo of %d bytes", len(m))); got != m {
+				t.Fatalf("%d bytes back of %d", len(got), len(m))
+			}
+		}
+		// A plain client on the TLS port is refused without harming the worker.
+		plain := dial(t, addr)
+		plain.Write([]byte(handshakeRequest("/")))
+		expectEOF(t, plain)
+		c.SendString("after")
+		c.expect(t, "after")
+		select {
+		case err := <-c.errs:
+			t.Fatalf("OnError(%v)", err)
+		default:
+		}
+	})
 }
 
 // selfSigned makes a certificate for 127.0.0.1 and a pool that trusts it.
