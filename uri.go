@@ -42,18 +42,29 @@ func parseURI(uri string, side uriSide, transport, proto string) (endpointURI, e
 		return endpointURI{}, fmt.Errorf("workerman: bad URI %q: %s", uri, why)
 	}
 	scheme, rest, ok := strings.Cut(uri, "://")
-	u, err := url.Parse(uri)
-	if !ok || scheme == "" || rest == "" || err != nil {
+	if !ok || scheme == "" || rest == "" {
 		return bad("want scheme://host:port")
 	}
-	// Schemes are case-insensitive (RFC 3986 section 3.1): u.Scheme is
-	// lower-cased.
-	e := endpointURI{scheme: scheme, network: "tcp", transport: "tcp", protocol: u.Scheme, address: u.Host, hostname: u.Hostname()}
-	switch u.Scheme {
+	// A listen address is taken as written (an IPv6 zone, a scheme with
+	// capitals or an underscore, as in Workerman's JsonNL://); a client's
+	// URI is a URL, with a path and query for WebSocket.
+	e := endpointURI{scheme: scheme, network: "tcp", transport: "tcp", protocol: codecName(scheme), address: rest}
+	var u *url.URL
+	if side == sideListen {
+		e.hostname, _, _ = net.SplitHostPort(rest)
+	} else {
+		var err error
+		if u, err = url.Parse(uri); err != nil {
+			return bad(err.Error())
+		}
+		e.address, e.hostname = u.Host, u.Hostname()
+	}
+	switch strings.ToLower(scheme) {
 	case "unix":
 		// A socket path is taken as written, never URL-decoded.
 		e.network, e.transport, e.protocol, e.address = "unix", "unix", "tcp", rest
 	case "tcp":
+		e.protocol = "tcp"
 	case "ssl":
 		e.transport, e.protocol = "ssl", "tcp"
 	case "udp":
@@ -63,12 +74,9 @@ func parseURI(uri string, side uriSide, transport, proto string) (endpointURI, e
 			return e, fmt.Errorf("workerman: %s:// is for clients (AsyncConnection); listen on websocket://", scheme)
 		}
 		e.protocol = "ws"
-		if u.Scheme == "wss" {
+		if strings.EqualFold(scheme, "wss") {
 			e.transport = "ssl"
 		}
-	}
-	if side == sideListen && e.network != "unix" && u.Host != rest {
-		return bad("want scheme://host:port, with nothing after the port")
 	}
 	switch {
 	case side == sideListen && transport != "":
@@ -106,13 +114,22 @@ func parseURI(uri string, side uriSide, transport, proto string) (endpointURI, e
 	} else if _, _, err := net.SplitHostPort(e.address); err != nil {
 		return bad(err.Error())
 	}
-	if e.protocol == "ws" {
+	if e.protocol == "ws" && u != nil {
 		e.host, e.path = u.Host, requestTarget(u)
 	}
 	if _, ok := protocol.Lookup(e.protocol); !ok {
 		return e, fmt.Errorf("workerman: unknown protocol %q (register it with protocol.Register)", e.protocol)
 	}
 	return e, nil
+}
+
+// codecName is the registered codec a scheme names: as written (a codec
+// may be registered as "JsonNL"), else in lower case (TEXT:// is text://).
+func codecName(scheme string) string {
+	if _, ok := protocol.Lookup(scheme); ok {
+		return scheme
+	}
+	return strings.ToLower(scheme)
 }
 
 // isStream tells the protocols that need a stream, not datagrams.
