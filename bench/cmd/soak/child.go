@@ -272,7 +272,7 @@ func countFDs(pid int) int {
 // measure reads the server's level in a quiet moment: it pauses the
 // server's pushes and broadcasts (the long-lived clients stay connected),
 // waits until the goroutine count stops falling (idle workers of the
-// callback pool leave after a second), collects garbage and returns free
+// callback pool leave after a second) and keeps the least, collects garbage and returns free
 // memory to the OS, reads resident memory and open descriptors from /proc
 // and goroutines over the side channel, and resumes.
 func (s *serverProc) measure(name string) (resources, error) {
@@ -283,8 +283,10 @@ func (s *serverProc) measure(name string) (resources, error) {
 	r := resources{Goroutines: -1}
 	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
+	// At least 4 s (a ping interval and the pool's purges), until the count
+	// has not fallen for 3 s, at most 15 s: the least count seen.
 	start, lastDrop := time.Now(), time.Now()
-	for time.Since(start) < 2*time.Second || (time.Since(lastDrop) < 1500*time.Millisecond && time.Since(start) < 10*time.Second) {
+	for time.Since(start) < 4*time.Second || (time.Since(lastDrop) < 3*time.Second && time.Since(start) < 15*time.Second) {
 		st, err := s.stats()
 		if err != nil {
 			return r, err
