@@ -171,8 +171,9 @@ func (c *Connection) forward(data []byte) error {
 
 // sendLocked is the send path (the caller holds sendMu): the codec
 // encodes (a protocol session first decides what to send when: WebSocket
-// holds frames until its handshake completed, HTTP answers in order), then
-// write hands the bytes to the engine. raw bytes bypass the codec.
+// holds frames until its handshake completed, HTTP holds what follows a
+// file response until the file is sent), then write hands the bytes to the
+// engine. raw bytes bypass the codec.
 func (c *Connection) sendLocked(m protocol.Message, raw bool) error {
 	if c.closing.Load() {
 		return ErrClosed

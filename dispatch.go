@@ -199,10 +199,11 @@ func (c *Connection) handlePacket(packet []byte) {
 			return
 		}
 	}
-	if s != nil {
+	switch {
+	case s != nil:
 		s.Handle(c.side(), msg)
-	} else {
-		c.deliver(msg)
+	case msg.Type == protocol.DataMessage || msg.Type == protocol.TextMessage || msg.Type == protocol.BinaryMessage:
+		c.deliver(msg) // a plain codec's other message types have nowhere to go
 	}
 }
 

@@ -14,7 +14,7 @@ var (
 	// ErrSendBufferFull: Send dropped the data because MaxSendBufferSize
 	// bytes were already queued (Workerman's "send buffer full and drop
 	// package", SEND_FAIL).
-	ErrSendBufferFull = errors.New("workerman: send buffer full and drop package")
+	ErrSendBufferFull = protocol.ErrSendBufferFull
 
 	// ErrClosed is returned by Send after Close or Destroy, or once the peer
 	// is gone. It wraps net.ErrClosed.

@@ -28,10 +28,10 @@ type HandshakeError = protocol.HandshakeError
 var (
 	// ErrHandshakeTimeout: the opening handshake did not complete within
 	// WebSocketOptions.HandshakeTimeout.
-	ErrHandshakeTimeout = websocket.ErrHandshakeTimeout
+	ErrHandshakeTimeout = protocol.ErrHandshakeTimeout
 	// ErrHeartbeatTimeout: the peer stayed silent for PingNotResponseLimit
 	// ping intervals.
-	ErrHeartbeatTimeout = websocket.ErrHeartbeatTimeout
+	ErrHeartbeatTimeout = protocol.ErrHeartbeatTimeout
 )
 
 // WebSocketOptions configures a websocket:// worker. The zero value works.

@@ -201,7 +201,8 @@ func NewWorker(uri string) *Worker {
 }
 
 // endpoint is the private, resolved copy of what a connection needs from
-// its worker (or AsyncConnection): callbacks, limits, codec and hooks.
+// its worker (or AsyncConnection): callbacks, limits, the protocol (whose
+// codecs are, for WebSocket and HTTP, their sessions too) and counters.
 type endpoint struct {
 	r          *reactor
 	worker     *Worker

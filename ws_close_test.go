@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/workerman-go/workerman/protocol"
 )
 
 // Exactly one close frame per connection, on every path that ends a
@@ -60,6 +62,14 @@ func TestWebSocketOneCloseFramePerConnection(t *testing.T) {
 				sc.CloseWebSocket(4002, "")
 				sc.Close()
 				sc.CloseWebSocket(4003, "")
+			}},
+		{name: "a close frame sent by the user, then Close", code: 4000,
+			act: func(_ *testing.T, _ *rawWS, sc *Connection, _ *Worker) {
+				sc.SendMessage(protocol.CloseMessage, protocol.ClosePayload(4000, "bye"))
+				sc.Close()
+				if err := sc.Send([]byte("after")); err == nil {
+					panic("Send after the close frame succeeded")
+				}
 			}},
 		{name: "answer to the peer's close", code: 4004,
 			act: func(_ *testing.T, c *rawWS, _ *Connection, _ *Worker) { c.send(closeFrame(4004, "bye")) }},

@@ -103,8 +103,9 @@ type Codec interface {
 }
 
 // ErrorResponder is implemented by codecs that answer bad input before the
-// connection closes: a WebSocket close frame with the right code, an HTTP
-// error status. The returned bytes are sent as is, then the connection closes.
+// connection closes (an error line, a status): the returned bytes are sent
+// as they are, then the connection closes. (The library's WebSocket and
+// HTTP protocols answer with their own close frame or status.)
 type ErrorResponder interface {
 	ErrorResponse(err error) []byte
 }
@@ -130,6 +131,19 @@ var ErrPackageTooLarge = errors.New("workerman: package exceeds MaxPackageSize")
 
 // ErrBadPacket is wrapped by codecs for bytes that can never form a packet.
 var ErrBadPacket = errors.New("workerman: bad packet")
+
+// ErrSendBufferFull is returned by a send that found MaxSendBufferSize
+// bytes already queued: the data is dropped (Workerman's "send buffer full
+// and drop package").
+var ErrSendBufferFull = errors.New("workerman: send buffer full and drop package")
+
+// ErrHandshakeTimeout: a WebSocket opening handshake did not complete in
+// time.
+var ErrHandshakeTimeout = errors.New("workerman: websocket handshake timed out")
+
+// ErrHeartbeatTimeout: a WebSocket peer stayed silent for
+// PingNotResponseLimit ping intervals.
+var ErrHeartbeatTimeout = errors.New("workerman: websocket peer did not answer heartbeats")
 
 // ErrInvalidUTF8 is returned by the WebSocket codecs' Encode for a text
 // message whose bytes are not valid UTF-8: RFC 6455 allows only UTF-8 in

@@ -87,7 +87,8 @@ type Session interface {
 	Due(c Conn, now int64) bool
 	// Tick checks the protocol's deadlines (ticker goroutine).
 	Tick(c Conn, now int64)
-	// Timeout ends a connection that was idle for too long.
+	// Timeout ends a connection that was idle for too long (ticker
+	// goroutine).
 	Timeout(c Conn)
 }
 

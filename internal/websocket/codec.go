@@ -122,10 +122,10 @@ type Codec struct {
 	key  string        // client side: Sec-WebSocket-Key
 
 	// Callback-goroutine-owned: Decode.
-	frag      *[]byte // reassembly buffer
-	held      *[]byte // buffer of the last message, released at the next Decode
-	request   *protocol.WebSocketRequest
-	rejection []byte // the HTTP answer to a refused handshake
+	frag      *[]byte                                   // reassembly buffer
+	held      *[]byte                                   // buffer of the last message, released at the next Decode
+	request   atomic.Pointer[protocol.WebSocketRequest] // read by Connection.WebSocketRequest from any goroutine
+	rejection []byte                                    // the HTTP answer to a refused handshake
 
 	// Send-lock-owned.
 	pending     *[]byte // frames sent before the handshake completed
@@ -165,7 +165,7 @@ func (c *Codec) Compressed() bool { return c.deflate.Load() }
 
 // Request is the server's handshake, once decoded, until it is dropped
 // after OnConnected (unless KeepRequest).
-func (c *Codec) Request() *protocol.WebSocketRequest { return c.request }
+func (c *Codec) Request() *protocol.WebSocketRequest { return c.request.Load() }
 
 // SetDefaultType sets the type of data messages (caller holds the send
 // lock).
@@ -449,7 +449,7 @@ func (c *Codec) handshake(conn protocol.Conn, packet []byte) (protocol.Message, 
 		return protocol.Message{}, he
 	}
 	c.upgraded = true
-	c.request = req
+	c.request.Store(req)
 	c.deflate.Store(accepted)
 	return protocol.Message{Type: protocol.HandshakeMessage, Data: rw.w.Bytes(), Value: req}, nil
 }
@@ -554,6 +554,14 @@ func (c *Codec) markEstablished() []byte {
 	p := *c.pending
 	c.pending = nil
 	return p
+}
+
+// heldBytes is the size of the frames held (caller holds the send lock).
+func (c *Codec) heldBytes() int {
+	if c.pending == nil {
+		return 0
+	}
+	return len(*c.pending)
 }
 
 // hold keeps an encoded frame until the handshake completes (caller holds

@@ -1,7 +1,7 @@
 package websocket
 
 import (
-	"errors"
+	"fmt"
 	"time"
 
 	"github.com/workerman-go/workerman/internal/proto"
@@ -10,15 +10,6 @@ import (
 
 // The session: the WebSocket life of a connection, driven by the
 // connection through proto.Session.
-
-var (
-	// ErrHandshakeTimeout: the opening handshake did not complete within
-	// Config.HandshakeTimeout.
-	ErrHandshakeTimeout = errors.New("workerman: websocket handshake timed out")
-	// ErrHeartbeatTimeout: the peer stayed silent for PingNotResponseLimit
-	// ping intervals.
-	ErrHeartbeatTimeout = errors.New("workerman: websocket peer did not answer heartbeats")
-)
 
 var _ proto.Session = (*Codec)(nil)
 
@@ -80,18 +71,33 @@ func (c *Codec) complete(conn proto.Conn, m protocol.Message) {
 		conn.Call("OnWebSocketConnected", func() { f(conn, m.Value) })
 	}
 	if !c.cfg.KeepRequest {
-		c.request = nil // so that an idle connection does not keep its bytes
+		c.request.Store(nil) // so that an idle connection does not keep its bytes
 	}
 }
 
 // Send frames m. Before the handshake completed the frame is held, as
 // Workerman does, and written right after the 101.
 func (c *Codec) Send(conn proto.Conn, m protocol.Message, drop bool) error {
+	if m.Type == protocol.CloseMessage {
+		// The one close sequence, so that one close frame goes out and
+		// nothing after it.
+		if len(m.Data) > 125 {
+			err := fmt.Errorf("websocket: control frame payload of %d bytes (max 125)", len(m.Data))
+			conn.Report(err)
+			return err
+		}
+		conn.Close(m.Data)
+		return nil
+	}
 	if !c.established.Load() {
 		frame, err := c.Encode(conn, nil, m)
 		if err != nil {
 			conn.Report(err)
 			return err
+		}
+		if drop && c.heldBytes()+len(frame) > conn.MaxSendBufferSize() {
+			conn.Report(protocol.ErrSendBufferFull)
+			return protocol.ErrSendBufferFull
 		}
 		c.hold(frame)
 		return nil
@@ -160,8 +166,12 @@ func (c *Codec) Due(_ proto.Conn, now int64) bool {
 // heartbeat.
 func (c *Codec) Tick(conn proto.Conn, now int64) {
 	if !c.established.Load() {
-		conn.Report(ErrHandshakeTimeout)
 		conn.LockSend()
+		if c.established.Load() {
+			conn.UnlockSend() // completed meanwhile (under this lock)
+			return
+		}
+		conn.Report(protocol.ErrHandshakeTimeout)
 		if !c.isClient() && !conn.Closing() {
 			conn.Write([]byte("HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"), false)
 		}
@@ -171,7 +181,7 @@ func (c *Codec) Tick(conn proto.Conn, now int64) {
 	}
 	iv := c.cfg.PingInterval
 	if lim := c.cfg.PingNotResponseLimit; lim > 0 && conn.IdleFor(now) >= time.Duration(lim)*iv {
-		conn.Report(ErrHeartbeatTimeout)
+		conn.Report(protocol.ErrHeartbeatTimeout)
 		closeWith(conn, protocol.ClosePayload(protocol.CloseGoingAway, "heartbeat timeout"))
 		return
 	}

@@ -1,0 +1,116 @@
+package workerman
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/workerman-go/workerman/protocol"
+)
+
+// What is sent before the handshake completed is held, up to
+// MaxSendBufferSize, as Workerman bounds its tmpWebsocketData: beyond it
+// sends (and broadcasts) are dropped and reported.
+func TestWebSocketHeldFramesAreBounded(t *testing.T) {
+	w := &Worker{URI: "websocket://127.0.0.1:0", MaxSendBufferSize: 1000}
+	var full atomic.Int32
+	w.OnError = func(c *Connection, err error) {
+		if errors.Is(err, ErrSendBufferFull) {
+			full.Add(1)
+		}
+	}
+	connected := make(chan *Connection, 1)
+	w.OnConnect = func(c *Connection) { connected <- c }
+	addr := serve(t, w)
+	c := dial(t, addr)
+	sc := wait(t, connected, "OnConnect")
+	msg := bytes.Repeat([]byte("a"), 400)
+	took := 0
+	for range 20 {
+		took += w.Broadcast(msg)
+	}
+	if took != 2 {
+		t.Fatalf("%d broadcasts of 400 bytes held for a peer without a handshake, want 2 (MaxSendBufferSize 1000)", took)
+	}
+	if err := sc.Send(msg); !errors.Is(err, ErrSendBufferFull) {
+		t.Fatalf("Send: %v, want ErrSendBufferFull", err)
+	}
+	// The two held ones follow the 101.
+	ws := &rawWS{t: t, conn: c, r: bufio.NewReader(c)}
+	c.Write([]byte(handshakeRequest("/")))
+	if ws.resp = ws.readResponse(); ws.resp.StatusCode != 101 {
+		t.Fatalf("status %d", ws.resp.StatusCode)
+	}
+	for range 2 {
+		ws.expectText(string(msg))
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for full.Load() < 19 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond) // polling with a bound
+	}
+	if n := full.Load(); n != 19 {
+		t.Fatalf("%d drops reported through OnError, want 19", n)
+	}
+}
+
+// WebSocketRequest may be called from any goroutine while the connection
+// drops the handshake after OnWebSocketConnected (the race detector
+// watches).
+func TestWebSocketRequestFromAnyGoroutine(t *testing.T) {
+	w := &Worker{URI: "websocket://127.0.0.1:0"}
+	done := make(chan struct{})
+	w.OnConnect = func(c *Connection) {
+		go func() {
+			defer close(done)
+			for range 20000 {
+				c.WebSocketRequest()
+			}
+		}()
+	}
+	dialWS(t, serve(t, w))
+	wait(t, done, "the reader")
+}
+
+// BinaryType holds on an http:// worker's WebSocket path too.
+func TestWebSocketPathBinaryType(t *testing.T) {
+	w := &Worker{URI: "http://127.0.0.1:0"}
+	w.WebSocket.Path = "/ws"
+	w.WebSocket.BinaryType = true
+	w.OnMessage = func(c *Connection, d []byte) { c.Send(d) }
+	c := dial(t, serve(t, w))
+	ws := &rawWS{t: t, conn: c, r: bufio.NewReader(c)}
+	c.Write([]byte(handshakeRequest("/ws")))
+	if ws.resp = ws.readResponse(); ws.resp.StatusCode != 101 {
+		t.Fatalf("status %d", ws.resp.StatusCode)
+	}
+	ws.send(text("hi"))
+	expectBinary(t, ws.next(), []byte("hi"))
+}
+
+// pingingCodec is a custom codec that decodes "ping" lines as pings.
+type pingingCodec struct{ protocol.Text }
+
+func (pingingCodec) Decode(c protocol.Conn, p []byte) (protocol.Message, error) {
+	m, err := protocol.Text{}.Decode(c, p)
+	if string(m.Data) == "ping" {
+		m.Type = protocol.PingMessage
+	}
+	return m, err
+}
+
+// A custom codec's messages other than data have nowhere to go: OnMessage
+// gets only data, as before protocols had sessions.
+func TestCustomCodecControlMessagesAreNotDelivered(t *testing.T) {
+	protocol.Register("pinging", protocol.Shared(pingingCodec{}))
+	w := &Worker{URI: "pinging://127.0.0.1:0"}
+	w.OnMessage = func(c *Connection, d []byte) { c.Send(append([]byte("got "), d...)) }
+	c := dial(t, serve(t, w))
+	c.Write([]byte("ping\nhello\n"))
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if line, err := bufio.NewReader(c).ReadString('\n'); line != "got hello\n" {
+		t.Fatalf("first reply %q (%v), want %q", line, err, "got hello\n")
+	}
+}
