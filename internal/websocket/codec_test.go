@@ -128,21 +128,7 @@ func FuzzWebSocketFrames(f *testing.F) {
 		}
 		whole, errWhole := run(max(len(stream), 1))
 		split, errSplit := run(step)
-		if (errWhole == nil) != (errSplit == nil) {
-			// UTF-8 fails fast when split; a whole stream may end first.
-			if !(isCode(errSplit, protocol.CloseInvalidPayload) && errWhole == nil) {
-				t.Fatalf("whole: %v, split by %d: %v", errWhole, step, errSplit)
-			}
-		}
-		for _, err := range []error{errWhole, errSplit} {
-			var ce *protocol.CloseError
-			if err != nil && errors.As(err, &ce) && !protocol.ValidCloseCode(ce.Code) {
-				t.Fatalf("failure with close code %d", ce.Code)
-			}
-		}
-		if errWhole == nil && errSplit == nil && len(whole) != len(split) {
-			t.Fatalf("%d vs %d messages", len(whole), len(split))
-		}
+		compareOutcomes(t, step, whole, errWhole, split, errSplit)
 		for _, m := range whole {
 			if m.Type == protocol.TextMessage && !utf8.Valid(m.Data) {
 				t.Fatalf("invalid UTF-8 delivered: %x", m.Data)

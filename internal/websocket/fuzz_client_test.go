@@ -191,7 +191,8 @@ func checkClientHandshake(t *testing.T, codec *Codec, offered bool, head []byte)
 	}
 }
 
-// compareOutcomes asserts what a stream fed whole and fed in pieces must
+// compareOutcomes (for the server and the client fuzzers) asserts what a
+// stream fed whole and fed in pieces must
 // share: the same messages, the same success, and close codes a peer may
 // receive.
 func compareOutcomes(t *testing.T, step int, whole []protocol.Message, errWhole error, split []protocol.Message, errSplit error) {
