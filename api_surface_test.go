@@ -15,6 +15,8 @@ import (
 // userCalls is every exported method of *Connection, called the way a user
 // may call it from any goroutine at any time. A method added to Connection
 // must be added here, so that the test below covers it.
+var preparedX, _ = NewPreparedMessage(protocol.DataMessage, []byte("x"))
+
 var userCalls = map[string]func(c *Connection){
 	"BytesRead":            func(c *Connection) { c.BytesRead() },
 	"BytesWritten":         func(c *Connection) { c.BytesWritten() },
@@ -43,6 +45,7 @@ var userCalls = map[string]func(c *Connection){
 	"SendChunk":            func(c *Connection) { c.SendChunk([]byte("x")) },
 	"SendEvent":            func(c *Connection) { c.SendEvent(ServerSentEvent{Data: "x"}) },
 	"SendMessage":          func(c *Connection) { c.SendMessage(protocol.BinaryMessage, []byte{0xff}) },
+	"SendPrepared":         func(c *Connection) { c.SendPrepared(preparedX) },
 	"SendQueueSize":        func(c *Connection) { c.SendQueueSize() },
 	"SendRaw":              func(c *Connection) { c.SendRaw(nil) },
 	"SendResponse":         func(c *Connection) { c.SendResponse(NewResponse(200, nil)) },

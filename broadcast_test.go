@@ -2,6 +2,7 @@ package workerman
 
 import (
 	"bufio"
+	"errors"
 	"testing"
 
 	"github.com/workerman-go/workerman/protocol"
@@ -74,4 +75,79 @@ func TestBroadcast(t *testing.T) {
 			t.Fatalf("b got %q", got)
 		}
 	})
+}
+
+func TestMulticastPreparedMessage(t *testing.T) {
+	w := wsEchoWorker(false)
+	joined := make(chan *Connection, 4)
+	w.OnWebSocketConnected = func(c *Connection, r *WebSocketRequest) { joined <- c }
+	closed := make(chan *Connection, 4)
+	w.OnClose = func(c *Connection) { closed <- c }
+	addr := serve(t, w)
+	var clients []*client
+	var conns []*Connection
+	for range 3 {
+		c := newClient(t, "ws://"+addr+"/")
+		c.connect(t)
+		wait(t, c.wsConn, "OnWebSocketConnect")
+		clients = append(clients, c)
+		conns = append(conns, wait(t, joined, "handshake"))
+	}
+	conns[1].SetWebSocketType(protocol.BinaryMessage)
+
+	if _, err := NewPreparedMessage(protocol.TextMessage, []byte{0xff}); err != ErrInvalidUTF8 {
+		t.Fatalf("text that is not UTF-8: %v, want ErrInvalidUTF8", err)
+	}
+	if _, err := NewPreparedMessage(protocol.PingMessage, nil); err == nil {
+		t.Fatal("a prepared ping was accepted")
+	}
+	data := []byte("data")
+	m, err := NewPreparedMessage(protocol.DataMessage, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[0] = 'X' // the message keeps its own copy
+	if n := Multicast(conns, m, conns[2]); n != 2 {
+		t.Fatalf("Multicast reached %d, want 2", n)
+	}
+	// A data message goes out in each connection's own type.
+	for i, want := range []protocol.MessageType{protocol.TextMessage, protocol.BinaryMessage} {
+		if got := wait(t, clients[i].msgs, "the message"); got != "data" {
+			t.Fatalf("client %d: %q", i, got)
+		}
+		if typ := wait(t, clients[i].types, "its type"); typ != want {
+			t.Fatalf("client %d: type %v, want %v", i, typ, want)
+		}
+	}
+	// Binary bytes that are not UTF-8 as a data message: the text
+	// connection refuses them, the binary one takes them.
+	bad, _ := NewPreparedMessage(protocol.DataMessage, []byte{0xff, 0xfe})
+	if n := Multicast(conns[:2], bad); n != 1 {
+		t.Fatalf("a non-UTF-8 data message reached %d, want 1 (the binary connection)", n)
+	}
+	if got := wait(t, clients[1].msgs, "the binary message"); got != "\xff\xfe" {
+		t.Fatalf("binary client got %q", got)
+	}
+	if typ := wait(t, clients[1].types, "its type"); typ != protocol.BinaryMessage {
+		t.Fatalf("type %v, want binary", typ)
+	}
+	// An explicit type wins over the connection's.
+	txt, _ := NewPreparedMessage(protocol.TextMessage, []byte("text"))
+	if err := conns[1].SendPrepared(txt); err != nil {
+		t.Fatal(err)
+	}
+	if typ := wait(t, clients[1].types, "the text message"); typ != protocol.TextMessage {
+		t.Fatalf("type %v, want text", typ)
+	}
+	// The excluded client got nothing: its next message is its own echo.
+	clients[2].SendString("mine")
+	clients[2].expect(t, "mine")
+	// A closed connection refuses it.
+	clients[0].Close()
+	if c := wait(t, closed, "OnClose"); c != conns[0] {
+		t.Fatal("another connection closed")
+	}
+	if err := conns[0].SendPrepared(txt); !errors.Is(err, ErrClosed) {
+		t.Fatalf("SendPrepared on a closed connection: %v, want ErrClosed", err)
+	}
 }

@@ -108,6 +108,8 @@ type WebSocket interface {
 	// SetDefaultType sets the type of data messages: TextMessage or
 	// BinaryMessage. Locked.
 	SetDefaultType(t protocol.MessageType)
+	// DefaultType is the type of data messages. Locked.
+	DefaultType() protocol.MessageType
 }
 
 // Upgradable is implemented by sessions that may carry a WebSocket:

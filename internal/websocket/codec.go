@@ -171,6 +171,9 @@ func (c *Codec) Request() *protocol.WebSocketRequest { return c.request.Load() }
 // lock).
 func (c *Codec) SetDefaultType(t protocol.MessageType) { c.defaultType = t }
 
+// DefaultType is the type of data messages.
+func (c *Codec) DefaultType() protocol.MessageType { return c.defaultType }
+
 // WebSocket returns c itself.
 func (c *Codec) WebSocket() proto.WebSocket { return c }
 
