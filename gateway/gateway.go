@@ -1,0 +1,462 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"log/slog"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"slices"
+	"unicode/utf8"
+
+	"github.com/workerman-go/workerman"
+	"github.com/workerman-go/workerman/protocol"
+)
+
+// Message is what a push carries: text (a WebSocket text frame; Data must
+// be valid UTF-8) or, with Binary, a binary frame. Codecs without message
+// types (text://, frame://) send Data as it is.
+type Message struct {
+	Data   []byte
+	Binary bool
+}
+
+// Text is a text message.
+func Text(s string) Message { return Message{Data: []byte(s)} }
+
+// Binary is a binary message.
+func Binary(b []byte) Message { return Message{Data: b, Binary: true} }
+
+func (m Message) typ() protocol.MessageType {
+	if m.Binary {
+		return protocol.BinaryMessage
+	}
+	return protocol.TextMessage
+}
+
+// ClientInfo is what the gateway knows of a client at one moment.
+type ClientInfo struct {
+	ID     string   // the client ID
+	UID    string   // the bound uid, "" when none
+	Groups []string // the groups it is in, sorted
+}
+
+// Options configure a Gateway. The zero value is a single node with a
+// generated name.
+type Options struct {
+	// Node names this node in the cluster and in its client IDs: letters,
+	// digits, '-' and '_', at most 64. Default: host-pid-random.
+	Node string
+	// Broker carries operations between nodes. Default: a hub of one
+	// (NewHub().Broker()), for a gateway that is the whole system.
+	Broker Broker
+	// Logger receives what no caller hears about (a broker that failed to
+	// subscribe). Default slog.Default().
+	Logger *slog.Logger
+}
+
+var (
+	// ErrClientNotFound: no live client has this ID (it closed, never
+	// existed, or its node is gone). The HTTP API answers 404.
+	ErrClientNotFound = errors.New("gateway: no such client")
+	// ErrInvalidUTF8: a text message that is not valid UTF-8 (send it as
+	// Binary). The HTTP API answers 400.
+	ErrInvalidUTF8 = workerman.ErrInvalidUTF8
+	// ErrInvalidArgument: an empty uid or group, a session value that is
+	// not JSON. The HTTP API answers 400.
+	ErrInvalidArgument = errors.New("gateway: invalid argument")
+	// ErrClosed: the gateway was closed.
+	ErrClosed = errors.New("gateway: closed")
+)
+
+// Gateway is GatewayWorker in one value: it gives every connection of a
+// worker a client ID, keeps uids, groups and sessions, and pushes to any
+// of them from any goroutine, on this node or, through its Broker, on any
+// node of a cluster (GatewayWorker's Gateway::sendToUid and friends, as
+// methods). Make it with New before the worker starts.
+//
+// Methods that may ask other nodes take a context and return an error;
+// every method is safe from any goroutine, including the event callbacks.
+// An operation that returned has taken effect on every node: a push sent
+// right after JoinGroup returned reaches the new member.
+type Gateway struct {
+	// OnConnect runs when a connection became a client (for WebSocket,
+	// after the handshake), before it is reachable by pushes: bind its
+	// uid and join its groups here. Nothing pushed reaches the client
+	// before OnConnect returned and the Welcome message was sent.
+	OnConnect func(clientID string)
+	// OnMessage runs for every message the client sends, in order. The
+	// message's Data is only valid until OnMessage returns.
+	OnMessage func(clientID string, msg Message)
+	// OnClose runs once when a client is gone, after its last OnMessage,
+	// with what the gateway knew of it (it is no longer in any answer).
+	OnClose func(clientID string, last ClientInfo)
+	// Welcome, when set, is the first message of every client, sent when
+	// it becomes reachable (after OnConnect, with its uid and groups as
+	// OnConnect left them).
+	Welcome func(c ClientInfo) Message
+
+	// The callbacks run on the worker's callback goroutines (its pool), in
+	// order per client; they may block that client only. Set them before
+	// the worker starts.
+
+	w      *workerman.Worker
+	node   string
+	prefix string // node + "." + boot + "."
+	seq    atomic.Uint64
+	broker Broker
+	log    *slog.Logger
+	closed atomic.Bool
+
+	mu      sync.RWMutex
+	clients map[string]*client
+	byConn  map[*workerman.Connection]*client
+	ready   map[*client]struct{} // clients reachable by pushes
+	uids    map[string]map[*client]struct{}
+	groups  map[string]map[*client]struct{}
+
+	seed   maphash.Seed
+	topics [64]sync.Mutex // serialise subscribe/unsubscribe per topic
+}
+
+// client is one connection's state; its fields change under Gateway.mu.
+type client struct {
+	id      string
+	conn    *workerman.Connection
+	uid     string
+	groups  map[string]struct{}
+	session map[string]json.RawMessage
+	gone    bool
+}
+
+var nodeName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// New attaches a gateway to w, which must not have started. The gateway
+// takes over w's OnConnect, OnWebSocketConnected, OnMessage and OnClose;
+// callbacks set there before New still run first (last, for OnClose).
+// Everything else on w (OnWebSocketConnect to check a token, OnError,
+// heartbeats, buffer limits) stays the program's. New joins the cluster
+// through the broker: it fails when the node's name is taken.
+//
+// A connection becomes a client when its WebSocket handshake completed
+// (websocket://, or an http:// worker's upgraded connections), or when it
+// connects, for other codecs (text://, frame://, tcp://).
+func New(w *workerman.Worker, opt Options) (*Gateway, error) {
+	g := &Gateway{
+		w:       w,
+		node:    opt.Node,
+		broker:  opt.Broker,
+		log:     opt.Logger,
+		clients: make(map[string]*client),
+		byConn:  make(map[*workerman.Connection]*client),
+		ready:   make(map[*client]struct{}),
+		uids:    make(map[string]map[*client]struct{}),
+		groups:  make(map[string]map[*client]struct{}),
+		seed:    maphash.MakeSeed(),
+	}
+	if g.node == "" {
+		g.node = defaultNode()
+	}
+	if !nodeName.MatchString(g.node) {
+		return nil, fmt.Errorf("gateway: node name %q: use letters, digits, '-' and '_' (at most 64)", g.node)
+	}
+	if g.broker == nil {
+		g.broker = NewHub().Broker()
+	}
+	if g.log == nil {
+		g.log = slog.Default()
+	}
+	g.prefix = g.node + "." + bootID() + "."
+	if err := g.broker.Start(g.node, (*handler)(g)); err != nil {
+		return nil, err
+	}
+	g.attach(w)
+	return g, nil
+}
+
+// Node is this node's name.
+func (g *Gateway) Node() string { return g.node }
+
+// Worker is the worker the gateway is attached to.
+func (g *Gateway) Worker() *workerman.Worker { return g.w }
+
+// Close leaves the cluster. It does not close the worker or its clients.
+func (g *Gateway) Close() error {
+	if g.closed.Swap(true) {
+		return nil
+	}
+	return g.broker.Close()
+}
+
+func defaultNode() string {
+	host, _ := os.Hostname()
+	host = strings.Map(func(r rune) rune {
+		if r < utf8.RuneSelf && nodeName.MatchString(string(r)) {
+			return r
+		}
+		return '_'
+	}, host)
+	if len(host) > 32 {
+		host = host[:32]
+	}
+	if host == "" {
+		host = "node"
+	}
+	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), randomHex(3))
+}
+
+// bootID tells this run of a node from its earlier ones, so that client IDs
+// are never reused across restarts: the start time, with random bits.
+func bootID() string {
+	return strconv.FormatInt(time.Now().UnixMilli(), 36) + randomHex(2)
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// NodeOf is the node that holds the client with this ID ("" when the ID is
+// not one of a gateway's).
+func NodeOf(clientID string) string {
+	node, rest, ok := strings.Cut(clientID, ".")
+	if !ok || rest == "" || !nodeName.MatchString(node) {
+		return ""
+	}
+	return node
+}
+
+func (g *Gateway) newID() string {
+	return g.prefix + strconv.FormatUint(g.seq.Add(1), 36)
+}
+
+// attach wires the gateway into the worker's callbacks.
+func (g *Gateway) attach(w *workerman.Worker) {
+	prevConnect, prevConnected, prevMessage, prevClose := w.OnConnect, w.OnWebSocketConnected, w.OnMessage, w.OnClose
+	w.OnConnect = func(c *workerman.Connection) {
+		if prevConnect != nil {
+			prevConnect(c)
+		}
+		if p := c.Protocol(); p != "websocket" && p != "http" {
+			g.register(c)
+		}
+	}
+	w.OnWebSocketConnected = func(c *workerman.Connection, r *workerman.WebSocketRequest) {
+		if prevConnected != nil {
+			prevConnected(c, r)
+		}
+		g.register(c)
+	}
+	w.OnMessage = func(c *workerman.Connection, data []byte) {
+		if prevMessage != nil {
+			prevMessage(c, data)
+		}
+		f := g.OnMessage
+		if f == nil {
+			return
+		}
+		g.mu.RLock()
+		cl := g.byConn[c]
+		g.mu.RUnlock()
+		if cl != nil {
+			f(cl.id, Message{Data: data, Binary: c.MessageType() == protocol.BinaryMessage})
+		}
+	}
+	w.OnClose = func(c *workerman.Connection) {
+		g.unregister(c)
+		if prevClose != nil {
+			prevClose(c)
+		}
+	}
+}
+
+// register makes c a client: it gets an ID, OnConnect runs, then under the
+// lock pushes take their member lists under, it becomes reachable and its
+// welcome is sent, so that no push precedes the welcome and none that
+// started after it misses the client.
+func (g *Gateway) register(c *workerman.Connection) {
+	cl := &client{id: g.newID(), conn: c}
+	g.mu.Lock()
+	g.clients[cl.id] = cl
+	g.byConn[c] = cl
+	g.mu.Unlock()
+	if f := g.OnConnect; f != nil {
+		f(cl.id)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if cl.gone {
+		return
+	}
+	if f := g.Welcome; f != nil {
+		m := f(g.infoLocked(cl))
+		if m.Binary {
+			c.SendMessage(protocol.BinaryMessage, m.Data)
+		} else {
+			c.SendMessage(protocol.TextMessage, m.Data)
+		}
+	}
+	g.ready[cl] = struct{}{}
+}
+
+// unregister removes c's client from every index and runs OnClose.
+func (g *Gateway) unregister(c *workerman.Connection) {
+	g.mu.Lock()
+	cl := g.byConn[c]
+	if cl == nil {
+		g.mu.Unlock()
+		return
+	}
+	uid := cl.uid
+	groups := sortedKeys(cl.groups)
+	g.mu.Unlock()
+	// Leave every index topic by topic, each under its topic's lock, so
+	// that the broker's interest follows the membership exactly.
+	if uid != "" {
+		g.removeMember("uid:", uid, cl, func() { cl.uid = "" })
+	}
+	for _, grp := range groups {
+		g.removeMember("group:", grp, cl, func() { delete(cl.groups, grp) })
+	}
+	g.mu.Lock()
+	cl.gone = true
+	delete(g.clients, cl.id)
+	delete(g.byConn, c)
+	delete(g.ready, cl)
+	g.mu.Unlock()
+	if f := g.OnClose; f != nil {
+		f(cl.id, ClientInfo{ID: cl.id, UID: uid, Groups: groups})
+	}
+}
+
+func (g *Gateway) infoLocked(cl *client) ClientInfo {
+	return ClientInfo{ID: cl.id, UID: cl.uid, Groups: sortedKeys(cl.groups)}
+}
+
+// index is the uid or the group index.
+func (g *Gateway) index(kind string) map[string]map[*client]struct{} {
+	if kind == "uid:" {
+		return g.uids
+	}
+	return g.groups
+}
+
+func (g *Gateway) topicLock(topic string) *sync.Mutex {
+	return &g.topics[maphash.String(g.seed, topic)%uint64(len(g.topics))]
+}
+
+// addMember adds cl to the index under key; change, run under the lock,
+// updates cl's own fields. The first member subscribes the node to the
+// topic before addMember returns, so a push from any node that starts
+// after it reaches cl. false: cl is gone.
+func (g *Gateway) addMember(kind, key string, cl *client, change func()) bool {
+	topic := kind + key
+	l := g.topicLock(topic)
+	l.Lock()
+	defer l.Unlock()
+	g.mu.Lock()
+	if cl.gone {
+		g.mu.Unlock()
+		return false
+	}
+	idx := g.index(kind)
+	m := idx[key]
+	first := m == nil
+	if first {
+		m = make(map[*client]struct{})
+		idx[key] = m
+	}
+	m[cl] = struct{}{}
+	change()
+	g.mu.Unlock()
+	if first {
+		if err := g.broker.Subscribe(topic); err != nil {
+			g.log.Warn("gateway: subscribe failed; the broker restores it when it reconnects", "topic", topic, "err", err)
+		}
+	}
+	return true
+}
+
+// removeMember is addMember's reverse: the last member unsubscribes.
+func (g *Gateway) removeMember(kind, key string, cl *client, change func()) {
+	topic := kind + key
+	l := g.topicLock(topic)
+	l.Lock()
+	defer l.Unlock()
+	g.mu.Lock()
+	idx := g.index(kind)
+	m := idx[key]
+	_, member := m[cl]
+	if member {
+		delete(m, cl)
+	}
+	change()
+	last := member && len(m) == 0
+	if last {
+		delete(idx, key)
+	}
+	g.mu.Unlock()
+	if last {
+		if err := g.broker.Unsubscribe(topic); err != nil {
+			g.log.Warn("gateway: unsubscribe failed", "topic", topic, "err", err)
+		}
+	}
+}
+
+func sortedKeys(m map[string]struct{}) []string {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slicesSort(out)
+	return out
+}
+
+// local is the client with this ID when this node holds it; remote is
+// true when another node does.
+func (g *Gateway) local(clientID string) (cl *client, remote bool, err error) {
+	node := NodeOf(clientID)
+	if node == "" {
+		return nil, false, ErrClientNotFound
+	}
+	if node != g.node {
+		return nil, true, nil
+	}
+	g.mu.RLock()
+	cl = g.clients[clientID]
+	g.mu.RUnlock()
+	if cl == nil {
+		return nil, false, ErrClientNotFound
+	}
+	return cl, false, nil
+}
+
+// Connection is the connection of a client this node holds (nil for
+// others): its request, addresses, Value. Sending on it directly bypasses
+// the gateway's ordering of welcome and pushes.
+func (g *Gateway) Connection(clientID string) *workerman.Connection {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	if cl := g.clients[clientID]; cl != nil {
+		return cl.conn
+	}
+	return nil
+}
+
+var _ = context.Background
+
+func slicesSort(s []string) { slices.Sort(s) }
