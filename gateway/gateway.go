@@ -11,12 +11,12 @@ import (
 	"log/slog"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-	"slices"
 	"unicode/utf8"
 
 	"github.com/workerman-go/workerman"
