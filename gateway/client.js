@@ -1,0 +1,275 @@
+/*
+ * workerman-push.js: the browser client of workerman-go's push layer
+ * (package gateway; cmd/workerman-push serves it at GET /workerman-push.js).
+ * Plain JavaScript (ES2017), no dependencies, no build step. It defines the
+ * global WorkermanPush (and module.exports where there is a module).
+ *
+ *   <script src="https://push.example.com/workerman-push.js"></script>
+ *   <script>
+ *     const push = new WorkermanPush(
+ *       ["wss://push1.example.com/", "wss://push2.example.com/"],
+ *       { token: () => localStorage.getItem("jwt") });
+ *     push.onwelcome = (w) => console.log("client", w.clientId, "uid", w.uid);
+ *     push.onmessage = (data, meta) => {
+ *       if (meta.binary) show(new Uint8Array(data)); // data is an ArrayBuffer
+ *       else show(JSON.parse(data));                 // data is a string
+ *     };
+ *     push.send(JSON.stringify({ hello: "server" })); // false when not connected
+ *     push.close();                                   // stops for good
+ *   </script>
+ *
+ * new WorkermanPush(urls, options) connects on its own (after the current
+ * task, so handlers assigned right after `new` see every event).
+ *   urls      a URL or a list of URLs of the same service: ws:// or wss://;
+ *             http(s):// URLs and paths ("/ws") are taken relative to the
+ *             page, with the matching ws(s) scheme.
+ *   options.token              a string, or a function returning a string
+ *                              or a Promise of one, called before every
+ *                              connection (so a refreshed JWT is used). Sent
+ *                              as the `token` query parameter; "" or null:
+ *                              none.
+ *   options.minReconnectDelay  ms, default 500: the back-off base.
+ *   options.maxReconnectDelay  ms, default 20000: the back-off cap.
+ *   options.connectTimeout     ms, default 10000: a connection without its
+ *                              welcome by then is given up as failed.
+ *
+ * Events: one handler per event, assigned as a property (like WebSocket's);
+ * a handler's `this` is the client. A handler that throws does not stop the
+ * client (the error is rethrown later, for the console).
+ *   onopen({url})          the WebSocket opened; the welcome follows.
+ *   onwelcome({clientId, uid, url})
+ *                          the server's welcome, {"type":"welcome",...}: the
+ *                          client is reachable by pushes from now on.
+ *   onmessage(data, {binary})
+ *                          every other frame, in order: text as a string,
+ *                          binary as an ArrayBuffer (binary: true).
+ *   onclose({code, reason, url, clientId, reconnect, delay})
+ *                          a connection ended (or failed); reconnect tells
+ *                          whether another attempt follows, after delay ms.
+ *                          close() fires the last one, reconnect false.
+ *   onerror(error)         an Error: a connection failed or timed out, or
+ *                          the token function threw. Reconnecting goes on.
+ *
+ * Properties: clientId and uid (of the welcome; "" while not connected),
+ * url (the URL in use, without the token), state ("connecting",
+ * "connected" after the welcome, "disconnected" while waiting to reconnect,
+ * "closed").
+ *
+ * Methods: send(data) sends a string, ArrayBuffer, typed array or Blob to
+ * the server (a text or binary frame) and returns true, or returns false
+ * when not connected: nothing is queued across reconnects. close() stops
+ * for good.
+ *
+ * Reconnecting: a connection that fails, or ends before its welcome, moves
+ * on to the next URL of the list; one that ends after its welcome comes back
+ * to the same URL. The wait before the n-th attempt in a row is
+ * min(maxReconnectDelay, minReconnectDelay * 2^(n-1)), drawn at random
+ * between half of that and all of it, so that the clients a restart dropped
+ * together do not all come back together; a welcome starts n again. A close
+ * with code 1001 (the server is going away: shutting down or draining)
+ * moves to the next URL at once, with no wait; only after every URL of the
+ * list went away in a row does the usual wait apply.
+ */
+(function (root) {
+  "use strict";
+
+  var GOING_AWAY = 1001;
+  var OPEN = 1; // WebSocket.OPEN
+
+  function WorkermanPush(urls, options) {
+    if (!(this instanceof WorkermanPush)) return new WorkermanPush(urls, options);
+    urls = [].concat(urls == null ? [] : urls).map(wsURL);
+    if (!urls.length) throw new TypeError("WorkermanPush: no URL to connect to");
+    options = options || {};
+    this.urls = urls;
+    this.clientId = "";
+    this.uid = "";
+    this.url = "";
+    this.state = "connecting";
+    this.onopen = this.onwelcome = this.onmessage = this.onclose = this.onerror = null;
+
+    this._token = options.token;
+    this._min = positive(options.minReconnectDelay, 500);
+    this._max = Math.max(this._min, positive(options.maxReconnectDelay, 20000));
+    this._connectTimeout = positive(options.connectTimeout, 10000);
+    this._next = 0;        // index of the URL of the next attempt
+    this._attempts = 0;    // attempts since the last welcome
+    this._hops = 0;        // 1001 closes in a row, each answered at once
+    this._welcomedAt = 0;
+    this._ws = null;
+    this._gen = 0;         // bumped by close(): stale callbacks check it
+    this._timer = null;
+    this._schedule(0);
+  }
+
+  var P = WorkermanPush.prototype;
+
+  P.send = function (data) {
+    if (!this._ws || this._ws.readyState !== OPEN) return false;
+    this._ws.send(data);
+    return true;
+  };
+
+  P.close = function () {
+    if (this.state === "closed") return;
+    this._gen++;
+    clearTimeout(this._timer);
+    this._timer = null;
+    var ws = this._ws, clientId = this.clientId;
+    this._ws = null;
+    this.clientId = this.uid = "";
+    this.state = "closed";
+    if (ws) {
+      detach(ws);
+      ws.close(1000);
+    }
+    this._emit("onclose", { code: 1000, reason: "", url: this.url, clientId: clientId, reconnect: false, delay: 0 });
+  };
+
+  P._schedule = function (delay) {
+    var self = this, gen = this._gen;
+    this._timer = setTimeout(function () {
+      self._timer = null;
+      if (gen === self._gen) self._connect();
+    }, delay);
+  };
+
+  // _connect reads the token, then opens a WebSocket to the current URL.
+  P._connect = function () {
+    var self = this, gen = this._gen, url = this.urls[this._next], token = this._token;
+    this.state = "connecting";
+    this.url = url;
+    new Promise(function (resolve) {
+      resolve(typeof token === "function" ? token() : token);
+    }).then(function (t) {
+      if (gen === self._gen) self._open(url, t);
+    }, function (err) {
+      if (gen !== self._gen) return;
+      self._emit("onerror", err instanceof Error ? err : new Error("WorkermanPush: token: " + err));
+      self._ended(null, 0, "", url, false);
+    });
+  };
+
+  P._open = function (url, token) {
+    var self = this, welcomed = false, ws;
+    var full = token ? url + (url.indexOf("?") < 0 ? "?" : "&") + "token=" + encodeURIComponent(token) : url;
+    try {
+      ws = new WebSocket(full);
+    } catch (err) {
+      this._emit("onerror", err);
+      this._ended(null, 0, "", url, false);
+      return;
+    }
+    ws.binaryType = "arraybuffer";
+    this._ws = ws;
+    var timeout = setTimeout(function () {
+      self._emit("onerror", new Error("WorkermanPush: no welcome from " + url + " within " + self._connectTimeout + " ms"));
+      self._ended(ws, 0, "", url, false);
+    }, this._connectTimeout);
+
+    ws.onopen = function () {
+      self._emit("onopen", { url: url });
+    };
+    ws.onmessage = function (ev) {
+      var binary = typeof ev.data !== "string";
+      if (!welcomed) {
+        // The first frame is the welcome; a server without one sends a
+        // message first, which counts as a welcome with no ID.
+        welcomed = true;
+        clearTimeout(timeout);
+        var w = binary ? null : parseWelcome(ev.data);
+        self.clientId = w ? String(w.client_id || "") : "";
+        self.uid = w ? String(w.uid || "") : "";
+        self.state = "connected";
+        self._attempts = 0;
+        self._welcomedAt = Date.now();
+        if (w) {
+          self._emit("onwelcome", { clientId: self.clientId, uid: self.uid, url: url });
+          return;
+        }
+      }
+      self._emit("onmessage", ev.data, { binary: binary });
+    };
+    ws.onerror = function () {
+      self._emit("onerror", new Error("WorkermanPush: WebSocket error on " + url));
+    };
+    ws.onclose = function (ev) {
+      clearTimeout(timeout);
+      self._ended(ws, ev.code, ev.reason, url, welcomed);
+    };
+  };
+
+  // _ended decides where and when the next attempt goes after ws (null: no
+  // socket was made) ended.
+  P._ended = function (ws, code, reason, url, welcomed) {
+    if (ws) {
+      detach(ws);
+      if (ws.readyState < 2) ws.close(); // given up (timeout): CONNECTING or OPEN
+      if (ws !== this._ws) return;
+    }
+    if (this.state === "closed") return;
+    this._ws = null;
+    var clientId = this.clientId, n = this.urls.length, delay;
+    this.clientId = this.uid = "";
+    if (welcomed && code === GOING_AWAY) {
+      this._next = (this._next + 1) % n;
+      // A connection that lived longer than the longest wait starts a new
+      // series of hops: only a whole list going away at once waits.
+      if (Date.now() - this._welcomedAt > this._max) this._hops = 0;
+      this._hops++;
+      delay = this._hops <= n ? 0 : this._backoff();
+    } else {
+      if (!welcomed) this._next = (this._next + 1) % n;
+      this._hops = 0;
+      delay = this._backoff();
+    }
+    this.state = "disconnected";
+    this._schedule(delay);
+    this._emit("onclose", { code: code, reason: reason, url: url, clientId: clientId, reconnect: true, delay: delay });
+  };
+
+  P._backoff = function () {
+    this._attempts++;
+    var d = Math.min(this._max, this._min * Math.pow(2, this._attempts - 1));
+    return Math.round(d / 2 + Math.random() * d / 2);
+  };
+
+  P._emit = function (name, a, b) {
+    var f = this[name];
+    if (typeof f !== "function") return;
+    try {
+      f.call(this, a, b);
+    } catch (err) {
+      setTimeout(function () { throw err; });
+    }
+  };
+
+  function detach(ws) {
+    ws.onopen = ws.onmessage = ws.onerror = ws.onclose = null;
+  }
+
+  function parseWelcome(text) {
+    try {
+      var v = JSON.parse(text);
+      return v && v.type === "welcome" ? v : null;
+    } catch (err) {
+      return null;
+    }
+  }
+
+  function positive(v, def) {
+    return typeof v === "number" && v >= 0 && isFinite(v) ? v : def;
+  }
+
+  // wsURL makes url a WebSocket URL, relative to the page when it is not one.
+  function wsURL(url) {
+    url = String(url);
+    if (/^wss?:\/\//i.test(url) || typeof location === "undefined" || typeof URL !== "function") return url;
+    var u = new URL(url, location.href);
+    u.protocol = u.protocol === "https:" ? "wss:" : "ws:";
+    return u.href;
+  }
+
+  root.WorkermanPush = WorkermanPush;
+  if (typeof module === "object" && module && module.exports) module.exports = WorkermanPush;
+})(typeof globalThis !== "undefined" ? globalThis : typeof self !== "undefined" ? self : this);
