@@ -1,0 +1,152 @@
+// Command workerman-push is a ready-to-run push server: WebSocket clients
+// connect to it, a backend in any language pushes to them with one HTTP
+// call, and what the clients send reaches the backend as webhook POSTs.
+// It is GatewayWorker's model (client IDs, uids, groups, sessions) as one
+// binary; README.md has the flags, the wire and the HTTP API.
+//
+//	go run ./cmd/workerman-push
+//
+// starts it with no configuration at all: clients on ws://0.0.0.0:8000/,
+// the API on http://127.0.0.1:8001/api/ with a random key that it prints.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"os/signal"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout)
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "workerman-push:", err)
+		os.Exit(1)
+	}
+}
+
+// run is the whole program: it reads the flags (and their environment
+// variables), serves until ctx is done, then stops cleanly. Logs, and the
+// generated API key, go to stdout.
+func run(ctx context.Context, args []string, env func(string) string, stdout io.Writer) error {
+	cfg, err := parseConfig(args, env, stdout)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(stdout, nil))
+	s, err := newServer(cfg, log)
+	if err != nil {
+		return err
+	}
+	if err := s.start(); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.StopTimeout)
+	defer cancel()
+	return s.shutdown(sctx)
+}
+
+// config is what the flags set.
+type config struct {
+	Listen       string        // client endpoint, websocket://host:port[/path]
+	API          string        // backend endpoint, http://host:port
+	APIKey       string        // bearer key of /api/*; generated when empty
+	JWTSecret    string        // HS256 secret; "" lets clients connect anonymously
+	Webhook      string        // URL of the client events; "" sends none
+	NodeID       string        // this node's name; "" lets the gateway pick one
+	Count        int           // event loops
+	PingInterval time.Duration // 0: no heartbeat
+
+	// Not flags: what tests tune.
+	StopTimeout time.Duration // bound of a graceful stop; default 10 s
+	Hook        hookOptions
+}
+
+// envPrefix names the environment variable of a flag: -api-key is
+// WORKERMAN_PUSH_API_KEY.
+const envPrefix = "WORKERMAN_PUSH_"
+
+func envName(flagName string) string {
+	return envPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// parseConfig reads the command line, then, for every flag the command
+// line did not set, its environment variable.
+func parseConfig(args []string, env func(string) string, out io.Writer) (config, error) {
+	cfg := config{StopTimeout: 10 * time.Second}
+	fs := flag.NewFlagSet("workerman-push", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.StringVar(&cfg.Listen, "listen", "websocket://0.0.0.0:8000", "client endpoint; also serves GET /workerman-push.js")
+	fs.StringVar(&cfg.API, "api", "http://127.0.0.1:8001", "backend endpoint: /api/*, /healthz")
+	fs.StringVar(&cfg.APIKey, "api-key", "", "bearer key for /api/* (default: random, printed at start)")
+	fs.StringVar(&cfg.JWTSecret, "jwt-secret", "", "HS256 secret; when set, every client must present a valid token")
+	fs.StringVar(&cfg.Webhook, "webhook", "", "URL that receives client events as JSON POSTs")
+	fs.StringVar(&cfg.NodeID, "node-id", "", "this node's name in the cluster (default host-pid-random)")
+	fs.IntVar(&cfg.Count, "count", runtime.NumCPU(), "event loops")
+	fs.DurationVar(&cfg.PingInterval, "ping-interval", 25*time.Second, "WebSocket ping interval; 0 turns the heartbeat off")
+	fs.Usage = func() {
+		fmt.Fprintf(out, "Usage: workerman-push [flags]\n\nEvery flag is also read from the environment as %s<NAME> (-api-key: %s);\na flag on the command line wins.\n\n", envPrefix, envName("api-key"))
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected argument %q (flags only)", fs.Arg(0))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] {
+			return
+		}
+		name := envName(f.Name)
+		if v, ok := lookup(env, name); ok {
+			if err := fs.Set(f.Name, v); err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: %w", name, v, err))
+			}
+		}
+	})
+	if err := errors.Join(errs...); err != nil {
+		return cfg, err
+	}
+	if cfg.Count < 1 {
+		return cfg, fmt.Errorf("-count %d: at least 1", cfg.Count)
+	}
+	if cfg.PingInterval < 0 {
+		return cfg, fmt.Errorf("-ping-interval %v: 0 or more", cfg.PingInterval)
+	}
+	if cfg.Webhook != "" {
+		u, err := url.Parse(cfg.Webhook)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return cfg, fmt.Errorf("-webhook %q: want an http:// or https:// URL", cfg.Webhook)
+		}
+	}
+	return cfg, nil
+}
+
+// lookup reads an environment variable; an empty value counts as unset,
+// so that WORKERMAN_PUSH_API_KEY= in a compose file changes nothing.
+func lookup(env func(string) string, name string) (string, bool) {
+	if env == nil {
+		return "", false
+	}
+	v := env(name)
+	return v, v != ""
+}

@@ -1,0 +1,361 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/workerman-go/workerman"
+	"github.com/workerman-go/workerman/gateway"
+)
+
+// server is one push node: a client worker (WebSocket, and GET
+// /workerman-push.js on the same port), a gateway on it, the HTTP API and
+// the webhook sender.
+type server struct {
+	cfg    config
+	log    *slog.Logger
+	secret []byte // JWT secret; nil: anonymous clients
+	wsPath string
+
+	w     *workerman.Worker
+	g     *gateway.Gateway
+	hooks *webhook // nil without -webhook
+
+	api      *http.Server
+	apiLn    net.Listener
+	apiDone  chan struct{}
+	draining atomic.Bool
+
+	keyGenerated bool
+	// announced holds the client IDs whose connect event went to the
+	// webhook, so that a client that closed before it was reachable gets
+	// no close event without a connect.
+	announced sync.Map
+}
+
+// identity is what a valid token said, kept on the connection (its Value)
+// from the handshake to OnConnect.
+type identity struct {
+	uid    string
+	groups []string
+}
+
+func newServer(cfg config, log *slog.Logger) (*server, error) {
+	s := &server{cfg: cfg, log: log}
+	workerURI, path, err := parseListen(cfg.Listen)
+	if err != nil {
+		return nil, err
+	}
+	s.wsPath = path
+	if _, err := parseAPI(cfg.API); err != nil {
+		return nil, err
+	}
+	if s.cfg.APIKey == "" {
+		s.cfg.APIKey = randomKey()
+		s.keyGenerated = true
+	}
+	if cfg.JWTSecret != "" {
+		s.secret = []byte(cfg.JWTSecret)
+	}
+
+	w := workerman.NewWorker(workerURI)
+	w.Name = "workerman-push"
+	w.Count = cfg.Count
+	w.Logger = log
+	w.StopTimeout = cfg.StopTimeout
+	w.WebSocket.Path = path
+	w.WebSocket.PingInterval = cfg.PingInterval
+	if cfg.PingInterval > 0 {
+		w.WebSocket.PingNotResponseLimit = 2
+	}
+	w.OnWebSocketConnect = s.authenticate
+	w.OnRequest = s.serveHTTP
+	s.w = w
+
+	g, err := gateway.New(w, gateway.Options{Node: cfg.NodeID, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	s.g = g
+	g.OnConnect = s.onConnect
+	g.Welcome = s.welcome
+	if cfg.Webhook != "" {
+		s.hooks = newWebhook(cfg.Webhook, cfg.Hook, log)
+		g.OnMessage = s.onMessage
+		g.OnClose = s.onClose
+	}
+	return s, nil
+}
+
+// start listens on both endpoints and logs one line saying where.
+func (s *server) start() error {
+	apiAddr, _ := parseAPI(s.cfg.API)
+	ln, err := net.Listen("tcp", apiAddr)
+	if err != nil {
+		s.g.Close()
+		return fmt.Errorf("-api %s: %w", s.cfg.API, err)
+	}
+	if err := s.w.Listen(); err != nil {
+		ln.Close()
+		s.g.Close()
+		return fmt.Errorf("-listen %s: %w", s.cfg.Listen, err)
+	}
+	if s.hooks != nil {
+		s.hooks.start()
+	}
+	s.apiLn = ln
+	s.api = &http.Server{
+		Handler:           s.apiMux(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	s.apiDone = make(chan struct{})
+	go func() {
+		defer close(s.apiDone)
+		if err := s.api.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("API server stopped", "err", err)
+		}
+	}()
+
+	attrs := []any{
+		"clients", s.clientsURL(),
+		"js", s.jsURL(),
+		"api", s.apiURL(),
+		"node", s.g.Node(),
+		"jwt", s.secret != nil,
+		"webhook", s.cfg.Webhook,
+		"count", s.cfg.Count,
+		"ping_interval", s.cfg.PingInterval,
+	}
+	if s.keyGenerated {
+		// Printed only when generated: a key given by the operator is
+		// theirs already and should not land in logs.
+		attrs = append(attrs, "api_key", s.cfg.APIKey)
+	}
+	s.log.Info("workerman-push started", attrs...)
+	return nil
+}
+
+// shutdown stops accepting, closes every client (1001, flushing what was
+// queued), stops the API, then sends what the webhook still holds, all
+// within ctx.
+func (s *server) shutdown(ctx context.Context) error {
+	s.draining.Store(true)
+	start := time.Now()
+	var errs []error
+	if err := s.w.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("clients: %w", err))
+	}
+	if err := s.api.Shutdown(ctx); err != nil {
+		s.api.Close()
+		errs = append(errs, fmt.Errorf("API: %w", err))
+	}
+	<-s.apiDone
+	s.g.Close()
+	if s.hooks != nil {
+		if err := s.hooks.stop(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("webhook: %w", err))
+		}
+	}
+	err := errors.Join(errs...)
+	if err != nil {
+		s.log.Warn("workerman-push stopped", "took", time.Since(start).Round(time.Millisecond), "err", err)
+	} else {
+		s.log.Info("workerman-push stopped", "took", time.Since(start).Round(time.Millisecond))
+	}
+	return err
+}
+
+// ---- client side ----
+
+// authenticate checks the token of a WebSocket handshake when a JWT secret
+// is set: a refusal is an HTTP 401, before the upgrade.
+func (s *server) authenticate(c *workerman.Connection, r *workerman.WebSocketRequest) error {
+	if s.secret == nil {
+		return nil
+	}
+	id, err := verifyToken(s.secret, r.Query().Get("token"))
+	if err != nil {
+		s.log.Info("client rejected", "remote", c.RemoteAddress(), "reason", err.Error())
+		return workerman.RejectWebSocket(http.StatusUnauthorized, "invalid token")
+	}
+	c.SetValue(id)
+	return nil
+}
+
+// onConnect binds the token's uid and joins its groups before the client
+// becomes reachable, so the welcome names the uid and a push to any of
+// them that follows the welcome reaches the client.
+func (s *server) onConnect(clientID string) {
+	c := s.g.Connection(clientID)
+	if c == nil {
+		return
+	}
+	id, _ := c.Value().(*identity)
+	if id == nil {
+		return
+	}
+	c.SetValue(nil)
+	ctx := context.Background() // a local client: no cluster round trip
+	if err := s.g.BindUID(ctx, clientID, id.uid); err != nil {
+		return // the client is gone already
+	}
+	for _, grp := range id.groups {
+		if err := s.g.JoinGroup(ctx, clientID, grp); err != nil {
+			return
+		}
+	}
+}
+
+type welcomeFrame struct {
+	Type     string `json:"type"`
+	ClientID string `json:"client_id"`
+	UID      string `json:"uid"`
+}
+
+// welcome is every client's first frame. It runs under the gateway's lock
+// once the client is reachable: it only encodes, and queues the connect
+// event without waiting.
+func (s *server) welcome(c gateway.ClientInfo) gateway.Message {
+	b, _ := json.Marshal(welcomeFrame{Type: "welcome", ClientID: c.ID, UID: c.UID})
+	if s.hooks != nil {
+		s.announced.Store(c.ID, struct{}{})
+		s.hooks.enqueue(c.ID, hookEvent{Event: "connect", ClientID: c.ID, UID: c.UID})
+	}
+	return gateway.Message{Data: b}
+}
+
+func (s *server) onMessage(clientID string, m gateway.Message) {
+	uid, _ := s.g.UIDByClientID(context.Background(), clientID)
+	ev := hookEvent{Event: "message", ClientID: clientID, UID: uid}
+	if m.Binary {
+		ev.setBinary(m.Data)
+	} else {
+		ev.setText(m.Data)
+	}
+	s.hooks.enqueue(clientID, ev)
+}
+
+func (s *server) onClose(clientID string, last gateway.ClientInfo) {
+	if _, ok := s.announced.LoadAndDelete(clientID); !ok {
+		return
+	}
+	s.hooks.enqueue(clientID, hookEvent{Event: "close", ClientID: clientID, UID: last.UID})
+}
+
+// serveHTTP answers the plain HTTP requests of the client port.
+func (s *server) serveHTTP(c *workerman.Connection, r *workerman.Request) {
+	switch {
+	case r.Path() == "/workerman-push.js":
+		s.serveClientJS(c, r)
+	case r.Path() == s.wsPath:
+		c.SendResponse(workerman.NewResponse(http.StatusUpgradeRequired,
+			[]byte("workerman-push: connect here with a WebSocket client\n")).
+			WithHeader("Content-Type", "text/plain; charset=utf-8").
+			WithHeader("Upgrade", "websocket"))
+	default:
+		c.SendResponse(workerman.NewResponse(http.StatusNotFound, []byte("not found\n")).
+			WithHeader("Content-Type", "text/plain; charset=utf-8"))
+	}
+}
+
+// ---- backend side ----
+
+func (s *server) apiMux() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/api/", s.apiHandler())
+	health := func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if s.draining.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintln(w, "draining")
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	}
+	mux.HandleFunc("GET /healthz", health)
+	mux.HandleFunc("GET /readyz", health)
+	return mux
+}
+
+// observeAPI logs the API calls that failed on the server's side (5xx),
+// one line each; the caller's own mistakes (4xx) are the caller's to see.
+func (s *server) observeAPI(method string, status int) {
+	if status >= 500 {
+		s.log.Warn("API error", "method", method, "status", status)
+	}
+}
+
+// ---- addresses ----
+
+// parseListen reads -listen (websocket://host:port, optionally with the
+// path clients connect to, "/" by default) as the http:// worker that
+// serves both the WebSocket and the JS client.
+func parseListen(s string) (workerURI, path string, err error) {
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" {
+		return "", "", fmt.Errorf("-listen %q: want websocket://host:port", s)
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "websocket", "ws":
+	default:
+		return "", "", fmt.Errorf("-listen %q: want websocket://host:port (wss is not supported yet: put a TLS proxy in front)", s)
+	}
+	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return "", "", fmt.Errorf("-listen %q: want websocket://host:port[/path]", s)
+	}
+	if _, _, err := net.SplitHostPort(u.Host); err != nil {
+		return "", "", fmt.Errorf("-listen %q: %w", s, err)
+	}
+	path = u.Path
+	if path == "" {
+		path = "/"
+	}
+	if path == "/workerman-push.js" {
+		return "", "", fmt.Errorf("-listen %q: that path serves the JS client", s)
+	}
+	return "http://" + u.Host, path, nil
+}
+
+// parseAPI reads -api (http://host:port) as a TCP address.
+func parseAPI(s string) (string, error) {
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme != "http" || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
+		return "", fmt.Errorf("-api %q: want http://host:port", s)
+	}
+	if _, _, err := net.SplitHostPort(u.Host); err != nil {
+		return "", fmt.Errorf("-api %q: %w", s, err)
+	}
+	return u.Host, nil
+}
+
+func (s *server) clientsURL() string {
+	return "ws://" + s.w.Addr().String() + s.wsPath
+}
+
+func (s *server) jsURL() string {
+	return "http://" + s.w.Addr().String() + "/workerman-push.js"
+}
+
+func (s *server) apiURL() string {
+	return "http://" + s.apiLn.Addr().String() + "/api/"
+}
+
+func randomKey() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
