@@ -127,6 +127,33 @@ type Gateway struct {
 
 	seed   maphash.Seed
 	topics [64]sync.Mutex // serialise subscribe/unsubscribe per topic
+
+	deliveries, dropped atomic.Uint64
+}
+
+// Stats are this node's figures, for metrics and status pages.
+type Stats struct {
+	Clients int // clients connected to this node
+	UIDs    int // distinct uids bound on this node
+	Groups  int // groups with a member on this node
+	// Deliveries counts the messages handed to this node's clients'
+	// connections (pushes and SendToClient).
+	Deliveries uint64
+	// Dropped counts the messages this node did not deliver to a member:
+	// its send buffer was full (a client that does not read) or it was
+	// closing.
+	Dropped uint64
+}
+
+// Stats returns this node's figures (not the cluster's: ask each node, or
+// use the cluster-wide queries).
+func (g *Gateway) Stats() Stats {
+	g.mu.RLock()
+	s := Stats{Clients: len(g.clients), UIDs: len(g.uids), Groups: len(g.groups)}
+	g.mu.RUnlock()
+	s.Deliveries = g.deliveries.Load()
+	s.Dropped = g.dropped.Load()
+	return s
 }
 
 // client is one connection's state; its fields change under Gateway.mu.

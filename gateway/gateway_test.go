@@ -1,11 +1,18 @@
 package gateway
 
 import (
+	"bufio"
+	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
 	"github.com/workerman-go/workerman/internal/leakcheck"
 )
 
@@ -161,4 +168,70 @@ func TestSingleNode(t *testing.T) {
 func sorted(s ...string) []string {
 	slices.Sort(s)
 	return s
+}
+
+// A client that never reads fills its send buffer: the pushes to it are
+// dropped and counted, and the others get every one of them.
+func TestClientThatNeverReads(t *testing.T) {
+	leakcheck.Check(t)
+	n := newNode(t, "n1", nil, "websocket://127.0.0.1:0")
+	c := ctx(t)
+	reader := dialWS(t, n)
+	stuck := dialStuck(t, n)
+	n.Connection(stuck).SetMaxSendBufferSize(64 << 10)
+	for _, id := range []string{reader.id, stuck} {
+		if err := n.JoinGroup(c, id, "g"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	big := strings.Repeat("x", 32<<10)
+	const pushes = 200 // 6.4 MB: far over any socket buffer
+	for i := range pushes {
+		if err := n.SendToGroup(c, "g", Text(fmt.Sprintf("%d %s", i, big))); err != nil {
+			t.Fatal(err)
+		}
+		// The reader keeps up: each push arrives, in order.
+		if f := wait(t, reader.msgs, "push"); !strings.HasPrefix(f.data, fmt.Sprintf("%d ", i)) {
+			t.Fatalf("push %d: got %.20q", i, f.data)
+		}
+	}
+	st := n.Stats()
+	if st.Dropped == 0 || st.Deliveries+st.Dropped != 2*pushes {
+		t.Fatalf("stats %+v: want drops for the stuck client and %d attempts in all", st, 2*pushes)
+	}
+	if st.Deliveries < pushes {
+		t.Fatalf("stats %+v: the reader's %d deliveries are not all counted", st, pushes)
+	}
+	if ok, _ := n.IsOnline(c, stuck); !ok {
+		t.Fatal("the stuck client was disconnected: it should only lose messages")
+	}
+}
+
+// dialStuck opens a WebSocket client that reads its welcome and then never
+// reads again; it returns its client ID.
+func dialStuck(t *testing.T, n *node) string {
+	t.Helper()
+	conn, br, _, err := ws.Dial(context.Background(), "ws://"+n.addr+"/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	var r io.Reader = conn
+	if br != nil {
+		r = io.MultiReader(br, conn)
+	}
+	data, err := wsutil.ReadServerText(struct {
+		io.Reader
+		io.Writer
+	}{bufio.NewReader(r), conn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var w struct {
+		ClientID string `json:"client_id"`
+	}
+	if json.Unmarshal(data, &w) != nil || w.ClientID == "" {
+		t.Fatalf("welcome %q", data)
+	}
+	return w.ClientID
 }

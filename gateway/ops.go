@@ -166,6 +166,8 @@ func (g *Gateway) deliver(topic string, m Message, exclude []string) int {
 	}
 	g.mu.RUnlock()
 	n := workerman.Multicast(conns, pm)
+	g.deliveries.Add(uint64(n))
+	g.dropped.Add(uint64(len(conns) - n))
 	clear(conns)
 	*lp = conns[:0]
 	connLists.Put(lp)
@@ -183,7 +185,12 @@ func (g *Gateway) sendLocal(clientID string, m Message) error {
 		return err
 	}
 	err := cl.conn.SendMessage(m.typ(), m.Data)
-	if err == workerman.ErrClosed || errorsIsClosed(err) {
+	if err != nil {
+		g.dropped.Add(1)
+	} else {
+		g.deliveries.Add(1)
+	}
+	if errorsIsClosed(err) {
 		return ErrClientNotFound
 	}
 	// A full send buffer drops the message, as every push to a slow
