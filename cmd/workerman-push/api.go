@@ -2,16 +2,12 @@ package main
 
 import (
 	"net/http"
+
+	"github.com/workerman-go/workerman/gateway"
 )
 
 // apiHandler is the gateway's HTTP API (POST /api/<method>), keyed with
 // -api-key.
-//
-// Until gateway.APIHandler lands, every call answers 503.
 func (s *server) apiHandler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusServiceUnavailable)
-		w.Write([]byte(`{"error":"the HTTP API is not built in yet"}` + "\n"))
-	})
+	return s.g.APIHandler(gateway.APIOptions{Key: s.cfg.APIKey, Observe: s.observeAPI})
 }

@@ -47,6 +47,11 @@ func run(ctx context.Context, args []string, env func(string) string, stdout io.
 	if err != nil {
 		return err
 	}
+	return serve(ctx, cfg, stdout)
+}
+
+// serve runs a server with cfg until ctx is done.
+func serve(ctx context.Context, cfg config, stdout io.Writer) error {
 	log := slog.New(slog.NewTextHandler(stdout, nil))
 	s, err := newServer(cfg, log)
 	if err != nil {
