@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -234,4 +235,58 @@ func dialStuck(t *testing.T, n *node) string {
 		t.Fatalf("welcome %q", data)
 	}
 	return w.ClientID
+}
+
+// Clients that vanish abruptly (a reset, no close frame) leave every
+// answer.
+func TestCountsAfterAbruptDisconnects(t *testing.T) {
+	leakcheck.Check(t)
+	n := newNode(t, "n1", nil, "websocket://127.0.0.1:0")
+	c := ctx(t)
+	stay := dialWS(t, n)
+	wait(t, n.events, "OnConnect")
+	if err := n.BindUID(c, stay.id, "stay"); err != nil {
+		t.Fatal(err)
+	}
+	var gone []string
+	for i := range 5 {
+		conn, _, _, err := ws.Dial(context.Background(), "ws://"+n.addr+"/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev := wait(t, n.events, "OnConnect")
+		id := strings.TrimPrefix(ev, "connect ")
+		must(t, n.BindUID(c, id, fmt.Sprintf("u%d", i)))
+		must(t, n.JoinGroup(c, id, "room"))
+		gone = append(gone, id)
+		conn.(*net.TCPConn).SetLinger(0) // close with an RST
+		conn.Close()
+		if ev := wait(t, n.events, "OnClose"); ev != fmt.Sprintf("close %s u%d [room]", id, i) {
+			t.Fatalf("event %q", ev)
+		}
+	}
+	if k, _ := n.ClientCount(c); k != 1 {
+		t.Fatalf("ClientCount %d, want 1", k)
+	}
+	if k, _ := n.UIDCount(c); k != 1 {
+		t.Fatalf("UIDCount %d, want 1", k)
+	}
+	if l, _ := n.Groups(c); len(l) != 0 {
+		t.Fatalf("Groups %v", l)
+	}
+	for _, id := range gone {
+		if on, _ := n.IsOnline(c, id); on {
+			t.Fatalf("%s still online", id)
+		}
+	}
+	if st := n.Stats(); st.Clients != 1 || st.UIDs != 1 || st.Groups != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
 }
