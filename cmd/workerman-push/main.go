@@ -52,16 +52,20 @@ func run(ctx context.Context, args []string, env func(string) string, stdout io.
 
 // serve runs a server with cfg until ctx is done.
 func serve(ctx context.Context, cfg config, stdout io.Writer) error {
-	log := slog.New(slog.NewTextHandler(stdout, nil))
-	s, err := newServer(cfg, log)
+	s, err := newServer(cfg, slog.New(slog.NewTextHandler(stdout, nil)))
 	if err != nil {
 		return err
 	}
+	return s.run(ctx)
+}
+
+// run serves until ctx is done, then stops within the stop timeout.
+func (s *server) run(ctx context.Context) error {
 	if err := s.start(); err != nil {
 		return err
 	}
 	<-ctx.Done()
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.StopTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.StopTimeout)
 	defer cancel()
 	return s.shutdown(sctx)
 }

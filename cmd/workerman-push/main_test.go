@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -102,6 +103,7 @@ type node struct {
 	key     string
 	log     *logBuf
 	stop    func() error // cancels run and returns what it returned
+	srv     *server      // startCfg's server, to read its counters
 }
 
 var startedLine = regexp.MustCompile(`msg="workerman-push started" clients=(\S+) js=\S+ api=(\S+) .*?(?:api_key=(\S+))?$`)
@@ -124,7 +126,17 @@ func startCfg(t *testing.T, argv []string, tweak func(*config)) *node {
 	if tweak != nil {
 		tweak(&cfg)
 	}
-	return start(t, func(ctx context.Context, out io.Writer) error { return serve(ctx, cfg, out) })
+	srv := make(chan *server, 1)
+	n := start(t, func(ctx context.Context, out io.Writer) error {
+		s, err := newServer(cfg, slog.New(slog.NewTextHandler(out, nil)))
+		if err != nil {
+			return err
+		}
+		srv <- s
+		return s.run(ctx)
+	})
+	n.srv = <-srv
+	return n
 }
 
 func start(t *testing.T, runner func(context.Context, io.Writer) error) *node {

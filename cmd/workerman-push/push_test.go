@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/base64"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -277,10 +278,49 @@ func TestJWT(t *testing.T) {
 // The heartbeat closes a client that answers nothing, and keeps one that
 // answers its pings.
 func TestHeartbeat(t *testing.T) {
-	const interval = 50 * time.Millisecond
+	const interval = 100 * time.Millisecond
 	n := startCfg(t, args("-ping-interval", interval.String()), nil)
 	silent := dial(t, n, "")
 	alive := dial(t, n, "")
+
+	// alive answers every ping as it comes, and reports them.
+	pinged := make(chan struct{}, 1000)
+	texts := make(chan string, 10)
+	done := make(chan error, 1)
+	go func() {
+		for {
+			h, err := ws.ReadHeader(alive.r)
+			if err != nil {
+				done <- err
+				return
+			}
+			payload := make([]byte, h.Length)
+			if _, err := io.ReadFull(alive.r, payload); err != nil {
+				done <- err
+				return
+			}
+			if h.Masked {
+				ws.Cipher(payload, h.Mask, 0)
+			}
+			switch h.OpCode {
+			case ws.OpPing:
+				if err := ws.WriteFrame(alive.conn, ws.MaskFrame(ws.NewPongFrame(payload))); err != nil {
+					done <- err
+					return
+				}
+				pinged <- struct{}{}
+			case ws.OpText:
+				texts <- string(payload)
+			default:
+				done <- fmt.Errorf("alive got opcode %v", h.OpCode)
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		alive.conn.Close()
+		<-done
+	})
 
 	// silent never answers: it sees pings, then the connection ends.
 	silent.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
@@ -304,31 +344,36 @@ func TestHeartbeat(t *testing.T) {
 	if pings == 0 {
 		t.Fatal("no ping before the close")
 	}
-	// alive answers its pings (read answers them): it outlived silent, and
-	// after more pings than silent got, a push still reaches it.
-	alive.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	seen := 0
-	for seen <= pings+2 {
-		h, err := ws.ReadHeader(alive.r)
-		if err != nil {
+	// The server's OnClose follows its close frame: poll, bounded.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if out := n.mustCall(t, "isOnline", map[string]any{"client_id": silent.id}); out["online"] == false {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("silent still online 10 s after its close")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// alive outlives more pings than silent got, and a push still reaches it.
+	for range pings + 3 {
+		select {
+		case <-pinged:
+		case err := <-done:
 			t.Fatalf("alive: %v", err)
-		}
-		payload := make([]byte, h.Length)
-		if _, err := io.ReadFull(alive.r, payload); err != nil {
-			t.Fatal(err)
-		}
-		if h.OpCode != ws.OpPing {
-			t.Fatalf("alive got %v", h.OpCode)
-		}
-		seen++
-		if err := ws.WriteFrame(alive.conn, ws.MaskFrame(ws.NewPongFrame(payload))); err != nil {
-			t.Fatal(err)
+		case <-time.After(10 * time.Second):
+			t.Fatal("no ping")
 		}
 	}
 	n.mustCall(t, "sendToClient", map[string]any{"client_id": alive.id, "message": "still here"})
-	alive.expectText("still here")
-	if out := n.mustCall(t, "isOnline", map[string]any{"client_id": silent.id}); out["online"] != false {
-		t.Fatalf("silent still online: %v", out)
+	select {
+	case s := <-texts:
+		if s != "still here" {
+			t.Fatalf("alive got %q", s)
+		}
+	case err := <-done:
+		t.Fatalf("alive: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("push did not arrive")
 	}
 }
 

@@ -108,6 +108,7 @@ type webhook struct {
 	wg     sync.WaitGroup
 
 	delivered, dropped, failed atomic.Uint64
+	sending                    atomic.Int64 // events taken from a queue, not yet done
 	dropLog, failLog           rateLog
 }
 
@@ -198,6 +199,8 @@ func (h *webhook) send(q chan []byte) {
 // deliver posts one event, retrying network errors, 408, 429 and 5xx
 // with back-off.
 func (h *webhook) deliver(body []byte) {
+	h.sending.Add(1)
+	defer h.sending.Add(-1)
 	defer h.queuedBytes.Add(-int64(len(body)))
 	for attempt := 1; ; attempt++ {
 		retry, err := h.post(body)
