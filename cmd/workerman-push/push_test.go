@@ -47,6 +47,9 @@ func TestNoFlags(t *testing.T) {
 	if code, _ := n.callKey(t, "wrong", "sendToAll", map[string]any{"message": "x"}); code != http.StatusUnauthorized {
 		t.Fatalf("wrong key: %d, want 401", code)
 	}
+	if c := n.log.count(`msg="API error" method=sendToAll status=401`); c != 1 {
+		t.Fatalf("%d log lines for the refused call, want 1:\n%s", c, n.log.String())
+	}
 	if got := httpGet(t, strings.TrimSuffix(n.api, "/api/")+"/healthz"); got != http.StatusOK {
 		t.Fatalf("GET /healthz: %d", got)
 	}

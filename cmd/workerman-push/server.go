@@ -291,11 +291,15 @@ func (s *server) apiMux() http.Handler {
 	return mux
 }
 
-// observeAPI logs the API calls that failed on the server's side (5xx),
-// one line each; the caller's own mistakes (4xx) are the caller's to see.
+// observeAPI logs every API call that did not succeed, one line each: at
+// warning level when the server failed (5xx), at info level when the
+// caller did (4xx: a wrong key, a malformed body, an unknown client).
 func (s *server) observeAPI(method string, status int) {
-	if status >= 500 {
+	switch {
+	case status >= 500:
 		s.log.Warn("API error", "method", method, "status", status)
+	case status >= 400:
+		s.log.Info("API error", "method", method, "status", status)
 	}
 }
 

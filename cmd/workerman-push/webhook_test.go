@@ -216,4 +216,3 @@ func TestWebhookDead(t *testing.T) {
 		})
 	}
 }
-
