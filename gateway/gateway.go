@@ -157,13 +157,19 @@ func (g *Gateway) Stats() Stats {
 }
 
 // client is one connection's state; its fields change under Gateway.mu.
+// Its membership changes (bind, join, leave, detach) also hold mu, one at
+// a time, so that each reads and changes uid and groups as one step. Lock
+// order: client.mu, then a topic lock, then Gateway.mu.
 type client struct {
 	id      string
 	conn    *workerman.Connection
 	uid     string
 	groups  map[string]struct{}
 	session map[string]json.RawMessage
-	gone    bool
+	gone    bool       // detached: in no index, found by no operation
+	last    ClientInfo // what it was when detached
+
+	mu sync.Mutex
 }
 
 var nodeName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
@@ -337,34 +343,47 @@ func (g *Gateway) register(c *workerman.Connection) {
 	g.ready[cl] = struct{}{}
 }
 
-// unregister removes c's client from every index and runs OnClose.
+// unregister runs OnClose for c's client, after removing it from every
+// index (unless CloseClient did already).
 func (g *Gateway) unregister(c *workerman.Connection) {
 	g.mu.Lock()
 	cl := g.byConn[c]
+	delete(g.byConn, c)
+	g.mu.Unlock()
 	if cl == nil {
-		g.mu.Unlock()
 		return
 	}
-	uid := cl.uid
-	groups := sortedKeys(cl.groups)
-	g.mu.Unlock()
-	// Leave every index topic by topic, each under its topic's lock, so
-	// that the broker's interest follows the membership exactly.
-	if uid != "" {
-		g.removeMember("uid:", uid, cl, func() { cl.uid = "" })
+	last := g.detach(cl)
+	if f := g.OnClose; f != nil {
+		f(cl.id, last)
 	}
-	for _, grp := range groups {
-		g.removeMember("group:", grp, cl, func() { delete(cl.groups, grp) })
-	}
+}
+
+// detach makes cl gone: no operation finds it any more, and it leaves
+// every index topic by topic, each under its topic's lock, so that the
+// broker's interest follows the membership exactly. It holds cl's
+// membership lock, so a bind or join in flight finishes first and one
+// that comes later finds the client gone. It returns what cl was.
+func (g *Gateway) detach(cl *client) ClientInfo {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
 	g.mu.Lock()
+	if cl.gone {
+		g.mu.Unlock()
+		return cl.last
+	}
 	cl.gone = true
 	delete(g.clients, cl.id)
-	delete(g.byConn, c)
 	delete(g.ready, cl)
+	cl.last = g.infoLocked(cl)
 	g.mu.Unlock()
-	if f := g.OnClose; f != nil {
-		f(cl.id, ClientInfo{ID: cl.id, UID: uid, Groups: groups})
+	if uid := cl.last.UID; uid != "" {
+		g.removeMember("uid:", uid, cl, func() { cl.uid = "" })
 	}
+	for _, grp := range cl.last.Groups {
+		g.removeMember("group:", grp, cl, func() { delete(cl.groups, grp) })
+	}
+	return cl.last
 }
 
 func (g *Gateway) infoLocked(cl *client) ClientInfo {

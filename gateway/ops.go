@@ -276,9 +276,14 @@ func (g *Gateway) bindLocal(clientID, uid string) error {
 	if err != nil {
 		return err
 	}
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
 	g.mu.RLock()
-	old := cl.uid
+	old, gone := cl.uid, cl.gone
 	g.mu.RUnlock()
+	if gone {
+		return ErrClientNotFound
+	}
 	if old == uid {
 		return nil
 	}
@@ -300,6 +305,8 @@ func (g *Gateway) unbindLocal(clientID, uid string) error {
 	if err != nil {
 		return err
 	}
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
 	g.mu.RLock()
 	cur := cl.uid
 	g.mu.RUnlock()
@@ -322,6 +329,8 @@ func (g *Gateway) joinLocal(clientID, group string) error {
 	if err != nil {
 		return err
 	}
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
 	if !g.addMember("group:", group, cl, func() {
 		if cl.groups == nil {
 			cl.groups = make(map[string]struct{})
@@ -338,6 +347,8 @@ func (g *Gateway) leaveLocal(clientID, group string) error {
 	if err != nil {
 		return err
 	}
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
 	g.removeMember("group:", group, cl, func() { delete(cl.groups, group) })
 	return nil
 }
@@ -362,6 +373,9 @@ func (g *Gateway) closeLocal(clientID string, final []Message) error {
 	if len(final) > 0 {
 		cl.conn.SendMessage(final[0].typ(), final[0].Data)
 	}
+	// Gone from every answer before CloseClient returns; OnClose follows
+	// when the connection has closed.
+	g.detach(cl)
 	cl.conn.Close()
 	return nil
 }
