@@ -13,7 +13,9 @@
 // Rooms, a who-is-online list, the last 50 messages of a room for late
 // joiners, one person per nickname (in any case), and pages that reconnect
 // on their own (with back-off) when the server restarts, rejoining the room
-// the server last accepted. The protocol is described in package chatserver.
+// the server last accepted. It is built on package gateway (a room is a
+// group, a nickname a uid); the protocol is described in package
+// chatserver.
 package main
 
 import (

@@ -3,6 +3,14 @@
 // Rooms, nicknames, a who-is-online list and the last 50 messages of each
 // room for late joiners.
 //
+// It is built on package gateway, GatewayWorker's model: every WebSocket
+// connection is a client, a room is a group and a nickname is the client's
+// uid. Who is in a room is the gateway's answer (GroupUIDs), and what is
+// said in a room is one SendToGroup. The chat itself keeps only what the
+// gateway has no notion of: the history of each room, and who holds each
+// nickname, because a nickname is one person's in any case ("Alice" and
+// "ALICE" are the same name) while uids are compared as written.
+//
 // The protocol is JSON over WebSocket. The page sends
 //
 //	{"type":"join","room":"lobby","nick":"alice"}
@@ -27,9 +35,11 @@
 package chatserver
 
 import (
+	"context"
 	"crypto/rand"
 	"embed"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"regexp"
 	"slices"
@@ -40,6 +50,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/workerman-go/workerman"
+	"github.com/workerman-go/workerman/gateway"
 )
 
 //go:embed static
@@ -70,27 +81,28 @@ type Out struct {
 	Field    string   `json:"field,omitempty"` // refused: "nick" or "room", the one to change
 }
 
-// A member is a person in a room. It stays the same value from the first
-// join to leaving or closing, across room changes, renames and a move to a
-// new connection.
+// A member holds a nickname: the person, from the first join to leaving or
+// closing, across room changes, renames and a move to a new connection.
+// Its client is bound to the nickname as uid and is in the group of its
+// room; room is kept here too because it must outlive the client: when a
+// connection has gone from the gateway but its OnClose has not run yet, a
+// page coming back with the token takes the member over, room and all.
 type member struct {
-	nick, room, token string
+	client, nick, room, token string
 }
 
-type room struct {
-	conns   map[*workerman.Connection]*member
-	history []Out
-}
-
-// Chat holds the rooms; the zero value is an empty chat. Its methods run in
-// connection callbacks, on many goroutines at once: one mutex guards
-// everything, and sends happen under it so that every member sees the
-// messages of a room in the same order (Send never blocks).
+// Chat holds the nicknames and the rooms' histories; the zero value is an
+// empty chat. Its methods run in the gateway's callbacks, on many
+// goroutines at once: one mutex guards the chat, and every message to a
+// room is sent under it, so that every member sees the messages of a room
+// in the same order and a joiner's history is exactly what preceded its
+// "joined" (the gateway's sends never block).
 type Chat struct {
 	mu      sync.Mutex
-	rooms   map[string]*room
-	members map[*workerman.Connection]*member
-	nicks   map[string]*workerman.Connection // nickKey → the member's connection
+	hub     *gateway.Hub       // the gateways of ch's workers, one per worker
+	nodes   int                // gateways made, to name the next one
+	nicks   map[string]*member // nickKey → holder
+	history map[string][]Out   // room → its last HistorySize messages
 }
 
 // New returns a worker that serves a new, empty chat on listen (an http://
@@ -99,23 +111,35 @@ func New(listen string) *workerman.Worker {
 	return new(Chat).Worker(listen)
 }
 
-// Worker returns a worker that serves ch on listen (an http:// URI).
+// Worker returns a worker that serves ch on listen (an http:// URI). The
+// workers of one Chat share it: their gateways are the nodes of one
+// cluster, so their people talk to each other.
 func (ch *Chat) Worker(listen string) *workerman.Worker {
 	ch.mu.Lock()
-	if ch.rooms == nil {
-		ch.rooms = map[string]*room{}
-		ch.members = map[*workerman.Connection]*member{}
-		ch.nicks = map[string]*workerman.Connection{}
+	if ch.hub == nil {
+		ch.hub = gateway.NewHub()
+		ch.nicks = map[string]*member{}
+		ch.history = map[string][]Out{}
 	}
+	ch.nodes++
+	node := fmt.Sprintf("chat-%d", ch.nodes)
 	ch.mu.Unlock()
+
 	w := workerman.NewWorker(listen)
 	w.Name = "chat"
 	w.WebSocket.Path = "/ws"
 	w.WebSocket.PingInterval = 25 * time.Second
 	w.WebSocket.PingNotResponseLimit = 2
 	w.OnRequest = serveStatic
-	w.OnMessage = ch.onMessage
-	w.OnClose = ch.leave
+	g, err := gateway.New(w, gateway.Options{Node: node, Broker: ch.hub.Broker()})
+	if err != nil {
+		// A valid name, unique in a hub of ch's own: New has no reason
+		// to fail.
+		panic("chatserver: " + err.Error())
+	}
+	s := &session{ch: ch, g: g}
+	g.OnMessage = s.onMessage
+	g.OnClose = s.onClose
 	return w
 }
 
@@ -124,8 +148,8 @@ func (ch *Chat) Worker(listen string) *workerman.Worker {
 func (ch *Chat) RoomOf(nick string) string {
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
-	if c := ch.nicks[nickKey(nick)]; c != nil {
-		return ch.members[c].room
+	if m := ch.nicks[nickKey(nick)]; m != nil {
+		return m.room
 	}
 	return ""
 }
@@ -149,200 +173,226 @@ func serveStatic(c *workerman.Connection, r *workerman.Request) {
 		WithHeader("Cache-Control", "no-cache"))
 }
 
+// session is the chat as one worker's gateway serves it. The gateway is
+// in-process (a hub), so its calls do not wait on a network: they take
+// the background context, and the only error they return, for a client
+// that has gone meanwhile, changes nothing here (its OnClose follows).
+type session struct {
+	ch *Chat
+	g  *gateway.Gateway
+}
+
+var bg = context.Background()
+
 var roomName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
 
-func (ch *Chat) onMessage(c *workerman.Connection, data []byte) {
+func (s *session) onMessage(id string, msg gateway.Message) {
 	var in In
-	if err := json.Unmarshal(data, &in); err != nil {
-		send(c, Out{Type: "error", Text: "messages are JSON objects"})
+	if err := json.Unmarshal(msg.Data, &in); err != nil {
+		s.send(id, Out{Type: "error", Text: "messages are JSON objects"})
 		return
 	}
 	switch in.Type {
 	case "join":
 		nick := strings.TrimSpace(in.Nick)
 		if nick == "" || utf8.RuneCountInString(nick) > 24 {
-			ch.refuse(c, "nick", "a nickname has 1 to 24 characters")
+			s.refuse(id, "nick", "a nickname has 1 to 24 characters")
 			return
 		}
 		if !roomName.MatchString(in.Room) {
-			ch.refuse(c, "room", "a room name has 1 to 32 letters, digits, - or _")
+			s.refuse(id, "room", "a room name has 1 to 32 letters, digits, - or _")
 			return
 		}
-		ch.join(c, in.Room, nick, in.Token)
+		s.join(id, in.Room, nick, in.Token)
 	case "say":
 		text := strings.TrimSpace(in.Text)
 		if text == "" {
 			return
 		}
 		if utf8.RuneCountInString(text) > 2000 {
-			send(c, Out{Type: "error", Text: "messages have at most 2000 characters"})
+			s.send(id, Out{Type: "error", Text: "messages have at most 2000 characters"})
 			return
 		}
-		ch.say(c, text)
+		s.say(id, text)
 	case "leave":
-		ch.leave(c)
+		s.leave(id)
 	default:
-		send(c, Out{Type: "error", Text: "unknown message type " + in.Type})
+		s.send(id, Out{Type: "error", Text: "unknown message type " + in.Type})
 	}
 }
 
-func (ch *Chat) join(c *workerman.Connection, name, nick, token string) {
-	ch.mu.Lock()
-	replaced := ch.joinLocked(c, name, nick, token)
-	ch.mu.Unlock()
-	if replaced != nil {
-		// Outside the lock: its OnClose takes it. Having no member any
-		// more, it says nothing, as the person never left.
-		replaced.Close()
+func (s *session) join(id, name, nick, token string) {
+	s.ch.mu.Lock()
+	replaced := s.joinLocked(id, name, nick, token)
+	s.ch.mu.Unlock()
+	if replaced != "" {
+		// Outside the lock: its OnClose takes it. Having no nickname
+		// any more, it says nothing, as the person never left.
+		s.g.CloseClient(bg, replaced)
 	}
 }
 
-// joinLocked answers a join of c. It returns the connection c took the
-// place of, to be closed.
-func (ch *Chat) joinLocked(c *workerman.Connection, name, nick, token string) (replaced *workerman.Connection) {
-	if holder := ch.nicks[nickKey(nick)]; holder != nil && holder != c {
-		old := ch.members[holder]
-		if token == "" || token != old.token || ch.members[c] != nil {
-			ch.refuseLocked(c, "nick", "the nickname "+nick+" is in use: pick another")
-			return nil
+// joinLocked answers a join of client id. It returns the client whose
+// place id took, to be closed.
+func (s *session) joinLocked(id, name, nick, token string) (replaced string) {
+	ch, g := s.ch, s.g
+	m := s.memberLocked(id)
+	if holder := ch.nicks[nickKey(nick)]; holder != nil && holder != m {
+		if token == "" || token != holder.token || m != nil {
+			s.refuseLocked(id, "nick", "the nickname "+nick+" is in use: pick another")
+			return ""
 		}
-		delete(ch.members, holder)
-		delete(ch.rooms[old.room].conns, holder)
-		ch.members[c] = old
-		ch.rooms[old.room].conns[c] = old
-		ch.nicks[nickKey(old.nick)] = c
-		replaced = holder
+		// The old client leaves the room and its name now, so that it
+		// hears nothing more and its close says nothing.
+		replaced = holder.client
+		g.LeaveGroup(bg, replaced, holder.room)
+		g.UnbindUID(bg, replaced, holder.nick)
+		holder.client = id
+		g.BindUID(bg, id, holder.nick)
+		g.JoinGroup(bg, id, holder.room)
+		m = holder
 	}
 
-	m := ch.members[c]
 	switch {
 	case m == nil:
-		m = &member{nick: nick, token: rand.Text()}
-		ch.members[c] = m
-		ch.nicks[nickKey(nick)] = c
-		ch.enterLocked(c, m, name)
+		m = &member{client: id, nick: nick, token: rand.Text()}
+		ch.nicks[nickKey(nick)] = m
+		g.BindUID(bg, id, nick)
+		s.enterLocked(m, name)
 	case m.room != name:
-		ch.exitLocked(c, m)
-		ch.renameLocked(c, m, nick)
-		ch.enterLocked(c, m, name)
+		s.exitLocked(m)
+		s.renameLocked(m, nick)
+		s.enterLocked(m, name)
 	default:
 		// Already there: no left and joined, and the page keeps its log.
 		old := m.nick
-		ch.renameLocked(c, m, nick)
-		r := ch.rooms[name]
-		send(c, joined(m))
-		if replaced != nil {
+		s.renameLocked(m, nick)
+		s.send(id, joined(m))
+		if replaced != "" {
 			// A new connection has missed what the old one did not get.
-			send(c, Out{Type: "history", Room: name, Messages: slices.Clone(r.history)})
-			send(c, Out{Type: "presence", Room: name, Users: users(r)})
+			s.send(id, Out{Type: "history", Room: name, Messages: ch.history[name]})
+			s.send(id, s.presence(name))
 		}
 		if old != nick {
-			ch.broadcastLocked(r, Out{Type: "notice", Room: name, Text: old + " is now " + nick, Time: now()})
-			ch.broadcastLocked(r, Out{Type: "presence", Room: name, Users: users(r)})
+			s.broadcast(name, Out{Type: "notice", Room: name, Text: old + " is now " + nick, Time: now()})
+			s.broadcast(name, s.presence(name))
 		}
 	}
 	return replaced
+}
+
+// memberLocked is the member whose client id is, nil when id holds no
+// nickname: the gateway knows id's uid, the chat who holds that name.
+func (s *session) memberLocked(id string) *member {
+	uid, _ := s.g.UIDByClientID(bg, id)
+	if m := s.ch.nicks[nickKey(uid)]; uid != "" && m != nil && m.client == id {
+		return m
+	}
+	return nil
 }
 
 func joined(m *member) Out {
 	return Out{Type: "joined", Room: m.room, Nick: m.nick, Token: m.token}
 }
 
-// enterLocked puts c, out of any room, in room name.
-func (ch *Chat) enterLocked(c *workerman.Connection, m *member, name string) {
-	r := ch.rooms[name]
-	if r == nil {
-		r = &room{conns: map[*workerman.Connection]*member{}}
-		ch.rooms[name] = r
-	}
-	r.conns[c] = m
+// enterLocked puts m, out of any room, in room name.
+func (s *session) enterLocked(m *member, name string) {
+	s.g.JoinGroup(bg, m.client, name)
 	m.room = name
-	send(c, joined(m))
-	send(c, Out{Type: "history", Room: name, Messages: slices.Clone(r.history)})
-	ch.broadcastLocked(r, Out{Type: "notice", Room: name, Text: m.nick + " joined", Time: now()})
-	ch.broadcastLocked(r, Out{Type: "presence", Room: name, Users: users(r)})
+	s.send(m.client, joined(m))
+	s.send(m.client, Out{Type: "history", Room: name, Messages: s.ch.history[name]})
+	s.broadcast(name, Out{Type: "notice", Room: name, Text: m.nick + " joined", Time: now()})
+	s.broadcast(name, s.presence(name))
 }
 
-// exitLocked takes c out of its room; it keeps its member and nickname.
-func (ch *Chat) exitLocked(c *workerman.Connection, m *member) {
-	r := ch.rooms[m.room]
-	delete(r.conns, c)
+// exitLocked takes m out of its room; it keeps its nickname. m's client
+// may be gone from the gateway already (in OnClose), out of every group.
+func (s *session) exitLocked(m *member) {
 	name := m.room
+	s.g.LeaveGroup(bg, m.client, name)
 	m.room = ""
-	if len(r.conns) == 0 && len(r.history) == 0 {
-		delete(ch.rooms, name)
-		return
-	}
-	ch.broadcastLocked(r, Out{Type: "notice", Room: name, Text: m.nick + " left", Time: now()})
-	ch.broadcastLocked(r, Out{Type: "presence", Room: name, Users: users(r)})
+	s.broadcast(name, Out{Type: "notice", Room: name, Text: m.nick + " left", Time: now()})
+	s.broadcast(name, s.presence(name))
 }
 
-func (ch *Chat) renameLocked(c *workerman.Connection, m *member, nick string) {
-	delete(ch.nicks, nickKey(m.nick))
+func (s *session) renameLocked(m *member, nick string) {
+	delete(s.ch.nicks, nickKey(m.nick))
 	m.nick = nick
-	ch.nicks[nickKey(nick)] = c
+	s.ch.nicks[nickKey(nick)] = m
+	s.g.BindUID(bg, m.client, nick)
 }
 
-func (ch *Chat) refuse(c *workerman.Connection, field, text string) {
-	ch.mu.Lock()
-	defer ch.mu.Unlock()
-	ch.refuseLocked(c, field, text)
+func (s *session) refuse(id, field, text string) {
+	s.ch.mu.Lock()
+	defer s.ch.mu.Unlock()
+	s.refuseLocked(id, field, text)
 }
 
 // refuseLocked answers a join that changes nothing, naming the room and
-// nickname c still has (none when it is in no room).
-func (ch *Chat) refuseLocked(c *workerman.Connection, field, text string) {
+// nickname id still has (none when it is in no room).
+func (s *session) refuseLocked(id, field, text string) {
 	o := Out{Type: "refused", Field: field, Text: text}
-	if m := ch.members[c]; m != nil {
+	if m := s.memberLocked(id); m != nil {
 		o.Room, o.Nick = m.room, m.nick
 	}
-	send(c, o)
+	s.send(id, o)
 }
 
-func (ch *Chat) say(c *workerman.Connection, text string) {
-	ch.mu.Lock()
-	defer ch.mu.Unlock()
-	m := ch.members[c]
+func (s *session) say(id, text string) {
+	s.ch.mu.Lock()
+	defer s.ch.mu.Unlock()
+	m := s.memberLocked(id)
 	if m == nil {
-		send(c, Out{Type: "error", Text: "join a room first"})
+		s.send(id, Out{Type: "error", Text: "join a room first"})
 		return
 	}
-	r := ch.rooms[m.room]
 	msg := Out{Type: "message", Room: m.room, Nick: m.nick, Text: text, Time: now()}
-	r.history = append(r.history, msg)
-	if len(r.history) > HistorySize {
-		r.history = slices.Delete(r.history, 0, len(r.history)-HistorySize)
-	}
-	ch.broadcastLocked(r, msg)
+	h := append(s.ch.history[m.room], msg)
+	s.ch.history[m.room] = slices.Delete(h, 0, max(0, len(h)-HistorySize))
+	s.broadcast(m.room, msg)
 }
 
-// leave takes c out of its room and frees its nickname; it is also OnClose.
-func (ch *Chat) leave(c *workerman.Connection) {
-	ch.mu.Lock()
-	defer ch.mu.Unlock()
-	m := ch.members[c]
-	if m == nil {
+// leave takes id out of its room and frees its nickname.
+func (s *session) leave(id string) {
+	s.ch.mu.Lock()
+	defer s.ch.mu.Unlock()
+	if m := s.memberLocked(id); m != nil {
+		s.exitLocked(m)
+		delete(s.ch.nicks, nickKey(m.nick))
+		s.g.UnbindUID(bg, id, m.nick)
+	}
+}
+
+// onClose is leave for a client that has gone: the gateway has taken it
+// out of its group and unbound it already, and says which uid it had.
+func (s *session) onClose(id string, last gateway.ClientInfo) {
+	if last.UID == "" {
 		return
 	}
-	ch.exitLocked(c, m)
-	delete(ch.members, c)
-	delete(ch.nicks, nickKey(m.nick))
+	s.ch.mu.Lock()
+	defer s.ch.mu.Unlock()
+	key := nickKey(last.UID)
+	if m := s.ch.nicks[key]; m != nil && m.client == id {
+		s.exitLocked(m)
+		delete(s.ch.nicks, key)
+	}
 }
 
-func (ch *Chat) broadcastLocked(r *room, o Out) {
+// presence is the who-is-online list of a room: its members' uids, which
+// are their nicknames, sorted.
+func (s *session) presence(room string) Out {
+	users, _ := s.g.GroupUIDs(bg, room)
+	return Out{Type: "presence", Room: room, Users: users}
+}
+
+func (s *session) broadcast(room string, o Out) {
 	b, _ := json.Marshal(o)
-	for c := range r.conns {
-		c.Send(b)
-	}
+	s.g.SendToGroup(bg, room, gateway.Message{Data: b})
 }
 
-func users(r *room) []string {
-	var u []string
-	for _, m := range r.conns {
-		u = append(u, m.nick)
-	}
-	slices.Sort(u)
-	return u
+func (s *session) send(id string, o Out) {
+	b, _ := json.Marshal(o)
+	s.g.SendToClient(bg, id, gateway.Message{Data: b})
 }
 
 // nickKey is the same for two nicknames exactly when strings.EqualFold
@@ -355,11 +405,6 @@ func nickKey(nick string) string {
 		}
 		return least
 	}, nick)
-}
-
-func send(c *workerman.Connection, o Out) {
-	b, _ := json.Marshal(o)
-	c.Send(b)
 }
 
 func now() int64 { return time.Now().UnixMilli() }

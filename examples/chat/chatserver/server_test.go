@@ -306,3 +306,40 @@ func TestClosingFreesTheNickname(t *testing.T) {
 	newcomer := s.dial(t, "newcomer")
 	newcomer.join("lobby", "Alice", "Alice", "bob")
 }
+
+// Two workers of one Chat are one chat: their gateways are the nodes of one
+// hub, so a room, its who-is-online list and a nickname span both.
+func TestTwoWorkersOneChat(t *testing.T) {
+	ch := new(Chat)
+	var servers []*server
+	for range 2 {
+		s := &server{chat: ch, closed: make(chan *workerman.Connection, 16)}
+		w := ch.Worker("http://127.0.0.1:0")
+		if err := w.Listen(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), wait)
+			defer cancel()
+			w.Shutdown(ctx)
+		})
+		s.addr = w.Addr().String()
+		servers = append(servers, s)
+	}
+	alice := servers[0].dial(t, "alice")
+	bob := servers[1].dial(t, "bob")
+	alice.join("lobby", "alice", "alice")
+	bob.join("lobby", "bob", "alice", "bob")
+	alice.expect(
+		Out{Type: "notice", Room: "lobby", Text: "bob joined"},
+		Out{Type: "presence", Room: "lobby", Users: []string{"alice", "bob"}},
+	)
+	bob.send(In{Type: "say", Text: "across"})
+	across := Out{Type: "message", Room: "lobby", Nick: "bob", Text: "across"}
+	bob.expect(across)
+	alice.expect(across)
+
+	other := servers[1].dial(t, "other")
+	other.send(In{Type: "join", Room: "other", Nick: "Alice"})
+	other.expect(Out{Type: "refused", Field: "nick", Text: "the nickname Alice is in use: pick another"})
+}
