@@ -2,7 +2,9 @@ package workerman
 
 import (
 	"errors"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"unicode/utf8"
 
 	"github.com/workerman-go/workerman/internal/websocket"
@@ -134,8 +136,72 @@ func (c *Connection) SendPrepared(m *PreparedMessage) error {
 // and returns how many took it (GatewayWorker's sendToGroup on the
 // connections a program keeps in its own groups). The connections may
 // belong to any workers. It is safe from any goroutine and never blocks;
-// each connection keeps Send's buffer semantics.
+// each connection keeps Send's buffer semantics. It returns once every
+// connection's copy was written to the kernel or queued, so the messages of
+// two Multicast calls made one after the other reach each connection in
+// that order.
+//
+// A long list (more than multicastSerialMax connections) is written by up
+// to GOMAXPROCS goroutines, each taking multicastChunk connections at a
+// time: on loopback or a fast network each write runs much of the TCP
+// path in the writer's thread, and one goroutine would leave the other
+// cores idle while the last receivers wait. A short list is written by
+// the caller alone, without allocating.
 func Multicast(conns []*Connection, m *PreparedMessage, exclude ...*Connection) int {
+	workers := min(runtime.GOMAXPROCS(0), (len(conns)+multicastChunk-1)/multicastChunk)
+	if len(conns) <= multicastSerialMax || workers < 2 {
+		return multicastRange(conns, m, exclude)
+	}
+	// The copy keeps exclude itself from escaping: a short call's
+	// variadic list stays on the caller's stack.
+	f := &fanOut{conns: conns, m: m, exclude: append([]*Connection(nil), exclude...)}
+	f.wg.Add(workers - 1)
+	for range workers - 1 {
+		go func() {
+			defer f.wg.Done()
+			f.work()
+		}()
+	}
+	f.work()
+	f.wg.Wait()
+	return int(f.taken.Load())
+}
+
+const (
+	// multicastSerialMax is the longest list Multicast writes from the
+	// calling goroutine alone.
+	multicastSerialMax = 256
+	// multicastChunk is how many connections a writer of a long list takes
+	// at a time: small enough that a writer the scheduler delays holds up
+	// little, large enough that the shared counter is not contended.
+	multicastChunk = 64
+)
+
+// fanOut is one Multicast to a long list, shared by its writers.
+type fanOut struct {
+	conns   []*Connection
+	m       *PreparedMessage
+	exclude []*Connection
+	next    atomic.Int64 // index of the next chunk's first connection
+	taken   atomic.Int64
+	wg      sync.WaitGroup
+}
+
+// work writes chunks until none is left.
+func (f *fanOut) work() {
+	n := 0
+	for {
+		i := int(f.next.Add(multicastChunk)) - multicastChunk
+		if i >= len(f.conns) {
+			break
+		}
+		n += multicastRange(f.conns[i:min(i+multicastChunk, len(f.conns))], f.m, f.exclude)
+	}
+	f.taken.Add(int64(n))
+}
+
+// multicastRange sends m to conns in order, and returns how many took it.
+func multicastRange(conns []*Connection, m *PreparedMessage, exclude []*Connection) int {
 	n := 0
 	for _, c := range conns {
 		if excluded(c, exclude) {

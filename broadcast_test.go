@@ -3,6 +3,7 @@ package workerman
 import (
 	"bufio"
 	"errors"
+	"strconv"
 	"testing"
 
 	"github.com/workerman-go/workerman/protocol"
@@ -149,5 +150,84 @@ func TestMulticastPreparedMessage(t *testing.T) {
 	}
 	if err := conns[0].SendPrepared(txt); !errors.Is(err, ErrClosed) {
 		t.Fatalf("SendPrepared on a closed connection: %v, want ErrClosed", err)
+	}
+}
+
+// TestMulticastLongList sends to more connections than one goroutine
+// writes (multicastSerialMax), so that several write at once: every
+// connection gets every message once and in call order, the exclusions and
+// a closed connection are left out, and the count is exact.
+func TestMulticastLongList(t *testing.T) {
+	engines(t, func(t *testing.T, goroutines bool) {
+		const n = 2*multicastSerialMax + 90
+		w := wsEchoWorker(goroutines)
+		joined := make(chan *Connection, n)
+		w.OnWebSocketConnected = func(c *Connection, r *WebSocketRequest) { joined <- c }
+		addr := serve(t, w)
+		clients := make([]*rawWS, n)
+		byID := make(map[uint64]int, n)
+		conns := make([]*Connection, n)
+		for i := range clients {
+			clients[i] = dialWS(t, addr)
+			c := wait(t, joined, "handshake")
+			conns[i] = c
+			byID[c.ID()] = i
+		}
+		excl := []*Connection{conns[7], conns[n/2]}
+		closed := n - 1
+		conns[closed].Close()
+		const rounds = 5
+		for k := range rounds {
+			m, err := NewPreparedMessage(protocol.TextMessage, []byte(strconv.Itoa(k)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := Multicast(conns, m, excl...); got != n-len(excl)-1 {
+				t.Fatalf("round %d: Multicast reached %d, want %d", k, got, n-len(excl)-1)
+			}
+		}
+		// A short list goes through the caller alone: the excluded ones
+		// get this as their first message.
+		last, _ := NewPreparedMessage(protocol.TextMessage, []byte("last"))
+		if got := Multicast(excl, last); got != len(excl) {
+			t.Fatalf("short Multicast reached %d, want %d", got, len(excl))
+		}
+		for _, c := range excl {
+			clients[byID[c.ID()]].expectText("last")
+		}
+		for i, c := range clients {
+			if i == closed || i == 7 || i == n/2 {
+				continue
+			}
+			for k := range rounds {
+				f := c.next()
+				if f.op != 1 || string(f.payload) != strconv.Itoa(k) {
+					t.Fatalf("client %d: message %d is op %d %q, want text %q", i, k, f.op, f.payload, strconv.Itoa(k))
+				}
+			}
+		}
+		// The closed one got nothing before its close frame.
+		if f := clients[closed].next(); f.op != 8 {
+			t.Fatalf("closed client: op %d %q, want the close frame", f.op, f.payload)
+		}
+	})
+}
+
+// TestMulticastShortListAllocs: a multicast to a few connections whose
+// frame is built costs no allocation.
+func TestMulticastShortListAllocs(t *testing.T) {
+	w := wsEchoWorker(false)
+	joined := make(chan *Connection, 4)
+	w.OnWebSocketConnected = func(c *Connection, r *WebSocketRequest) { joined <- c }
+	addr := serve(t, w)
+	var conns []*Connection
+	for range 4 {
+		dialWS(t, addr)
+		conns = append(conns, wait(t, joined, "handshake"))
+	}
+	m, _ := NewPreparedMessage(protocol.TextMessage, []byte("x"))
+	Multicast(conns, m) // builds the frame
+	if a := testing.AllocsPerRun(100, func() { Multicast(conns, m, conns[0]) }); a != 0 {
+		t.Fatalf("Multicast to %d connections: %.1f allocations, want 0", len(conns), a)
 	}
 }
