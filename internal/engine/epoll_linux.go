@@ -393,10 +393,17 @@ func (l *loop) register(c *fdConn) error {
 func (c *fdConn) onEvents(ev uint32) {
 	switch c.state.Load() {
 	case stConnecting:
-		if ev&(unix.EPOLLOUT|errorEvents) != 0 {
-			c.finishDial()
+		if ev&(unix.EPOLLOUT|errorEvents) == 0 || !c.finishDial() {
+			return
 		}
-		return
+		// Connected. What the server sent at once (a greeting, maybe its
+		// FIN) may have come with the connect: this event is the only
+		// report of it the loop gets, since the epoll set is not signalled
+		// again for a socket that stays readable. Read it now, as for an
+		// open socket, or it waits for the next byte the server sends.
+		if c.state.Load() == stDead {
+			return
+		}
 	case stDead:
 		c.closeFD(nil) // keeps the recorded cause
 		return

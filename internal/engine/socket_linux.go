@@ -314,11 +314,12 @@ func (l *loop) startDial(c *fdConn) {
 	}
 }
 
-// finishDial runs when a connecting socket becomes writable.
-func (c *fdConn) finishDial() {
+// finishDial runs when a connecting socket becomes writable. It reports
+// whether the connection is up.
+func (c *fdConn) finishDial() bool {
 	if err := sockError(int(c.fd)); err != nil {
 		c.dialFailed(fmt.Errorf("workerman: connect %s: %w", c.dial.addr, err))
-		return
+		return false
 	}
 	c.mu.Lock()
 	c.stopTimerLocked()
@@ -332,6 +333,7 @@ func (c *fdConn) finishDial() {
 	c.mu.Unlock()
 	// The socket is writable now: send what was queued while connecting.
 	c.flush()
+	return true
 }
 
 // dialFailed ends a connect that did not complete (loop goroutine). It may
