@@ -220,7 +220,12 @@ type resources struct {
 	RSS        int64 `json:"rss"`
 	RSSAnon    int64 `json:"rss_anon"` // of which anonymous (heap, stacks); the rest is mostly the binary's pages
 	HeapInuse  int64 `json:"heap_inuse"`
+	HeapAlloc  int64 `json:"heap_alloc"` // of which live objects; the rest is the free room of spans in use
+	HeapObjs   int64 `json:"heap_objects"`
 	StackInuse int64 `json:"stack_inuse"`
+	HeapUnused int64 `json:"heap_unused"` // free room in the spans in use (fragmentation)
+	HeapFree   int64 `json:"heap_free"`   // free spans not yet returned to the OS
+	Metadata   int64 `json:"metadata"`    // the runtime's own structures (span descriptors, GC and page metadata)
 	Goroutines int   `json:"goroutines"`
 	FDs        int   `json:"fds"`
 	Conns      int   `json:"conns"`
@@ -308,5 +313,6 @@ func (s *serverProc) measure(name string) (resources, error) {
 	}
 	r.RSS, r.RSSAnon, r.FDs = procstat.RSS(s.pid()), statusKB(s.pid(), "RssAnon:"), countFDs(s.pid())
 	r.Goroutines, r.Conns, r.HeapInuse, r.StackInuse = min(r.Goroutines, st.Goroutines), st.Conns, st.HeapInuse, st.StackInuse
+	r.HeapAlloc, r.HeapObjs, r.HeapUnused, r.HeapFree, r.Metadata = st.HeapAlloc, st.HeapObjects, st.HeapUnused, st.HeapFree, st.Metadata
 	return r, nil
 }

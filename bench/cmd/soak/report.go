@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -235,6 +236,15 @@ func (s *suite) finish() int {
 		row("server timing", fmt.Sprintf("Worker.Broadcast to every connection: mean %.1f ms, slowest %.1f ms; a round of unicast pushes: mean %.1f ms, slowest %.1f ms",
 			float64(sb.BroadcastNs+se.BroadcastNs)/float64(n)/1e6, float64(max(sb.BroadcastMaxNs, se.BroadcastMaxNs))/1e6,
 			float64(sb.TickNs+se.TickNs)/float64(max(1, sb.Ticks+se.Ticks))/1e6, float64(max(sb.TickMaxNs, se.TickMaxNs))/1e6))
+		if all := sb.BroadcastAllNs + se.BroadcastAllNs; all > 0 {
+			// Where a broadcast's time goes: each loopback write runs the
+			// TCP path of both ends in the writer's thread, and the
+			// receivers need the same cores to read.
+			row("broadcast CPU", fmt.Sprintf("the server's CPU time during a Worker.Broadcast: mean %.1f ms (%.1f us per connection); the machine was %.0f%% busy meanwhile (%d cores)",
+				float64(sb.BroadcastCPUNs+se.BroadcastCPUNs)/float64(n)/1e6,
+				float64(sb.BroadcastCPUNs+se.BroadcastCPUNs)/float64(max(1, sb.BroadcastTaken+se.BroadcastTaken))/1e3,
+				100*float64(sb.BroadcastBusyNs+se.BroadcastBusyNs)/float64(all), runtime.NumCPU()))
+		}
 	}
 	row("server errors", fmt.Sprintf("heartbeat timeouts %v, handshake timeouts %d, bad handshakes %d, close codes %v, other %v", hb, hsTimeouts, badHS, closeErrs, other))
 	tw.Flush()
@@ -268,6 +278,11 @@ func (s *suite) finish() int {
 	row("RSS", human(s.before.RSS), human(s.peak.RSS), human(s.after.RSS), pct(s.after.RSS, s.before.RSS), fmt.Sprintf("±%.0f%% (at least ±%s)", o.tolerance*100, human(o.rssSlack)))
 	row("  of which anonymous", human(s.before.RSSAnon), "", human(s.after.RSSAnon), pct(s.after.RSSAnon, s.before.RSSAnon), "")
 	row("  Go heap in use", human(s.before.HeapInuse), "", human(s.after.HeapInuse), pct(s.after.HeapInuse, s.before.HeapInuse), "")
+	row("    of which live objects", human(s.before.HeapAlloc), "", human(s.after.HeapAlloc), pct(s.after.HeapAlloc, s.before.HeapAlloc), "")
+	row("    heap objects", fmt.Sprint(s.before.HeapObjs), "", fmt.Sprint(s.after.HeapObjs), pct(s.after.HeapObjs, s.before.HeapObjs), "")
+	row("    free room in its spans", human(s.before.HeapUnused), "", human(s.after.HeapUnused), pct(s.after.HeapUnused, s.before.HeapUnused), "(fragmentation)")
+	row("  Go heap free, not released", human(s.before.HeapFree), "", human(s.after.HeapFree), pct(s.after.HeapFree, s.before.HeapFree), "")
+	row("  runtime metadata", human(s.before.Metadata), "", human(s.after.Metadata), pct(s.after.Metadata, s.before.Metadata), "(span descriptors, GC and page metadata)")
 	row("  goroutine stacks", human(s.before.StackInuse), "", human(s.after.StackInuse), pct(s.after.StackInuse, s.before.StackInuse), "")
 	row("goroutines", fmt.Sprint(s.before.Goroutines), fmt.Sprint(s.peak.Goroutines), fmt.Sprint(s.after.Goroutines), pct(int64(s.after.Goroutines), int64(s.before.Goroutines)), fmt.Sprintf("±%.0f%%", o.tolerance*100))
 	row("open fds", fmt.Sprint(s.before.FDs), fmt.Sprint(s.peak.FDs), fmt.Sprint(s.after.FDs), pct(int64(s.after.FDs), int64(s.before.FDs)), fmt.Sprintf("±%.0f%%", o.tolerance*100))

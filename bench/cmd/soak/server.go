@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -76,6 +77,8 @@ type soakServer struct {
 	byes, unexpected              atomic.Uint64
 	slowestTick, slowestBroadcast atomic.Int64 // ns, since the last STATS
 	broadcastNs, broadcastMaxNs   atomic.Int64 // all broadcasts: total and slowest
+	broadcastCPU                  atomic.Int64 // the server's CPU time (all threads) while broadcasting, ns
+	broadcastBusy, broadcastAll   atomic.Int64 // the machine's busy and total CPU time while broadcasting, ns
 	tickNs, tickMaxNs, ticks      atomic.Int64 // all push rounds
 
 	errMu     sync.Mutex
@@ -87,7 +90,12 @@ type soakServer struct {
 type serverStats struct {
 	Goroutines         int               `json:"goroutines"`
 	HeapInuse          int64             `json:"heap_inuse"`
+	HeapAlloc          int64             `json:"heap_alloc"`
+	HeapObjects        int64             `json:"heap_objects"`
 	StackInuse         int64             `json:"stack_inuse"`
+	HeapUnused         int64             `json:"heap_unused"`
+	HeapFree           int64             `json:"heap_free"`
+	Metadata           int64             `json:"metadata"`
 	Conns              int               `json:"conns"`
 	Open               map[string]int64  `json:"open"`
 	Accepted           uint64            `json:"accepted"`
@@ -109,12 +117,20 @@ type serverStats struct {
 	SlowestBroadcastMs float64           `json:"slowest_broadcast_ms"` // one Worker.Broadcast, since the last STATS
 	BroadcastNs        int64             `json:"broadcast_ns"`         // all Worker.Broadcast calls, in total
 	BroadcastMaxNs     int64             `json:"broadcast_max_ns"`
+	BroadcastCPUNs     int64             `json:"broadcast_cpu_ns"`  // the server's CPU time during them
+	BroadcastBusyNs    int64             `json:"broadcast_busy_ns"` // the machine's busy CPU time during them (all cores)
+	BroadcastAllNs     int64             `json:"broadcast_all_ns"`  // the machine's CPU time during them (all cores)
 	Ticks              int64             `json:"ticks"`
 	TickNs             int64             `json:"tick_ns"`
 	TickMaxNs          int64             `json:"tick_max_ns"`
 }
 
 func runServer(o serverOptions) {
+	if os.Getenv("SOAK_PROFILE_DIR") != "" {
+		// Heap profiles fine enough to tell objects of a few hundred bytes
+		// kept per connection (the default samples one per 512 KiB).
+		runtime.MemProfileRate = 1024
+	}
 	s := &soakServer{o: o, freeze: make(chan chan struct{}), closeErrs: map[int]uint64{}, otherErrs: map[string]uint64{}}
 	w := &workerman.Worker{URI: "websocket://" + o.addr, Name: "soak"}
 	w.Count = o.loops
@@ -360,11 +376,17 @@ func (s *soakServer) broadcaster() {
 		}
 		s.bmu.Lock()
 		s.bseq++
+		cpu0 := selfCPU()
+		busy0, all0 := machineCPU()
 		t0 := time.Now()
 		buf = appendMsg(buf[:0], 'b', s.bseq, uint64(t0.UnixNano()))
 		n := s.w.Broadcast(buf)
-		s.bmu.Unlock()
 		d := int64(time.Since(t0))
+		busy1, all1 := machineCPU()
+		s.broadcastCPU.Add(int64(selfCPU() - cpu0))
+		s.broadcastBusy.Add(int64(busy1 - busy0))
+		s.broadcastAll.Add(int64(all1 - all0))
+		s.bmu.Unlock()
 		storeMax(&s.slowestBroadcast, d)
 		storeMax(&s.broadcastMaxNs, d)
 		s.broadcastNs.Add(d)
@@ -422,6 +444,24 @@ func storeMax(a *atomic.Int64, v int64) {
 	}
 }
 
+// selfCPU is the CPU time the process used so far, all threads, user and
+// system.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// memClass reads one of runtime/metrics' /memory/classes.
+func memClass(name string) int64 {
+	s := []metrics.Sample{{Name: name}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return int64(s[0].Value.Uint64())
+}
+
 func b2i(b bool) int {
 	if b {
 		return 1
@@ -433,9 +473,16 @@ func (s *soakServer) stats() serverStats {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	st := serverStats{
-		Goroutines:         runtime.NumGoroutine(),
-		HeapInuse:          int64(ms.HeapInuse),
-		StackInuse:         int64(ms.StackInuse),
+		Goroutines:  runtime.NumGoroutine(),
+		HeapInuse:   int64(ms.HeapInuse),
+		HeapAlloc:   int64(ms.HeapAlloc),
+		HeapObjects: int64(ms.HeapObjects),
+		StackInuse:  int64(ms.StackInuse),
+		HeapUnused:  memClass("/memory/classes/heap/unused:bytes"),
+		HeapFree:    memClass("/memory/classes/heap/free:bytes"),
+		Metadata: memClass("/memory/classes/metadata/mspan/inuse:bytes") + memClass("/memory/classes/metadata/mspan/free:bytes") +
+			memClass("/memory/classes/metadata/mcache/inuse:bytes") + memClass("/memory/classes/metadata/mcache/free:bytes") +
+			memClass("/memory/classes/metadata/other:bytes"),
 		Conns:              s.w.ConnectionCount(),
 		Open:               map[string]int64{},
 		Accepted:           s.accepted.Load(),
@@ -457,6 +504,9 @@ func (s *soakServer) stats() serverStats {
 		SlowestBroadcastMs: float64(s.slowestBroadcast.Swap(0)) / 1e6,
 		BroadcastNs:        s.broadcastNs.Load(),
 		BroadcastMaxNs:     s.broadcastMaxNs.Load(),
+		BroadcastCPUNs:     s.broadcastCPU.Load(),
+		BroadcastBusyNs:    s.broadcastBusy.Load(),
+		BroadcastAllNs:     s.broadcastAll.Load(),
 		Ticks:              s.ticks.Load(),
 		TickNs:             s.tickNs.Load(),
 		TickMaxNs:          s.tickMaxNs.Load(),
