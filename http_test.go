@@ -393,3 +393,59 @@ func TestHTTPAndWebSocketOnOnePort(t *testing.T) {
 		t.Fatalf("upgrade elsewhere: %v %q %v", other, otherBody, err)
 	}
 }
+
+// A HEAD request is answered with the Content-Length a GET would carry and
+// no body (RFC 9110 9.3.2), also when the handler, like http.ServeContent
+// behind a recorder (how workerman-push serves /workerman-push.js), sets
+// the header and writes nothing; the keep-alive connection stays framed:
+// a GET pipelined behind the HEAD gets its whole body.
+func TestHTTPHeadContentLength(t *testing.T) {
+	content := bytes.Repeat([]byte("console.log('workerman');\n"), 100)
+	engines(t, func(t *testing.T, goroutines bool) {
+		w := &Worker{URI: "http://127.0.0.1:0", goroutines: goroutines}
+		w.OnRequest = func(c *Connection, r *Request) {
+			rec := &headRecorder{header: http.Header{}}
+			http.ServeContent(rec, r.Request, "workerman-push.js", time.Time{}, bytes.NewReader(content))
+			c.SendResponse(&Response{Status: rec.status, Header: rec.header, Body: rec.body.Bytes()})
+		}
+		addr := serve(t, w)
+		c := dial(t, addr)
+		c.Write([]byte("HEAD /workerman-push.js HTTP/1.1\r\nHost: x\r\n\r\nGET /workerman-push.js HTTP/1.1\r\nHost: x\r\n\r\n"))
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		r := bufio.NewReader(c)
+		head, err := http.ReadResponse(r, &http.Request{Method: http.MethodHead})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if head.StatusCode != 200 || head.ContentLength != int64(len(content)) {
+			t.Fatalf("HEAD: %d, Content-Length %d; want 200, %d", head.StatusCode, head.ContentLength, len(content))
+		}
+		get, err := http.ReadResponse(r, nil)
+		if err != nil {
+			t.Fatalf("the GET behind the HEAD: %v", err)
+		}
+		if b, err := io.ReadAll(get.Body); err != nil || !bytes.Equal(b, content) || get.ContentLength != int64(len(content)) {
+			t.Fatalf("GET: %d bytes (Content-Length %d), %v; want %d", len(b), get.ContentLength, err, len(content))
+		}
+	})
+}
+
+// headRecorder buffers an http.Handler's answer.
+type headRecorder struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (w *headRecorder) Header() http.Header { return w.header }
+
+func (w *headRecorder) WriteHeader(status int) {
+	if w.status == 0 {
+		w.status = status
+	}
+}
+
+func (w *headRecorder) Write(p []byte) (int, error) {
+	w.WriteHeader(http.StatusOK)
+	return w.body.Write(p)
+}

@@ -338,7 +338,7 @@ func (c *Codec) Encode(conn protocol.Conn, dst []byte, m protocol.Message) ([]by
 	st := c.state()
 	switch v := m.Value.(type) {
 	case *protocol.Response:
-		return appendResponse(dst, st, v, int64(len(v.Body)), v.Body), nil
+		return appendResponse(dst, st, v, bodyLength(st, v), v.Body), nil
 	case protocol.ServerSentEvent:
 		return appendEvent(dst, v), nil
 	case protocol.Chunk:
@@ -386,6 +386,20 @@ func appendResponseHead(dst []byte, st answer, r *protocol.Response, length int6
 		dst = append(dst, "Connection: close\r\n"...)
 	}
 	return append(dst, "\r\n"...)
+}
+
+// bodyLength is the Content-Length announced for r: the length of its
+// body, except for a HEAD request answered without one, where the
+// handler's own Content-Length (what a GET would carry, RFC 9110 9.3.2;
+// http.ServeContent sets it for HEAD) is kept when it is a valid length.
+// A HEAD response has no body either way, so it cannot break the framing.
+func bodyLength(st answer, r *protocol.Response) int64 {
+	if st.head && len(r.Body) == 0 {
+		if n, err := strconv.ParseInt(strings.TrimSpace(r.Header.Get("Content-Length")), 10, 64); err == nil && n >= 0 {
+			return n
+		}
+	}
+	return int64(len(r.Body))
 }
 
 func appendResponse(dst []byte, st answer, r *protocol.Response, length int64, body []byte) []byte {
