@@ -197,6 +197,9 @@ func New(w *workerman.Worker, opt Options) (*Gateway, error) {
 		groups:  make(map[string]map[*client]struct{}),
 		seed:    maphash.MakeSeed(),
 	}
+	if w == nil {
+		return nil, errors.New("gateway: New needs a worker")
+	}
 	if g.node == "" {
 		g.node = defaultNode()
 	}
