@@ -85,6 +85,9 @@ type config struct {
 	NodeID       string        // this node's name; "" lets the gateway pick one
 	Count        int           // event loops
 	PingInterval time.Duration // 0: no heartbeat
+	NATS         string        // URL(s) of an existing NATS cluster, comma-separated
+	Cluster      string        // embedded NATS: this node's route address
+	Peers        string        // embedded NATS: the peers' route addresses, comma-separated
 
 	// Not flags: what tests tune.
 	StopTimeout time.Duration // bound of a graceful stop; default 10 s
@@ -113,6 +116,9 @@ func parseConfig(args []string, env func(string) string, out io.Writer) (config,
 	fs.StringVar(&cfg.NodeID, "node-id", "", "this node's name in the cluster (default host-pid-random)")
 	fs.IntVar(&cfg.Count, "count", runtime.NumCPU(), "event loops")
 	fs.DurationVar(&cfg.PingInterval, "ping-interval", 25*time.Second, "WebSocket ping interval; 0 turns the heartbeat off")
+	fs.StringVar(&cfg.NATS, "nats", "", "NATS URL(s) of an existing NATS cluster to join, comma-separated")
+	fs.StringVar(&cfg.Cluster, "cluster", "", "embedded NATS: this node's route address (host:port)")
+	fs.StringVar(&cfg.Peers, "peers", "", "embedded NATS: the other nodes' route addresses (host:port, comma-separated)")
 	fs.Usage = func() {
 		fmt.Fprintf(out, "Usage: workerman-push [flags]\n\nEvery flag is also read from the environment as %s<NAME> (-api-key: %s);\na flag on the command line wins.\n\n", envPrefix, envName("api-key"))
 		fs.PrintDefaults()
@@ -145,6 +151,12 @@ func parseConfig(args []string, env func(string) string, out io.Writer) (config,
 	}
 	if cfg.PingInterval < 0 {
 		return cfg, fmt.Errorf("-ping-interval %v: 0 or more", cfg.PingInterval)
+	}
+	if cfg.NATS != "" && cfg.Cluster != "" {
+		return cfg, errors.New("-nats joins an existing NATS cluster, -cluster embeds one: give one of them")
+	}
+	if cfg.Peers != "" && cfg.Cluster == "" {
+		return cfg, errors.New("-peers needs -cluster (this node's own route address)")
 	}
 	if cfg.Webhook != "" {
 		u, err := url.Parse(cfg.Webhook)

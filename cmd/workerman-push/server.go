@@ -18,7 +18,19 @@ import (
 
 	"github.com/workerman-go/workerman"
 	"github.com/workerman-go/workerman/gateway"
+	"github.com/workerman-go/workerman/natsbroker"
 )
+
+// splitList splits a comma-separated flag, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
 
 // server is one push node: a client worker (WebSocket, and GET
 // /workerman-push.js on the same port), a gateway on it, the HTTP API and
@@ -29,9 +41,10 @@ type server struct {
 	secret []byte // JWT secret; nil: anonymous clients
 	wsPath string
 
-	w     *workerman.Worker
-	g     *gateway.Gateway
-	hooks *webhook // nil without -webhook
+	w      *workerman.Worker
+	g      *gateway.Gateway
+	hooks  *webhook           // nil without -webhook
+	broker *natsbroker.Broker // nil on a single node
 
 	api      *http.Server
 	apiLn    net.Listener
@@ -84,7 +97,21 @@ func newServer(cfg config, log *slog.Logger) (*server, error) {
 	w.OnRequest = s.serveHTTP
 	s.w = w
 
-	g, err := gateway.New(w, gateway.Options{Node: cfg.NodeID, Logger: log})
+	opt := gateway.Options{Node: cfg.NodeID, Logger: log}
+	if cfg.NATS != "" || cfg.Cluster != "" {
+		b, err := natsbroker.New(natsbroker.Options{
+			URLs:    splitList(cfg.NATS),
+			Cluster: cfg.Cluster,
+			Peers:   splitList(cfg.Peers),
+			Logger:  log,
+		})
+		if err != nil {
+			return nil, err
+		}
+		s.broker = b
+		opt.Broker = b
+	}
+	g, err := gateway.New(w, opt)
 	if err != nil {
 		return nil, err
 	}
@@ -139,6 +166,13 @@ func (s *server) start() error {
 		"webhook", s.cfg.Webhook,
 		"count", s.cfg.Count,
 		"ping_interval", s.cfg.PingInterval,
+	}
+	if s.broker != nil {
+		if a := s.broker.ClusterAddr(); a != nil {
+			attrs = append(attrs, "cluster", a.String())
+		} else {
+			attrs = append(attrs, "nats", s.cfg.NATS)
+		}
 	}
 	if s.keyGenerated {
 		// Printed only when generated: a key given by the operator is
@@ -282,6 +316,11 @@ func (s *server) apiMux() http.Handler {
 		if s.draining.Load() {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			fmt.Fprintln(w, "draining")
+			return
+		}
+		if s.broker != nil && !s.broker.Healthy() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintln(w, "cluster broker unreachable")
 			return
 		}
 		fmt.Fprintln(w, "ok")
