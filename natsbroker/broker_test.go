@@ -2,6 +2,7 @@ package natsbroker
 
 import (
 	"errors"
+	"net"
 	"slices"
 	"testing"
 	"time"
@@ -152,4 +153,57 @@ func TestNodeKilledAndNameTaken(t *testing.T) {
 func sorted(s ...string) []string {
 	slices.Sort(s)
 	return s
+}
+
+// An external nats-server restarted: while it is down, local pushes go on
+// and remote operations fail with ErrBrokerUnavailable; once it is back,
+// the subscriptions are restored and pushes cross nodes again. A node
+// that joins late is in every answer at once.
+func TestExternalNATSRestartAndLateNode(t *testing.T) {
+	ns := natsServer(t, -1)
+	port := ns.Addr().(*net.TCPAddr).Port
+	url := clientURL(ns)
+	a := newNode(t, "a", Options{URLs: []string{url}})
+	b := newNode(t, "b", Options{URLs: []string{url}})
+	x := ctx(t)
+	ca, cb := dial(t, a), dial(t, b)
+	must(t, b.JoinGroup(x, ca.id, "g"))
+	must(t, a.BindUID(x, cb.id, "bob"))
+	must(t, b.SendToGroup(x, "g", gateway.Text("before")))
+	ca.expect(t, "before")
+
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	eventually(t, "a notices NATS is gone", 10*time.Second, func() bool { return !a.b.Healthy() })
+	if err := a.SendToUID(x, "bob", gateway.Text("x")); !errors.Is(err, gateway.ErrBrokerUnavailable) {
+		t.Fatalf("a remote push without NATS: %v, want ErrBrokerUnavailable", err)
+	}
+	if _, err := a.ClientCount(x); !errors.Is(err, gateway.ErrBrokerUnavailable) {
+		t.Fatalf("a cluster query without NATS: %v, want ErrBrokerUnavailable", err)
+	}
+	must(t, a.SendToClient(x, ca.id, gateway.Text("local"))) // its own clients: served
+	ca.expect(t, "local")
+
+	natsServer(t, port) // back, on the same address
+	eventually(t, "both nodes reconnect", 15*time.Second, func() bool { return a.b.Healthy() && b.b.Healthy() })
+	eventually(t, "both see each other again", 10*time.Second, func() bool {
+		return len(a.b.Nodes()) == 1 && len(b.b.Nodes()) == 1
+	})
+	must(t, b.SendToGroup(x, "g", gateway.Text("after")))
+	ca.expect(t, "after")
+	must(t, a.SendToUID(x, "bob", gateway.Text("after, bob")))
+	cb.expect(t, "after, bob")
+
+	c := newNode(t, "c", Options{URLs: []string{url}})
+	cc := dial(t, c)
+	must(t, a.JoinGroup(x, cc.id, "g"))
+	if l, _ := b.GroupClientIDs(x, "g"); !slices.Equal(l, sorted(ca.id, cc.id)) {
+		t.Fatalf("GroupClientIDs with the late node %v", l)
+	}
+	if n, _ := a.ClientCount(x); n != 3 {
+		t.Fatalf("ClientCount with the late node %d", n)
+	}
+	must(t, b.SendToGroup(x, "g", gateway.Text("all three")))
+	ca.expect(t, "all three")
+	cc.expect(t, "all three")
 }
