@@ -89,6 +89,7 @@ type Broker struct {
 
 	barrier barrier
 	closed  atomic.Bool
+	ready   atomic.Bool // connected, subscriptions known to the server
 	dropped atomic.Uint64
 }
 
@@ -209,11 +210,22 @@ func (b *Broker) Start(node string, h gateway.Handler) error {
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			b.ready.Store(false)
 			if !b.closed.Load() {
 				b.log.Warn("natsbroker: disconnected from NATS; remote operations fail until it is back", "node", b.node, "err", err)
 			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
+			// The subscriptions were sent again on reconnect: usable once the
+			// server has them and the cluster knows them.
+			ctx, cancel := context.WithTimeout(context.Background(), b.opt.GatherTimeout)
+			defer cancel()
+			if err := nc.FlushWithContext(ctx); err != nil {
+				b.log.Warn("natsbroker: reconnected, but the flush failed", "node", b.node, "err", err)
+				return
+			}
+			b.sync(ctx)
+			b.ready.Store(true)
 			b.log.Info("natsbroker: reconnected to NATS", "node", b.node, "server", nc.ConnectedUrlRedacted())
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
@@ -365,6 +377,7 @@ func (b *Broker) join() error {
 	if err := b.sync(ctx); err != nil {
 		return err
 	}
+	b.ready.Store(true)
 	return nil
 }
 
@@ -488,7 +501,7 @@ func (b *Broker) usable() error {
 	if b.closed.Load() {
 		return fmt.Errorf("%w: closed", gateway.ErrBrokerUnavailable)
 	}
-	if !b.nc.IsConnected() {
+	if !b.nc.IsConnected() || !b.ready.Load() {
 		return fmt.Errorf("%w: not connected to NATS (%s)", gateway.ErrBrokerUnavailable, b.nc.Status())
 	}
 	return nil
@@ -594,8 +607,13 @@ func (b *Broker) sync(ctx context.Context) error {
 
 // scatter publishes a request on subj and collects one answer per node.
 func (b *Broker) scatter(ctx context.Context, subj string, payload []byte) (map[string][]byte, error) {
-	if err := b.usable(); err != nil {
-		return nil, err
+	if b.closed.Load() || !b.nc.IsConnected() {
+		return nil, fmt.Errorf("%w: not connected to NATS (%s)", gateway.ErrBrokerUnavailable, b.nc.Status())
+	}
+	if subj != b.subject("sync") {
+		if err := b.usable(); err != nil {
+			return nil, err
+		}
 	}
 	want := b.liveNodes()
 	inbox := b.nc.NewRespInbox()
@@ -660,7 +678,9 @@ func (b *Broker) forget(node string) {
 func (b *Broker) Dropped() uint64 { return b.dropped.Load() }
 
 // Healthy tells whether the broker is connected to NATS.
-func (b *Broker) Healthy() bool { return !b.closed.Load() && b.nc != nil && b.nc.IsConnected() }
+func (b *Broker) Healthy() bool {
+	return !b.closed.Load() && b.nc != nil && b.nc.IsConnected() && b.ready.Load()
+}
 
 // Close says goodbye, disconnects and stops the embedded server.
 func (b *Broker) Close() error {
