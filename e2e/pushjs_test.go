@@ -254,9 +254,13 @@ func TestPushJSInChromium(t *testing.T) {
 		t.Fatalf("ClientCount = %d, %v; want 1", n, err)
 	}
 
-	// Pushes: text as a string, binary as an ArrayBuffer, in order.
+	// Pushes: text as a string (to the page's uid, as a backend's
+	// sendToUid), binary as an ArrayBuffer, in order.
 	bin := []byte{0, 1, 0x80, 0xff}
-	if err := a.g.SendToClient(ctx, id, gateway.Text("hello, wörld")); err != nil {
+	if err := a.g.BindUID(ctx, id, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.g.SendToUID(ctx, "alice", gateway.Text("hello, wörld")); err != nil {
 		t.Fatal(err)
 	}
 	if err := a.g.SendToClient(ctx, id, gateway.Binary(bin)); err != nil {
