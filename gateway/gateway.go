@@ -72,8 +72,8 @@ var (
 	// ErrInvalidUTF8: a text message that is not valid UTF-8 (send it as
 	// Binary). The HTTP API answers 400.
 	ErrInvalidUTF8 = workerman.ErrInvalidUTF8
-	// ErrInvalidArgument: an empty uid or group, a session value that is
-	// not JSON. The HTTP API answers 400.
+	// ErrInvalidArgument: an empty uid or group (or one over MaxKeyLen), a
+	// session value that is not JSON. The HTTP API answers 400.
 	ErrInvalidArgument = errors.New("gateway: invalid argument")
 	// ErrClosed: the gateway was closed.
 	ErrClosed = errors.New("gateway: closed")

@@ -131,6 +131,9 @@ func TestSingleNode(t *testing.T) {
 	if err := n.BindUID(c, a1.id, ""); !errors.Is(err, ErrInvalidArgument) {
 		t.Fatalf("empty uid: %v", err)
 	}
+	if err := n.JoinGroup(c, a1.id, strings.Repeat("g", MaxKeyLen+1)); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("a group name over MaxKeyLen: %v", err)
+	}
 	if k, _ := n.ClientCount(c); k != 3 {
 		t.Fatalf("ClientCount = %d", k)
 	}

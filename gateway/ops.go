@@ -83,8 +83,15 @@ func checkKey(what, key string) error {
 	if !utf8.ValidString(key) {
 		return fmt.Errorf("%w: %s is not valid UTF-8", ErrInvalidArgument, what)
 	}
+	if len(key) > MaxKeyLen {
+		return fmt.Errorf("%w: %s longer than %d bytes", ErrInvalidArgument, what, MaxKeyLen)
+	}
 	return nil
 }
+
+// MaxKeyLen bounds a uid or a group name, in bytes: a key names a subject
+// of the cluster's broker, and nobody's uid is a megabyte.
+const MaxKeyLen = 1024
 
 // ---- pushes ----
 
