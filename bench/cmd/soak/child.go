@@ -31,12 +31,21 @@ type child struct {
 
 var stderrMu sync.Mutex
 
+// pushHook, when set (-target push), receives the PUSH lines of the client
+// processes (their client IDs and byes) for the backend.
+var pushHook func(line string)
+
 func spawn(name string, args ...string) (*child, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(exe, args...)
+	return spawnCmd(name, exec.Command(exe, args...), false)
+}
+
+// spawnCmd starts cmd as a child; logOnly: its stdout is a log (the push
+// server's), printed like its stderr.
+func spawnCmd(name string, cmd *exec.Cmd, logOnly bool) (*child, error) {
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, err
@@ -60,7 +69,20 @@ func spawn(name string, args ...string) (*child, error) {
 		sc := bufio.NewScanner(stdout)
 		sc.Buffer(make([]byte, 64<<10), 256<<20) // reports are long lines
 		for sc.Scan() {
-			c.lines <- sc.Text()
+			l := sc.Text()
+			switch {
+			case logOnly && strings.Contains(l, "level=INFO"):
+				// The push server logs every API call that failed (404 for a
+				// client that just left, which the backend expects) at INFO.
+			case logOnly:
+				stderrMu.Lock()
+				fmt.Fprintf(os.Stderr, "[%s] %s\n", name, l)
+				stderrMu.Unlock()
+			case pushHook != nil && strings.HasPrefix(l, "PUSH "):
+				pushHook(l)
+			default:
+				c.lines <- l
+			}
 		}
 		close(c.lines)
 	}()
@@ -143,6 +165,7 @@ func (c *child) kill() {
 type serverProc struct {
 	*child
 	addr string
+	push bool // cmd/workerman-push (-target push): no side channel
 }
 
 func startServer(o options, addr string) (*serverProc, error) {
@@ -162,6 +185,9 @@ func startServer(o options, addr string) (*serverProc, error) {
 }
 
 func (s *serverProc) stats() (serverStats, error) {
+	if s.push {
+		return s.pushStats(backend)
+	}
 	var st serverStats
 	l, err := s.request("STATS", "STATS ", 10*time.Second)
 	if err != nil {
@@ -171,6 +197,9 @@ func (s *serverProc) stats() (serverStats, error) {
 }
 
 func (s *serverProc) gc() error {
+	if s.push {
+		return nil // the push server cannot be told to collect garbage
+	}
 	_, err := s.request("GC", "GC", 30*time.Second)
 	return err
 }
@@ -281,6 +310,9 @@ func countFDs(pid int) int {
 // memory to the OS, reads resident memory and open descriptors from /proc
 // and goroutines over the side channel, and resumes.
 func (s *serverProc) measure(name string) (resources, error) {
+	if s.push {
+		return s.measurePush()
+	}
 	if _, err := s.request("PAUSE", "PAUSED", 10*time.Second); err != nil {
 		return resources{}, err
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha1"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -109,10 +110,11 @@ type wsConn struct {
 	kind string
 
 	wmu      sync.Mutex
-	finDone  atomic.Bool // the answer to bye arrived and was checked
-	ours     atomic.Bool // we closed it (reset, or the close after fin)
-	done     atomic.Bool // the connection has ended
-	vanished atomic.Bool // half-open: the proxy swallows everything now
+	finDone  atomic.Bool            // the answer to bye arrived and was checked
+	ours     atomic.Bool            // we closed it (reset, or the close after fin)
+	done     atomic.Bool            // the connection has ended
+	vanished atomic.Bool            // half-open: the proxy swallows everything now
+	pid      atomic.Pointer[string] // -target push: the client ID of the welcome
 
 	// Owned by the reading goroutine.
 	u              uint64 // last unicast seq
@@ -147,7 +149,17 @@ func (w *wsConn) write(op ws.OpCode, payload []byte) error {
 // bye asks the server what it sent; the answer ends the connection. A
 // server that neither answers nor closes within 15 s is a failure.
 func (w *wsConn) bye() {
-	if err := w.write(ws.OpText, []byte("bye")); err != nil {
+	if w.p.o.push {
+		// The backend answers, through the push server.
+		pid := w.pid.Load()
+		if pid == nil {
+			// Not welcomed yet: nothing was pushed to it; close.
+			w.ours.Store(true)
+			w.c.Close()
+			return
+		}
+		w.p.say("PUSH BYE %s", *pid)
+	} else if err := w.write(ws.OpText, []byte("bye")); err != nil {
 		return // the reader sees the connection end
 	}
 	time.AfterFunc(15*time.Second, func() {
@@ -183,7 +195,11 @@ func (w *wsConn) run() {
 	case wellBehaved(w.kind):
 		// Ended by the server (or its death) without answering bye: the
 		// suite matches what arrived with the server's own report.
-		w.p.addEnded(endedConn{CID: w.cid, Kind: w.kind, U: w.u, BFirst: w.bFirst, BLast: w.bLast,
+		pid := ""
+		if p := w.pid.Load(); p != nil {
+			pid = *p
+		}
+		w.p.addEnded(endedConn{CID: w.cid, PID: pid, Kind: w.kind, U: w.u, BFirst: w.bFirst, BLast: w.bLast,
 			Welcomed: w.welcomed, BStart: w.bStart, At: time.Now().UnixNano(), Err: errText(err)})
 	}
 }
@@ -248,6 +264,10 @@ func (w *wsConn) read() error {
 // go up by exactly one, the welcome comes before any broadcast it says is
 // newer, and the answer to bye matches everything that came before it.
 func (w *wsConn) message(p []byte) {
+	if w.p.o.push && len(p) > 0 && p[0] == '{' {
+		w.pushWelcome(p)
+		return
+	}
 	tag, v, n, ok := fields(p)
 	now := time.Now().UnixNano()
 	good := wellBehaved(w.kind) && !w.vanished.Load()
@@ -289,6 +309,12 @@ func (w *wsConn) message(p []byte) {
 	case tag == 'f' && n >= 3:
 		w.fin = true
 		w.finDone.Store(true)
+		if w.p.o.push {
+			if n < 4 {
+				w.p.violation("%s %s: answer to bye without bstart: %.40q", w.kind, w.cid, p)
+			}
+			w.bStart = v[3]
+		}
 		w.checkFin(v[0], v[1], v[2])
 		w.ours.Store(true)
 		w.closeFrameSent = true
@@ -329,6 +355,7 @@ func (w *wsConn) checkBroadcasts(bLast uint64) {
 // bye: the suite checks it against the server's report at the restart.
 type endedConn struct {
 	CID      string `json:"cid"`
+	PID      string `json:"pid,omitempty"` // -target push: the client ID
 	Kind     string `json:"kind"`
 	U        uint64 `json:"u"`
 	BFirst   uint64 `json:"bfirst"`
@@ -337,4 +364,50 @@ type endedConn struct {
 	BStart   uint64 `json:"bstart"`
 	At       int64  `json:"at"`
 	Err      string `json:"err"`
+}
+
+// pushWelcome takes the push server's first frame,
+// {"type":"welcome","client_id":"…","uid":""}, and reports the client ID
+// to the suite's backend, which starts pushing to it.
+func (w *wsConn) pushWelcome(p []byte) {
+	var m struct {
+		Type     string `json:"type"`
+		ClientID string `json:"client_id"`
+	}
+	if err := json.Unmarshal(p, &m); err != nil || m.Type != "welcome" || m.ClientID == "" {
+		w.p.violation("%s %s: unexpected message %.60q", w.kind, w.cid, p)
+		return
+	}
+	if w.welcomed {
+		w.p.violation("%s %s: second welcome", w.kind, w.cid)
+		return
+	}
+	if w.u != 0 || w.bLast != 0 {
+		w.p.violation("%s %s: messages before the welcome", w.kind, w.cid)
+	}
+	w.welcomed = true
+	// Reported before bye can see it: the suite reads a process's lines in
+	// order, so its backend knows the client before any bye from it.
+	w.p.say("PUSH CID %s %s %s", m.ClientID, w.kind, w.cid)
+	w.pid.Store(&m.ClientID)
+}
+
+// readWelcome reads the first frame only (the welcome) of a client that
+// never reads after it (-target push: its client ID is needed).
+func (w *wsConn) readWelcome() error {
+	w.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	defer w.c.SetReadDeadline(time.Time{})
+	h, err := ws.ReadHeader(w.br)
+	if err != nil {
+		return err
+	}
+	if h.Length > 4096 || h.OpCode != ws.OpText {
+		return fmt.Errorf("first frame: opcode %d, %d bytes", h.OpCode, h.Length)
+	}
+	p := make([]byte, h.Length)
+	if _, err := io.ReadFull(w.br, p); err != nil {
+		return err
+	}
+	w.pushWelcome(p)
+	return nil
 }

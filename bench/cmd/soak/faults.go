@@ -157,6 +157,15 @@ func runFaults(o clientOptions) {
 						backoff(fails, stop)
 						continue
 					}
+					if o.push {
+						if err := w.readWelcome(); err != nil {
+							nonreaderFails.Add(1)
+							w.c.Close()
+							fails++
+							backoff(fails, stop)
+							continue
+						}
+					}
 					fails = 0
 					nonreaders.Add(1)
 					// It never reads, but it writes an unsolicited pong every
@@ -353,6 +362,13 @@ func garbageOne(o clientOptions, fc *faultCounter, bound time.Duration, variant 
 		msg = append(msg, "\r\n\r\n"...)
 	case 1: // HTTP, but no upgrade
 		msg = []byte("GET / HTTP/1.1\r\nHost: " + o.addr + "\r\n\r\n")
+		if o.push {
+			// The push server serves HTTP on its client port (GET
+			// /workerman-push.js): a well-formed request is answered and
+			// the connection kept alive, as HTTP/1.1 allows; ask for the
+			// close.
+			msg = []byte("GET / HTTP/1.1\r\nHost: " + o.addr + "\r\nConnection: close\r\n\r\n")
+		}
 	case 2: // an upgrade with a version nobody speaks
 		key, _ := wsKey()
 		msg = []byte("GET / HTTP/1.1\r\nHost: " + o.addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +

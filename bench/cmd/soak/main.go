@@ -10,7 +10,11 @@
 //	cd bench && go run ./cmd/soak -ci              # 60 s, 500 clients (CI)
 //	cd bench && go run ./cmd/soak                  # 5 min, 5,000 clients
 //	cd bench && go run ./cmd/soak -duration 30m
+//	cd bench && go run ./cmd/soak -ci -target push # against cmd/workerman-push
 //
+// With -target push the server under test is cmd/workerman-push, built and
+// run by the suite, and a backend in the suite pushes the numbered
+// messages through its HTTP API (push.go).
 // It exits with status 1 when an assertion fails. See README.md beside
 // this file for what is checked and how.
 package main
@@ -42,6 +46,7 @@ type options struct {
 	tolerance      float64
 	rssSlack       int64
 	verbose        bool
+	target         string // "library" (the suite's own server role) or "push" (cmd/workerman-push)
 
 	// Server settings.
 	loops            int
@@ -79,6 +84,7 @@ func main() {
 	flag.Float64Var(&o.tolerance, "tolerance", 0.10, "how far RSS, goroutines and fds may end from their level before the faults")
 	flag.Int64Var(&o.rssSlack, "rss-slack", 2<<20, "RSS may always end this many bytes from its level before (code pages first touched by the faults, tables sized for their peak): the tolerance matters at thousands of clients")
 	flag.BoolVar(&o.verbose, "v", false, "log progress every 10 s")
+	flag.StringVar(&o.target, "target", "library", "the server under test: library (the plain library's websocket:// Worker, the suite's own server role) or push (cmd/workerman-push, built and run, fed by a backend in the suite through its HTTP API)")
 	flag.IntVar(&o.loops, "loops", 2, "server: event loops (Worker.Count)")
 	flag.IntVar(&o.maxSendBuffer, "max-send-buffer", 256<<10, "server: Worker.MaxSendBufferSize")
 	flag.DurationVar(&o.handshakeTimeout, "handshake-timeout", 5*time.Second, "server: WebSocket.HandshakeTimeout")
@@ -98,7 +104,7 @@ func main() {
 	case "steady", "churn", "faults":
 		co := clientOptions{role: *role, id: *id, addr: *addr, n: *n, churn: o.churn, resetFrac: o.resetFrac,
 			nonreaders: o.nonreaders, nonreaderLife: *life, slowloris: o.slowloris, garbageRate: o.garbage,
-			handshakeTimeout: o.handshakeTimeout, ping: o.ping}
+			handshakeTimeout: o.handshakeTimeout, ping: o.ping, push: o.target == "push"}
 		switch *role {
 		case "steady":
 			runSteady(co)
@@ -120,6 +126,16 @@ func main() {
 		if !set["clients"] {
 			o.clients = 500
 		}
+	}
+	switch o.target {
+	case "library":
+	case "push":
+		if set["handshake-timeout"] || set["max-send-buffer"] || set["ping-limit"] {
+			log.Fatal("-target push: the push server's handshake timeout (10 s), send buffer (1 MiB) and ping limit (2) are fixed")
+		}
+		o.handshakeTimeout, o.maxSendBuffer, o.pingLimit = 10*time.Second, 1<<20, 2
+	default:
+		log.Fatalf("unknown -target %q (library or push)", o.target)
 	}
 	if o.nonreaders < 0 {
 		o.nonreaders = max(5, o.clients/100)

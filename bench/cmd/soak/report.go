@@ -14,6 +14,7 @@ type check struct {
 	name   string
 	ok     bool
 	detail string
+	na     bool // cannot apply to this server: reported, not counted
 }
 
 // totals adds up what the client processes reported.
@@ -75,6 +76,9 @@ func (s *suite) checkEnded(t *totals) (atRestart, unregistered int) {
 		}
 	}
 	r := s.restart
+	if s.o.target == "push" {
+		return s.checkEndedPush(t, bad)
+	}
 	for _, e := range t.ended {
 		fc, ok := s.frozen[e.CID]
 		switch {
@@ -104,6 +108,38 @@ func (s *suite) checkEnded(t *totals) (atRestart, unregistered int) {
 			unregistered++ // was still in its handshake when the server froze
 		default:
 			bad("%s %s: closed by the server (%s) at %s with no reason (after unicast %d)", e.Kind, e.CID, e.Err,
+				time.Unix(0, e.At).Format("15:04:05.000"), e.U)
+		}
+	}
+	if t.endedOverflow > 0 {
+		bad("%d more connections ended without an answer to bye (not listed)", t.endedOverflow)
+	}
+	return atRestart, unregistered
+}
+
+// checkEndedPush is checkEnded for -target push: without history nothing
+// is resumed, so a connection the kill ended must have received a prefix
+// (in order, checked as it came) of the unicasts the backend had sent it;
+// one the backend did not know yet must have received none. Any other
+// well-behaved connection the server ended is a failure.
+func (s *suite) checkEndedPush(t *totals, bad func(string, ...any)) (atRestart, unregistered int) {
+	r := s.restart
+	inWindow := func(e endedConn) bool {
+		return r.done && e.At >= r.freezeAt.UnixNano() && e.At <= r.readyAt.Add(5*time.Second).UnixNano()
+	}
+	for _, e := range t.ended {
+		sent, known := backend.atKill[e.PID]
+		switch {
+		case known && inWindow(e):
+			atRestart++
+			if e.U > sent {
+				bad("%s %s: received unicast 1..%d before the kill, the backend had sent 1..%d", e.Kind, e.CID, e.U, sent)
+			}
+			s.pushLost += sent - min(sent, e.U)
+		case inWindow(e) && e.U == 0:
+			unregistered++ // not yet known to the backend when it froze
+		default:
+			bad("%s %s (%s): closed by the server (%s) at %s with no reason (after unicast %d)", e.Kind, e.CID, e.PID, e.Err,
 				time.Unix(0, e.At).Format("15:04:05.000"), e.U)
 		}
 	}
@@ -146,8 +182,10 @@ func (s *suite) finish() int {
 
 	var checks []check
 	add := func(name string, ok bool, format string, args ...any) {
-		checks = append(checks, check{name, ok, fmt.Sprintf(format, args...)})
+		checks = append(checks, check{name, ok, fmt.Sprintf(format, args...), false})
 	}
+	push := o.target == "push"
+	na := func(name, why string) { checks = append(checks, check{name, true, "n/a (push server): " + why, true}) }
 	for _, m := range s.fatal {
 		add("run completed", false, "%s", m)
 	}
@@ -155,8 +193,14 @@ func (s *suite) finish() int {
 	add("every message to a well-behaved client arrived once, in order", t.violations == 0 && t.unfinished == 0 && len(s.reports) == len(s.clients),
 		"%d violations, %d long-lived clients unfinished, %d of %d processes reported", t.violations, t.unfinished, len(s.reports), len(s.clients))
 	wbDrops := drops[kindSteady] + drops[kindChurn] + drops[kindReset]
-	add("no drops for clients that read", wbDrops == 0, "%d dropped", wbDrops)
-	if o.nonreaders > 0 {
+	if push {
+		na("no drops for clients that read", "it does not expose its drop counter (a loss would fail the delivery check above)")
+	} else {
+		add("no drops for clients that read", wbDrops == 0, "%d dropped", wbDrops)
+	}
+	if o.nonreaders > 0 && push {
+		na("non-readers' messages dropped and counted (OnError ErrSendBufferFull, OnBufferFull)", "it does not expose its drop counter")
+	} else if o.nonreaders > 0 {
 		add("non-readers' messages dropped and counted (OnError ErrSendBufferFull, OnBufferFull)", drops[kindNonreader] > 0 && full[kindNonreader] > 0,
 			"%d drops, %d buffer-full events", drops[kindNonreader], full[kindNonreader])
 	}
@@ -205,11 +249,20 @@ func (s *suite) finish() int {
 	}
 	add("server RSS back within tolerance", s.after.RSS > 0 && withinSlack(s.after.RSS, s.before.RSS, o.tolerance, o.rssSlack),
 		"%s → %s (%s; ±%.0f%% or ±%s)", human(s.before.RSS), human(s.after.RSS), pct(s.after.RSS, s.before.RSS), o.tolerance*100, human(o.rssSlack))
-	add("server goroutines back within tolerance", s.after.Goroutines > 0 && within(int64(s.after.Goroutines), int64(s.before.Goroutines), o.tolerance), "%d → %d", s.before.Goroutines, s.after.Goroutines)
+	if push {
+		na("server goroutines back within tolerance", "it does not expose its goroutine count")
+	} else {
+		add("server goroutines back within tolerance", s.after.Goroutines > 0 && within(int64(s.after.Goroutines), int64(s.before.Goroutines), o.tolerance), "%d → %d", s.before.Goroutines, s.after.Goroutines)
+	}
 	add("server open fds back within tolerance", s.after.FDs > 0 && within(int64(s.after.FDs), int64(s.before.FDs), o.tolerance), "%d → %d", s.before.FDs, s.after.FDs)
 
 	// The summary.
 	out := os.Stdout
+	target := "the plain library's websocket:// Worker"
+	if push {
+		target = "cmd/workerman-push (fed through its HTTP API)"
+	}
+	fmt.Fprintf(out, "\nserver under test: %s", target)
 	fmt.Fprintf(out, "\n== soak summary: %d long-lived clients in %d processes, %v (warm-up %v), set up in %v ==\n\n",
 		o.clients, o.procs, o.duration, o.warmup(), s.setupT.Round(100*time.Millisecond))
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
@@ -217,7 +270,11 @@ func (s *suite) finish() int {
 	row("clients and faults", "")
 	row("long-lived clients", fmt.Sprintf("%d (%d sessions, %d failed connects)", o.clients, t.steadySessions, t.connectFails-t.churnFails))
 	row("churn", fmt.Sprintf("%d connections (%d/s), %d ended with an RST, %d connects failed, %d skipped", t.churnSessions, o.churn, t.resets, t.churnFails, t.churnSkipped))
-	row("non-readers", fmt.Sprintf("%d connections; server: %d messages dropped (OnError ErrSendBufferFull), %d OnBufferFull", f.Nonreaders, drops[kindNonreader], full[kindNonreader]))
+	if push {
+		row("non-readers", fmt.Sprintf("%d connections; the push server's drops: n/a (not exposed)", f.Nonreaders))
+	} else {
+		row("non-readers", fmt.Sprintf("%d connections; server: %d messages dropped (OnError ErrSendBufferFull), %d OnBufferFull", f.Nonreaders, drops[kindNonreader], full[kindNonreader]))
+	}
 	row("slowloris", faultLine(f.Slowloris))
 	row("garbage handshakes", faultLine(f.Garbage))
 	row("bad frames", faultLine(f.BadFrame))
@@ -246,14 +303,28 @@ func (s *suite) finish() int {
 				100*float64(sb.BroadcastBusyNs+se.BroadcastBusyNs)/float64(all), runtime.NumCPU()))
 		}
 	}
-	row("server errors", fmt.Sprintf("heartbeat timeouts %v, handshake timeouts %d, bad handshakes %d, close codes %v, other %v", hb, hsTimeouts, badHS, closeErrs, other))
+	if push {
+		backend.errMu.Lock()
+		row("server errors", fmt.Sprintf("n/a (push server: not exposed); the backend's API errors %v, %d calls answered 404 (client gone)", backend.apiErrs, backend.notFound.Load()))
+		backend.errMu.Unlock()
+	} else {
+		row("server errors", fmt.Sprintf("heartbeat timeouts %v, handshake timeouts %d, bad handshakes %d, close codes %v, other %v", hb, hsTimeouts, badHS, closeErrs, other))
+	}
 	tw.Flush()
 	fmt.Fprintln(out)
 
 	row("delivery to well-behaved clients", "")
-	row("messages sent by the server", fmt.Sprintf("%d unicast (Send accepted), %d broadcasts", sent, bcasts))
+	if push {
+		row("messages sent by the backend", fmt.Sprintf("%d unicast (sendToClient answered 200), %d broadcasts (sendToAll), %d byes answered", backend.unicastSent.Load(), backend.broadcasts.Load(), backend.byes.Load()))
+	} else {
+		row("messages sent by the server", fmt.Sprintf("%d unicast (Send accepted), %d broadcasts", sent, bcasts))
+	}
 	row("messages received", fmt.Sprintf("%d unicast, %d broadcast", t.unicast, t.broadcast))
-	row("connections checked exactly", fmt.Sprintf("%d against the answer to bye, %d against the server's report at the kill (%d more killed before registration)", t.verified, atRestart, unregistered))
+	if push {
+		row("connections checked exactly", fmt.Sprintf("%d against the answer to bye; %d ended by the kill checked as a prefix of what the backend sent (%d unicasts lost with the server), %d more not yet known to the backend", t.verified, atRestart, s.pushLost, unregistered))
+	} else {
+		row("connections checked exactly", fmt.Sprintf("%d against the answer to bye, %d against the server's report at the kill (%d more killed before registration)", t.verified, atRestart, unregistered))
+	}
 	row("connections checked for order only", fmt.Sprintf("%d that ended with their own RST", t.resets))
 	row("violations", fmt.Sprint(t.violations))
 	tw.Flush()
@@ -277,14 +348,20 @@ func (s *suite) finish() int {
 	row("server", "before faults", "during (peak)", "after", "change", "tolerance")
 	row("RSS", human(s.before.RSS), human(s.peak.RSS), human(s.after.RSS), pct(s.after.RSS, s.before.RSS), fmt.Sprintf("±%.0f%% (at least ±%s)", o.tolerance*100, human(o.rssSlack)))
 	row("  of which anonymous", human(s.before.RSSAnon), "", human(s.after.RSSAnon), pct(s.after.RSSAnon, s.before.RSSAnon), "")
-	row("  Go heap in use", human(s.before.HeapInuse), "", human(s.after.HeapInuse), pct(s.after.HeapInuse, s.before.HeapInuse), "")
-	row("    of which live objects", human(s.before.HeapAlloc), "", human(s.after.HeapAlloc), pct(s.after.HeapAlloc, s.before.HeapAlloc), "")
-	row("    heap objects", fmt.Sprint(s.before.HeapObjs), "", fmt.Sprint(s.after.HeapObjs), pct(s.after.HeapObjs, s.before.HeapObjs), "")
-	row("    free room in its spans", human(s.before.HeapUnused), "", human(s.after.HeapUnused), pct(s.after.HeapUnused, s.before.HeapUnused), "(fragmentation)")
-	row("  Go heap free, not released", human(s.before.HeapFree), "", human(s.after.HeapFree), pct(s.after.HeapFree, s.before.HeapFree), "")
-	row("  runtime metadata", human(s.before.Metadata), "", human(s.after.Metadata), pct(s.after.Metadata, s.before.Metadata), "(span descriptors, GC and page metadata)")
-	row("  goroutine stacks", human(s.before.StackInuse), "", human(s.after.StackInuse), pct(s.after.StackInuse, s.before.StackInuse), "")
-	row("goroutines", fmt.Sprint(s.before.Goroutines), fmt.Sprint(s.peak.Goroutines), fmt.Sprint(s.after.Goroutines), pct(int64(s.after.Goroutines), int64(s.before.Goroutines)), fmt.Sprintf("±%.0f%%", o.tolerance*100))
+	if !push { // the push server does not tell its heap
+		row("  Go heap in use", human(s.before.HeapInuse), "", human(s.after.HeapInuse), pct(s.after.HeapInuse, s.before.HeapInuse), "")
+		row("    of which live objects", human(s.before.HeapAlloc), "", human(s.after.HeapAlloc), pct(s.after.HeapAlloc, s.before.HeapAlloc), "")
+		row("    heap objects", fmt.Sprint(s.before.HeapObjs), "", fmt.Sprint(s.after.HeapObjs), pct(s.after.HeapObjs, s.before.HeapObjs), "")
+		row("    free room in its spans", human(s.before.HeapUnused), "", human(s.after.HeapUnused), pct(s.after.HeapUnused, s.before.HeapUnused), "(fragmentation)")
+		row("  Go heap free, not released", human(s.before.HeapFree), "", human(s.after.HeapFree), pct(s.after.HeapFree, s.before.HeapFree), "")
+		row("  runtime metadata", human(s.before.Metadata), "", human(s.after.Metadata), pct(s.after.Metadata, s.before.Metadata), "(span descriptors, GC and page metadata)")
+		row("  goroutine stacks", human(s.before.StackInuse), "", human(s.after.StackInuse), pct(s.after.StackInuse, s.before.StackInuse), "")
+	}
+	if push {
+		row("goroutines", "n/a", "n/a", "n/a", "", "(the push server does not expose them)")
+	} else {
+		row("goroutines", fmt.Sprint(s.before.Goroutines), fmt.Sprint(s.peak.Goroutines), fmt.Sprint(s.after.Goroutines), pct(int64(s.after.Goroutines), int64(s.before.Goroutines)), fmt.Sprintf("±%.0f%%", o.tolerance*100))
+	}
 	row("open fds", fmt.Sprint(s.before.FDs), fmt.Sprint(s.peak.FDs), fmt.Sprint(s.after.FDs), pct(int64(s.after.FDs), int64(s.before.FDs)), fmt.Sprintf("±%.0f%%", o.tolerance*100))
 	row("connections", fmt.Sprint(s.before.Conns), fmt.Sprint(s.peak.Conns), fmt.Sprint(s.after.Conns), "", "")
 	tw.Flush()
@@ -299,6 +376,9 @@ func (s *suite) finish() int {
 	failed := 0
 	for _, c := range checks {
 		res := "PASS"
+		if c.na {
+			res = "N/A"
+		}
 		if !c.ok {
 			res = "FAIL"
 			failed++

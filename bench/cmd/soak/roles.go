@@ -28,6 +28,7 @@ type clientOptions struct {
 	garbageRate      int
 	handshakeTimeout time.Duration
 	ping             time.Duration
+	push             bool // -target push: the server is cmd/workerman-push, the suite's backend pushes
 }
 
 // proc is the state of one client process.

@@ -62,7 +62,7 @@ func kindName(i int) string {
 
 // fields splits a message into at most 4 space-separated numbers after its
 // one-letter tag; ok is false when a field is not a number.
-func fields(p []byte) (tag byte, v [3]uint64, n int, ok bool) {
+func fields(p []byte) (tag byte, v [4]uint64, n int, ok bool) {
 	if len(p) == 0 {
 		return 0, v, 0, false
 	}
