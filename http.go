@@ -1,6 +1,8 @@
 package workerman
 
 import (
+	"time"
+
 	"github.com/workerman-go/workerman/internal/http1"
 	"github.com/workerman-go/workerman/internal/proto"
 	"github.com/workerman-go/workerman/protocol"
@@ -47,16 +49,28 @@ func (c *Connection) SendChunk(data []byte) error {
 	return c.send(protocol.Message{Value: protocol.Chunk(data)}, false)
 }
 
+// defaultReadHeaderTimeout is Worker.ReadHeaderTimeout's default.
+const defaultReadHeaderTimeout = 10 * time.Second
+
 // serverHTTP is an http:// worker's protocol, with WebSocket upgrades on
 // WebSocketOptions.Path when it is set.
 func serverHTTP(w *Worker) *http1.Protocol {
-	cfg := http1.Config{}
+	cfg := http1.Config{HeaderTimeout: w.ReadHeaderTimeout}
+	if cfg.HeaderTimeout == 0 {
+		cfg.HeaderTimeout = defaultReadHeaderTimeout
+	}
 	if f := w.OnRequest; f != nil {
 		cfg.OnRequest = func(c proto.Conn, r *Request) { f(connOf(c), r) }
 	}
 	if w.WebSocket.Path != "" {
 		cfg.WebSocketPath = w.WebSocket.Path
 		cfg.WebSocket = serverWebSocket(w)
+		if hs := w.WebSocket.HandshakeTimeout; hs > 0 && cfg.HeaderTimeout > 0 && hs < cfg.HeaderTimeout {
+			cfg.HeaderTimeout = hs
+		}
+	}
+	if cfg.HeaderTimeout < 0 {
+		cfg.HeaderTimeout = 0
 	}
 	return http1.New(cfg)
 }

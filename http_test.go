@@ -449,3 +449,106 @@ func (w *headRecorder) Write(p []byte) (int, error) {
 	w.WriteHeader(http.StatusOK)
 	return w.body.Write(p)
 }
+
+// A request head that does not arrive within ReadHeaderTimeout is answered
+// with 408 and closed, however often its bytes reset the idle clock
+// (slowloris); on a WebSocket path, WebSocket.HandshakeTimeout bounds it
+// when shorter. A kept-alive connection waiting for its next request is
+// not late: the clock runs from that request's first byte.
+func TestHTTPReadHeaderTimeout(t *testing.T) {
+	leakcheck.Check(t)
+	const limit = 300 * time.Millisecond
+	// trickle sends head a byte every 20 ms until the server answers (or
+	// the head is out) and returns the answer and when it came.
+	trickle := func(t *testing.T, c net.Conn, head string) (*http.Response, time.Duration) {
+		t.Helper()
+		start := time.Now()
+		answered := make(chan struct{})
+		go func() {
+			tick := time.NewTicker(20 * time.Millisecond)
+			defer tick.Stop()
+			for i := 0; i < len(head); i++ {
+				select {
+				case <-answered:
+					return
+				case <-tick.C:
+				}
+				if _, err := c.Write([]byte{head[i]}); err != nil {
+					return
+				}
+			}
+		}()
+		defer close(answered)
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("no answer to a slow head: %v", err)
+		}
+		return resp, time.Since(start)
+	}
+	slowHead := "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" + strings.Repeat("X-Pad: slowloris\r\n", 40) + "\r\n"
+	cases := []struct {
+		name  string
+		w     func(goroutines bool) *Worker
+		bound time.Duration
+	}{
+		{name: "ReadHeaderTimeout", bound: limit, w: func(g bool) *Worker {
+			w := httpWorker(g)
+			w.ReadHeaderTimeout, w.IdleTimeout = limit, time.Minute
+			return w
+		}},
+		{name: "WebSocket.HandshakeTimeout on an upgrade path", bound: limit, w: func(g bool) *Worker {
+			w := httpWorker(g)
+			w.WebSocket = WebSocketOptions{Path: "/ws", HandshakeTimeout: limit}
+			return w
+		}},
+	}
+	engines(t, func(t *testing.T, goroutines bool) {
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				w := tc.w(goroutines)
+				errs := make(chan error, 8)
+				w.OnError = func(c *Connection, err error) { errs <- err }
+				addr := serve(t, w)
+
+				c := dial(t, addr)
+				resp, took := trickle(t, c, slowHead)
+				if resp.StatusCode != http.StatusRequestTimeout || !resp.Close {
+					t.Fatalf("slow head answered %d (close %v), want 408 and close", resp.StatusCode, resp.Close)
+				}
+				if took < tc.bound || took > tc.bound+2*time.Second {
+					t.Fatalf("cut after %v, want %v (+ a tick)", took, tc.bound)
+				}
+				expectEOF(t, c)
+				var he *HTTPError
+				if err := wait(t, errs, "OnError"); !errors.As(err, &he) || he.Status != http.StatusRequestTimeout {
+					t.Fatalf("OnError(%v), want an *HTTPError with 408", err)
+				}
+
+				// Kept alive: a quiet wait longer than the limit is fine,
+				// and a head split in two parts, in time, is served.
+				c = dial(t, addr)
+				r := bufio.NewReader(c)
+				c.Write([]byte("GET /one HTTP/1.1\r\nHost: x\r\n\r\n"))
+				if resp, got := readHTTP(t, r, c); resp.StatusCode != 200 || got["path"] != "/one" {
+					t.Fatalf("first request: %d %v", resp.StatusCode, got)
+				}
+				c.SetReadDeadline(time.Now().Add(2 * limit))
+				if n, err := r.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+					t.Fatalf("a kept-alive connection was answered (%d bytes, %v) while it sent nothing", n, err)
+				}
+				c.SetReadDeadline(time.Time{})
+				c.Write([]byte("GET /two HTTP/1.1\r\n"))
+				c.Write([]byte("Host: x\r\n\r\n"))
+				if resp, got := readHTTP(t, r, c); resp.StatusCode != 200 || got["path"] != "/two" {
+					t.Fatalf("second request: %d %v", resp.StatusCode, got)
+				}
+				select {
+				case err := <-errs:
+					t.Fatalf("OnError(%v) for a well-behaved client", err)
+				default:
+				}
+			})
+		}
+	})
+}

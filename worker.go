@@ -77,6 +77,17 @@ type Worker struct {
 	// reporting ErrIdleTimeout through OnError. 0 disables it.
 	IdleTimeout time.Duration
 
+	// ReadHeaderTimeout, on an http:// worker, bounds the wait for a
+	// request's head (request line and headers): from the accept for the
+	// first request, from its first byte for the next ones on a kept-alive
+	// connection (IdleTimeout covers the wait between requests). A late head
+	// is answered with 408 and the connection closed, reporting an
+	// *HTTPError through OnError: this stops slowloris clients, which hold
+	// connections by sending a head a byte at a time. With WebSocket.Path
+	// set, WebSocket.HandshakeTimeout bounds it too (an upgrade's head is
+	// the handshake). Default 10 s; negative disables it.
+	ReadHeaderTimeout time.Duration
+
 	// StopTimeout bounds a graceful stop by RunAll or Run: connections still
 	// open after it are destroyed. Default 2 s, as in Workerman.
 	StopTimeout time.Duration

@@ -28,6 +28,11 @@ type Config struct {
 	// MaxHeaderSize bounds the request line and headers; a larger head is
 	// answered with 431. Default 16 KiB.
 	MaxHeaderSize int
+	// HeaderTimeout bounds the wait for a request's head: from the accept
+	// for the first request, from its first byte for the next ones on a
+	// kept-alive connection (the idle timeout covers the wait between
+	// them). A late head is answered with 408. 0 disables it.
+	HeaderTimeout time.Duration
 	// WebSocketPath, when set, turns upgrade requests for that path into
 	// WebSocket connections on the same port, with WebSocket's protocol.
 	WebSocketPath string
@@ -51,12 +56,16 @@ func New(cfg Config) *Protocol {
 // NewCodec returns the codec (and session) of a new connection.
 func (p *Protocol) NewCodec() protocol.Codec { return &Codec{cfg: p.cfg} }
 
-// Period is the WebSocket sessions' period when upgrades are served.
+// Period is the shortest deadline the sessions need checked: the head
+// timeout, or the WebSocket sessions' period when upgrades are served.
 func (p *Protocol) Period() time.Duration {
+	d := p.cfg.HeaderTimeout
 	if ws := p.cfg.WebSocket; ws != nil {
-		return ws.Period()
+		if wd := ws.Period(); wd > 0 && (d <= 0 || wd < d) {
+			d = wd
+		}
 	}
-	return 0
+	return d
 }
 
 func init() {
@@ -74,6 +83,10 @@ type Codec struct {
 	cfg *Config
 
 	ws atomic.Pointer[websocket.Codec] // set once, on the loop, by an upgrade
+
+	// When the wait for the head of the next request began (unix ns); 0
+	// while no head is awaited. Written by the loop, read by the ticker.
+	headSince atomic.Int64
 
 	// Loop-owned: the request being framed.
 	frame struct {
@@ -121,6 +134,12 @@ func (c *Codec) Input(conn protocol.Conn, buf []byte) (int, error) {
 	f := &c.frame
 	if f.headLen == 0 {
 		end := bytes.Index(buf, []byte("\r\n\r\n"))
+		if end < 0 && len(buf) > 0 && c.cfg.HeaderTimeout > 0 && c.headSince.Load() == 0 {
+			c.headSince.Store(time.Now().UnixNano())
+		}
+		if end >= 0 && c.cfg.HeaderTimeout > 0 {
+			c.headSince.Store(0)
+		}
 		if end < 0 {
 			if len(buf) >= c.cfg.MaxHeaderSize {
 				return 0, badRequest(http.StatusRequestHeaderFieldsTooLarge, "request head over %d bytes", c.cfg.MaxHeaderSize)

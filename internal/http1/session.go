@@ -2,7 +2,9 @@ package http1
 
 import (
 	"bytes"
+	"net/http"
 	"strings"
+	"time"
 
 	"github.com/workerman-go/workerman/internal/proto"
 	"github.com/workerman-go/workerman/protocol"
@@ -13,8 +15,12 @@ import (
 
 var _ proto.Session = (*Codec)(nil)
 
-// Accepted has nothing to do: an HTTP connection waits for its request.
-func (c *Codec) Accepted(proto.Conn) {}
+// Accepted starts the clock of the first request's head.
+func (c *Codec) Accepted(proto.Conn) {
+	if c.cfg.HeaderTimeout > 0 {
+		c.headSince.Store(time.Now().UnixNano())
+	}
+}
 
 // Handle gives a request to OnRequest (or its body to OnMessage).
 func (c *Codec) Handle(conn proto.Conn, m protocol.Message) {
@@ -123,20 +129,35 @@ func (c *Codec) Closed(conn proto.Conn) {
 	conn.UnlockSend()
 }
 
-// Due, Tick and Timeout: an HTTP connection's only deadline is the idle
-// timeout; an upgraded one has WebSocket's.
+// Due, Tick and Timeout: an HTTP connection's deadlines are the idle
+// timeout and the head's (slowloris clients trickle a head a byte at a
+// time, which the idle timeout never catches); an upgraded one has
+// WebSocket's.
 func (c *Codec) Due(conn proto.Conn, now int64) bool {
 	if ws := c.ws.Load(); ws != nil {
 		return ws.Due(conn, now)
 	}
-	return false
+	return c.headLate(now)
 }
 
-// Tick runs the WebSocket deadlines of an upgraded connection.
+func (c *Codec) headLate(now int64) bool {
+	since := c.headSince.Load()
+	return since != 0 && c.cfg.HeaderTimeout > 0 && now-since >= int64(c.cfg.HeaderTimeout)
+}
+
+// Tick answers a late head with 408, or runs the WebSocket deadlines of
+// an upgraded connection.
 func (c *Codec) Tick(conn proto.Conn, now int64) {
 	if ws := c.ws.Load(); ws != nil {
 		ws.Tick(conn, now)
+		return
 	}
+	if !c.headLate(now) {
+		return // the head completed meanwhile
+	}
+	err := badRequest(http.StatusRequestTimeout, "request head not received within %v", c.cfg.HeaderTimeout)
+	conn.Report(err)
+	c.Fail(conn, err)
 }
 
 // Timeout closes an idle connection (with 1001 once upgraded).
