@@ -104,7 +104,7 @@ func (c *Connection) appendLocked(j *job) bool {
 	return start
 }
 
-// run drains the job list. It is the function the ants pool runs.
+// run drains the job list, on a pool goroutine (see pool.go).
 func (c *Connection) run() {
 	for {
 		c.mu.Lock()

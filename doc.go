@@ -42,6 +42,14 @@
 // Different connections' callbacks do run concurrently: state shared between
 // connections needs a lock, as in any Go program.
 //
+// The pool runs at most Worker.PoolSize callbacks at once (by default 256,
+// or 32 per CPU, while they keep finishing: busy callbacks share goroutines
+// instead of taking one per busy connection); connections beyond it wait
+// their turn in order. With the default, connections still waiting after
+// 5 ms in which no running callback returned (all of them blocked) get
+// goroutines of their own. Neither an event loop nor a Send ever waits for
+// the pool.
+//
 // # Sending and back-pressure
 //
 // Connection.Send may be called from any goroutine and never blocks. When the

@@ -7,8 +7,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/panjf2000/ants/v2"
-
 	"github.com/workerman-go/workerman/internal/engine"
 )
 
@@ -17,7 +15,7 @@ import (
 // connection lists, and a coarse clock that drives timeouts.
 type reactor struct {
 	eng   engine.Engine
-	pool  *ants.PoolWithFuncGeneric[*Connection]
+	pool  *callbackPool
 	insts []*instance
 	log   *slog.Logger
 
@@ -52,9 +50,7 @@ func newReactor(loops, poolSize int, tick time.Duration, log *slog.Logger, gorou
 			return nil, err
 		}
 	}
-	pool, err := ants.NewPoolWithFuncGeneric(poolSize, (*Connection).run,
-		ants.WithLogger(quietLogger{}),
-		ants.WithPanicHandler(func(v any) { log.Error("workerman: panic escaped a callback", "panic", v) }))
+	pool, err := newCallbackPool(poolSize, func(v any) { log.Error("workerman: panic escaped a callback", "panic", v) })
 	if err != nil {
 		eng.Stop()
 		return nil, err
@@ -72,18 +68,8 @@ func newReactor(loops, poolSize int, tick time.Duration, log *slog.Logger, gorou
 	return r, nil
 }
 
-type quietLogger struct{}
-
-func (quietLogger) Printf(string, ...any) {}
-
 // submit runs c's pending callbacks on the pool.
-func (r *reactor) submit(c *Connection) {
-	if err := r.pool.Invoke(c); err != nil {
-		// The pool is released only after every connection closed; a
-		// late straggler still gets its callbacks run.
-		go c.run()
-	}
-}
+func (r *reactor) submit(c *Connection) { r.pool.submit(c) }
 
 // admit counts a new connection unless the reactor is shutting down.
 func (r *reactor) admit() bool {
@@ -210,7 +196,7 @@ func (r *reactor) stop(ctx context.Context) error {
 	if dl, ok := ctx.Deadline(); ok {
 		wait = max(time.Until(dl), 10*time.Millisecond)
 	}
-	return r.pool.ReleaseTimeout(wait)
+	return r.pool.release(wait)
 }
 
 func (in *instance) add(c *Connection) {

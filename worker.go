@@ -92,9 +92,13 @@ type Worker struct {
 	// open after it are destroyed. Default 2 s, as in Workerman.
 	StopTimeout time.Duration
 
-	// PoolSize caps the goroutines that run callbacks. 0 means no cap: a
-	// blocking callback never delays another connection. With a cap, a
-	// burst beyond it waits for a free goroutine.
+	// PoolSize caps the goroutines that run callbacks; connections beyond
+	// it wait in a FIFO queue for a free one (queueing never blocks the
+	// event loop or a Send). 0 means no fixed cap: up to 256 (32 per CPU if
+	// more) run at once while the queue moves, and when it has not moved
+	// for 5 ms (every one of them blocked, in a database call say) each
+	// waiting connection gets a goroutine of its own, so a blocking
+	// callback delays another connection by at most that.
 	PoolSize int
 
 	// Logger receives errors nobody else hears about (a panicking callback

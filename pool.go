@@ -1,0 +1,197 @@
+package workerman
+
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/panjf2000/ants/v2"
+)
+
+// # The callback pool
+//
+// A connection with callbacks to run is submitted once (see dispatch.go);
+// a pool goroutine runs its job list, then takes the next waiting
+// connection, if any, before it goes back to ants. At most limit run at
+// once; beyond it connections wait in a FIFO queue. Submitting never
+// blocks, so neither an event loop nor a Send (which may submit under a
+// connection's send lock) ever waits for a free goroutine.
+//
+// With Worker.PoolSize 0 the limit is soft. While the queue moves, busy
+// callbacks share softPoolLimit goroutines instead of one goroutine per
+// busy connection (a loaded machine once ran 1,638 at once, and the Go
+// runtime keeps what that peak cost). When the queue has not moved for
+// stallAfter (every pool goroutine blocked, in a database call say), each
+// waiting connection gets a goroutine of its own: a blocking callback
+// delays another connection by at most that.
+
+// softPoolLimit is the number of pool goroutines that run callbacks at
+// once before connections queue, when Worker.PoolSize is 0.
+var softPoolLimit = max(256, 32*runtime.GOMAXPROCS(0))
+
+// stallAfter is how long a queue may stand still before its connections
+// get goroutines of their own (soft limit only).
+var stallAfter = 5 * time.Millisecond
+
+type callbackPool struct {
+	ants  *ants.PoolWithFuncGeneric[*Connection]
+	limit int64
+	soft  bool
+
+	active atomic.Int64 // pool goroutines running job lists
+	queued atomic.Int64 // len(queue), readable without mu
+
+	mu     sync.Mutex
+	queue  []*Connection // FIFO: queue[head:] wait
+	head   int
+	taken  uint64 // connections taken from the queue so far
+	timer  *time.Timer
+	seen   uint64 // taken when the stall timer was set
+	closed bool
+}
+
+func newCallbackPool(size int, onPanic func(any)) (*callbackPool, error) {
+	p := &callbackPool{limit: int64(size)}
+	if size <= 0 {
+		p.limit, p.soft = int64(softPoolLimit), true
+	}
+	var err error
+	p.ants, err = ants.NewPoolWithFuncGeneric(-1, p.work,
+		ants.WithLogger(quietLogger{}), ants.WithPanicHandler(onPanic))
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+type quietLogger struct{}
+
+func (quietLogger) Printf(string, ...any) {}
+
+// submit runs c's job list on a pool goroutine, now or when one is free.
+func (p *callbackPool) submit(c *Connection) {
+	if p.reserve() {
+		p.spawn(c)
+		return
+	}
+	p.mu.Lock()
+	p.queue = append(p.queue, c)
+	p.queued.Add(1)
+	if p.soft && p.timer == nil && !p.closed {
+		p.seen = p.taken
+		p.timer = time.AfterFunc(stallAfter, p.checkStall)
+	}
+	p.mu.Unlock()
+	p.kick() // a goroutine may have finished since reserve failed
+}
+
+// reserve takes a place among the limit running goroutines.
+func (p *callbackPool) reserve() bool {
+	for {
+		n := p.active.Load()
+		if n >= p.limit {
+			return false
+		}
+		if p.active.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// kick starts a goroutine for the queue when one may run.
+func (p *callbackPool) kick() {
+	for p.queued.Load() > 0 {
+		if !p.reserve() {
+			return // a running goroutine will take it when it finishes
+		}
+		if c := p.take(); c != nil {
+			p.spawn(c)
+			continue
+		}
+		p.active.Add(-1)
+	}
+}
+
+// spawn runs c on an ants goroutine holding a place reserved for it.
+func (p *callbackPool) spawn(c *Connection) {
+	if err := p.ants.Invoke(c); err != nil {
+		// Released: the pool is released only after every connection
+		// closed; a late straggler still gets its callbacks run.
+		go p.work(c)
+	}
+}
+
+// work runs c's job list, then those of waiting connections.
+func (p *callbackPool) work(c *Connection) {
+	for c != nil {
+		c.run()
+		c = p.take()
+	}
+	p.active.Add(-1)
+	if p.queued.Load() > 0 {
+		p.kick() // queued after take found it empty
+	}
+}
+
+// take returns the next waiting connection, or nil.
+func (p *callbackPool) take() *Connection {
+	if p.queued.Load() == 0 {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.head == len(p.queue) {
+		return nil
+	}
+	c := p.queue[p.head]
+	p.queue[p.head] = nil
+	p.head++
+	if p.head == len(p.queue) {
+		p.queue, p.head = p.queue[:0], 0
+	}
+	p.queued.Add(-1)
+	p.taken++
+	return c
+}
+
+// checkStall gives every waiting connection a goroutine of its own when
+// the queue did not move since the timer was set.
+func (p *callbackPool) checkStall() {
+	p.mu.Lock()
+	if p.head == len(p.queue) || p.closed {
+		p.timer = nil
+		p.mu.Unlock()
+		return
+	}
+	if p.taken != p.seen {
+		p.seen = p.taken
+		p.timer.Reset(stallAfter)
+		p.mu.Unlock()
+		return
+	}
+	p.timer = nil
+	waiting := append([]*Connection(nil), p.queue[p.head:]...)
+	clear(p.queue)
+	p.queue, p.head = p.queue[:0], 0
+	p.queued.Add(-int64(len(waiting)))
+	p.taken += uint64(len(waiting))
+	p.active.Add(int64(len(waiting))) // over the limit until they finish
+	p.mu.Unlock()
+	for _, c := range waiting {
+		p.spawn(c)
+	}
+}
+
+// release stops the pool once its goroutines finished, waiting at most
+// wait.
+func (p *callbackPool) release(wait time.Duration) error {
+	p.mu.Lock()
+	p.closed = true
+	if p.timer != nil {
+		p.timer.Stop()
+		p.timer = nil
+	}
+	p.mu.Unlock()
+	return p.ants.ReleaseTimeout(wait)
+}
