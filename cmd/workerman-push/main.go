@@ -57,7 +57,7 @@ func run(ctx context.Context, args []string, env func(string) string, stdout io.
 
 // serve runs a server with cfg until ctx is done.
 func serve(ctx context.Context, cfg config, stdout io.Writer) error {
-	s, err := newServer(cfg, slog.New(slog.NewTextHandler(stdout, nil)))
+	s, err := newServer(cfg, newLogger(cfg, stdout))
 	if err != nil {
 		return err
 	}
@@ -88,6 +88,8 @@ type config struct {
 	NATS         string        // URL(s) of an existing NATS cluster, comma-separated
 	Cluster      string        // embedded NATS: this node's route address
 	Peers        string        // embedded NATS: the peers' route addresses, comma-separated
+	LogFormat    string        // "text" or "json"
+	LogLevel     slog.Level    // lines below it are not written
 
 	// Not flags: what tests tune.
 	StopTimeout time.Duration // bound of a graceful stop; default 10 s
@@ -109,7 +111,7 @@ func parseConfig(args []string, env func(string) string, out io.Writer) (config,
 	fs := flag.NewFlagSet("workerman-push", flag.ContinueOnError)
 	fs.SetOutput(out)
 	fs.StringVar(&cfg.Listen, "listen", "websocket://0.0.0.0:8000", "client endpoint; also serves GET /workerman-push.js")
-	fs.StringVar(&cfg.API, "api", "http://127.0.0.1:8001", "backend endpoint: /api/*, /healthz")
+	fs.StringVar(&cfg.API, "api", "http://127.0.0.1:8001", "backend endpoint: /api/*, /metrics, /healthz, /readyz, the dashboard at /")
 	fs.StringVar(&cfg.APIKey, "api-key", "", "bearer key for /api/* (default: random, printed at start)")
 	fs.StringVar(&cfg.JWTSecret, "jwt-secret", "", "HS256 secret; when set, every client must present a valid token")
 	fs.StringVar(&cfg.Webhook, "webhook", "", "URL that receives client events as JSON POSTs")
@@ -119,6 +121,8 @@ func parseConfig(args []string, env func(string) string, out io.Writer) (config,
 	fs.StringVar(&cfg.NATS, "nats", "", "NATS URL(s) of an existing NATS cluster to join, comma-separated")
 	fs.StringVar(&cfg.Cluster, "cluster", "", "embedded NATS: this node's route address (host:port)")
 	fs.StringVar(&cfg.Peers, "peers", "", "embedded NATS: the other nodes' route addresses (host:port, comma-separated)")
+	fs.StringVar(&cfg.LogFormat, "log-format", "text", "log line format: text or json (log/slog's)")
+	fs.TextVar(&cfg.LogLevel, "log-level", slog.LevelInfo, "lowest level logged: debug, info, warn or error")
 	fs.Usage = func() {
 		fmt.Fprintf(out, "Usage: workerman-push [flags]\n\nEvery flag is also read from the environment as %s<NAME> (-api-key: %s);\na flag on the command line wins.\n\n", envPrefix, envName("api-key"))
 		fs.PrintDefaults()
@@ -152,6 +156,9 @@ func parseConfig(args []string, env func(string) string, out io.Writer) (config,
 	if cfg.PingInterval < 0 {
 		return cfg, fmt.Errorf("-ping-interval %v: 0 or more", cfg.PingInterval)
 	}
+	if cfg.LogFormat != "text" && cfg.LogFormat != "json" {
+		return cfg, fmt.Errorf("-log-format %q: text or json", cfg.LogFormat)
+	}
 	if cfg.NATS != "" && cfg.Cluster != "" {
 		return cfg, errors.New("-nats joins an existing NATS cluster, -cluster embeds one: give one of them")
 	}
@@ -165,6 +172,15 @@ func parseConfig(args []string, env func(string) string, out io.Writer) (config,
 		}
 	}
 	return cfg, nil
+}
+
+// newLogger writes cfg's format, from cfg's level up, to out.
+func newLogger(cfg config, out io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(out, opts))
+	}
+	return slog.New(slog.NewTextHandler(out, opts))
 }
 
 // lookup reads an environment variable; an empty value counts as unset,

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -88,7 +89,8 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.Listen != "websocket://0.0.0.0:8000" || cfg.API != "http://127.0.0.1:8001" || cfg.PingInterval != 25*time.Second ||
-		cfg.APIKey != "" || cfg.JWTSecret != "" || cfg.Webhook != "" || cfg.NodeID != "" || cfg.Count < 1 {
+		cfg.APIKey != "" || cfg.JWTSecret != "" || cfg.Webhook != "" || cfg.NodeID != "" || cfg.Count < 1 ||
+		cfg.LogFormat != "text" || cfg.LogLevel != slog.LevelInfo {
 		t.Fatalf("defaults: %+v", cfg)
 	}
 }
@@ -104,6 +106,8 @@ func TestEnv(t *testing.T) {
 		"WORKERMAN_PUSH_PING_INTERVAL": "7s",
 		"WORKERMAN_PUSH_JWT_SECRET":    "s3cret",
 		"WORKERMAN_PUSH_WEBHOOK":       "http://127.0.0.1:1/hook",
+		"WORKERMAN_PUSH_LOG_FORMAT":    "json",
+		"WORKERMAN_PUSH_LOG_LEVEL":     "warn",
 	}
 	getenv := func(k string) string { return env[k] }
 	cfg, err := parseConfig([]string{"-count", "2"}, getenv, io.Discard)
@@ -111,7 +115,8 @@ func TestEnv(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := config{Listen: "websocket://127.0.0.1:0", API: "http://127.0.0.1:0", APIKey: "from-env", JWTSecret: "s3cret",
-		Webhook: "http://127.0.0.1:1/hook", NodeID: "env-node", Count: 2, PingInterval: 7 * time.Second, StopTimeout: cfg.StopTimeout}
+		Webhook: "http://127.0.0.1:1/hook", NodeID: "env-node", Count: 2, PingInterval: 7 * time.Second, StopTimeout: cfg.StopTimeout,
+		LogFormat: "json", LogLevel: slog.LevelWarn}
 	if cfg != want {
 		t.Fatalf("got  %+v\nwant %+v", cfg, want)
 	}
@@ -120,6 +125,8 @@ func TestEnv(t *testing.T) {
 		"WORKERMAN_PUSH_COUNT":         "many",
 		"WORKERMAN_PUSH_PING_INTERVAL": "often",
 		"WORKERMAN_PUSH_WEBHOOK":       "ftp://x/",
+		"WORKERMAN_PUSH_LOG_FORMAT":    "xml",
+		"WORKERMAN_PUSH_LOG_LEVEL":     "loud",
 	} {
 		_, err := parseConfig(nil, func(k string) string {
 			if k == name {
@@ -127,7 +134,7 @@ func TestEnv(t *testing.T) {
 			}
 			return ""
 		}, io.Discard)
-		if err == nil || (!strings.Contains(err.Error(), name) && !strings.Contains(err.Error(), "-webhook")) {
+		if err == nil || (!strings.Contains(err.Error(), name) && !strings.Contains(err.Error(), "-webhook") && !strings.Contains(err.Error(), "-log-format")) {
 			t.Errorf("%s=%s: err %v", name, bad, err)
 		}
 	}

@@ -50,6 +50,8 @@ type server struct {
 	apiLn    net.Listener
 	apiDone  chan struct{}
 	draining atomic.Bool
+	counters *counters
+	ready    atomic.Bool // s.g is set: other nodes may ask for nodeStats
 
 	keyGenerated bool
 	// announced holds the client IDs whose connect event went to the
@@ -66,7 +68,7 @@ type identity struct {
 }
 
 func newServer(cfg config, log *slog.Logger) (*server, error) {
-	s := &server{cfg: cfg, log: log}
+	s := &server{cfg: cfg, log: log, counters: newCounters()}
 	workerURI, path, err := parseListen(cfg.Listen)
 	if err != nil {
 		return nil, err
@@ -95,6 +97,7 @@ func newServer(cfg config, log *slog.Logger) (*server, error) {
 	}
 	w.OnWebSocketConnect = s.authenticate
 	w.OnRequest = s.serveHTTP
+	w.OnMessage = s.counters.countReceived // the gateway's OnMessage runs after it
 	s.w = w
 
 	opt := gateway.Options{Node: cfg.NodeID, Logger: log}
@@ -109,13 +112,14 @@ func newServer(cfg config, log *slog.Logger) (*server, error) {
 			return nil, err
 		}
 		s.broker = b
-		opt.Broker = b
+		opt.Broker = &statsBroker{Broker: b, stats: s.nodeStatsIfReady}
 	}
 	g, err := gateway.New(w, opt)
 	if err != nil {
 		return nil, err
 	}
 	s.g = g
+	s.ready.Store(true)
 	g.OnConnect = s.onConnect
 	g.Welcome = s.welcome
 	if cfg.Webhook != "" {
@@ -189,6 +193,11 @@ func (s *server) start() error {
 func (s *server) shutdown(ctx context.Context) error {
 	s.draining.Store(true)
 	start := time.Now()
+	timeout := "none"
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = time.Until(dl).Round(time.Millisecond).String()
+	}
+	s.log.Info("workerman-push stopping", "connections", s.w.ConnectionCount(), "timeout", timeout)
 	var errs []error
 	if err := s.w.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("clients: %w", err))
@@ -265,6 +274,7 @@ type welcomeFrame struct {
 // event without waiting.
 func (s *server) welcome(c gateway.ClientInfo) gateway.Message {
 	b, _ := json.Marshal(welcomeFrame{Type: "welcome", ClientID: c.ID, UID: c.UID})
+	s.counters.welcomes.Add(1)
 	if s.hooks != nil {
 		s.announced.Store(c.ID, struct{}{})
 		s.hooks.enqueue(c.ID, hookEvent{Event: "connect", ClientID: c.ID, UID: c.UID})
@@ -311,29 +321,30 @@ func (s *server) serveHTTP(c *workerman.Connection, r *workerman.Request) {
 func (s *server) apiMux() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/api/", s.apiHandler())
+	mux.Handle("/api/"+nodeStatsMethod, s.nodeStatsHandler())
 	health := func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		if s.draining.Load() {
+		w.Header().Set("Cache-Control", "no-store")
+		if why := s.unhealthy(); why != "" {
 			w.WriteHeader(http.StatusServiceUnavailable)
-			fmt.Fprintln(w, "draining")
-			return
-		}
-		if s.broker != nil && !s.broker.Healthy() {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			fmt.Fprintln(w, "cluster broker unreachable")
+			fmt.Fprintln(w, why)
 			return
 		}
 		fmt.Fprintln(w, "ok")
 	}
 	mux.HandleFunc("GET /healthz", health)
 	mux.HandleFunc("GET /readyz", health)
+	mux.Handle("GET /metrics", s.metricsHandler())
+	mux.HandleFunc("GET /{$}", serveDashboard)
 	return mux
 }
 
-// observeAPI logs every API call that did not succeed, one line each: at
-// warning level when the server failed (5xx), at info level when the
-// caller did (4xx: a wrong key, a malformed body, an unknown client).
+// observeAPI counts every API call, and logs every one that did not
+// succeed, one line each: at warning level when the server failed (5xx),
+// at info level when the caller did (4xx: a wrong key, a malformed body,
+// an unknown client).
 func (s *server) observeAPI(method string, status int) {
+	s.counters.countAPI(method, status)
 	switch {
 	case status >= 500:
 		s.log.Warn("API error", "method", method, "status", status)
