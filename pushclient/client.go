@@ -205,7 +205,10 @@ func Dial(ctx context.Context, urls []string, opt Options) (*Client, error) {
 		c.mu.Lock()
 		last := c.lastErr
 		c.mu.Unlock()
-		return nil, fmt.Errorf("pushclient: dial %s: %w", strings.Join(c.urls, ", "), errors.Join(ctx.Err(), last))
+		if last == nil {
+			return nil, fmt.Errorf("pushclient: dial %s: %w", strings.Join(c.urls, ", "), ctx.Err())
+		}
+		return nil, fmt.Errorf("pushclient: dial %s: %w (last attempt: %w)", strings.Join(c.urls, ", "), ctx.Err(), last)
 	}
 }
 
@@ -583,8 +586,6 @@ func wsURL(u string) (string, error) {
 	if p.Host == "" {
 		return "", fmt.Errorf("pushclient: URL %q: no host", u)
 	}
-	if p.Fragment != "" {
-		p.Fragment = ""
-	}
+	p.Fragment = ""
 	return p.String(), nil
 }

@@ -179,6 +179,29 @@ func TestTokenAndHeader(t *testing.T) {
 	}
 }
 
+// A server that sends no welcome is served: its first frame is a push, and
+// the client ID is empty.
+func TestNoWelcome(t *testing.T) {
+	s := newServer(t, "n1", serverOptions{noWelcome: true})
+	r := newRecorder()
+	c, err := New([]string{s.url}, r.options(fast))
+	must(t, err)
+	defer closeAndWait(t, c)
+	var id string
+	select {
+	case id = <-s.connected:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the client never connected")
+	}
+	must(t, s.SendToClient(ctx(t), id, gateway.Text("first")))
+	must(t, s.SendToClient(ctx(t), id, gateway.Text("second")))
+	r.message(t, Message{Data: []byte("first")})
+	r.message(t, Message{Data: []byte("second")})
+	if !c.Connected() || c.ClientID() != "" {
+		t.Fatalf("Connected %v, ClientID %q", c.Connected(), c.ClientID())
+	}
+}
+
 // A refused handshake (401: a bad token) reports the status.
 func TestHandshakeRejected(t *testing.T) {
 	s := newServer(t, "n1", serverOptions{reject: true})

@@ -54,9 +54,9 @@
 // draining) moves to the next URL at once, without waiting; only when
 // every URL of the list went away in a row does the usual wait apply.
 //
-// Nothing is queued while disconnected: Send fails with ErrNotConnected,
-// and what the server pushed meanwhile is lost, unless the server keeps
-// history (below).
+// Nothing is queued while disconnected: SendText and SendBinary fail with
+// ErrNotConnected, and what the server pushed meanwhile is lost, unless the
+// server keeps history (below).
 //
 // # History and resume
 //

@@ -29,19 +29,21 @@ type server struct {
 	*gateway.Gateway
 	url       string           // ws://127.0.0.1:port/
 	handshake chan http.Header // headers of every handshake, the query as X-Query
+	connected chan string      // client IDs, as they connect
 	received  chan string      // what clients sent
 }
 
 // serverOptions tunes newServer.
 type serverOptions struct {
-	uid    string // bound to every client before its welcome
-	reject bool   // refuse every handshake with 401
+	uid       string // bound to every client before its welcome
+	reject    bool   // refuse every handshake with 401
+	noWelcome bool   // send no welcome frame
 }
 
 func newServer(t *testing.T, name string, o serverOptions) *server {
 	t.Helper()
 	w := &workerman.Worker{URI: "websocket://127.0.0.1:0"}
-	s := &server{handshake: make(chan http.Header, 100), received: make(chan string, 100)}
+	s := &server{handshake: make(chan http.Header, 100), connected: make(chan string, 100), received: make(chan string, 100)}
 	w.OnWebSocketConnect = func(_ *workerman.Connection, r *workerman.WebSocketRequest) error {
 		h := r.Header().Clone()
 		h.Set("X-Query", r.Query().Encode())
@@ -60,11 +62,14 @@ func newServer(t *testing.T, name string, o serverOptions) *server {
 		if o.uid != "" {
 			g.BindUID(context.Background(), id, o.uid)
 		}
+		s.connected <- id
 	}
 	g.OnMessage = func(id string, m gateway.Message) { s.received <- string(m.Data) }
-	g.Welcome = func(c gateway.ClientInfo) gateway.Message {
-		b, _ := json.Marshal(map[string]string{"type": "welcome", "client_id": c.ID, "uid": c.UID})
-		return gateway.Message{Data: b}
+	if !o.noWelcome {
+		g.Welcome = func(c gateway.ClientInfo) gateway.Message {
+			b, _ := json.Marshal(map[string]string{"type": "welcome", "client_id": c.ID, "uid": c.UID})
+			return gateway.Message{Data: b}
+		}
 	}
 	if err := w.Listen(); err != nil {
 		t.Fatal(err)
