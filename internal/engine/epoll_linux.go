@@ -100,6 +100,7 @@ type loop struct {
 	again  bool // something may still be ready: poll before parking
 	buf    []byte
 	iov    [][]byte
+	iovecs []unix.Iovec // rawWritev's
 
 	conns     []*fdConn // indexed by fd; loop-owned
 	listeners map[int]*fdListener
@@ -435,11 +436,11 @@ func (c *fdConn) read(ev uint32) {
 	)
 	fromLoopBuf := c.in == nil
 	if fromLoopBuf {
-		n, err = unix.Read(int(c.fd), l.buf)
+		n, err = rawRead(int(c.fd), l.buf)
 	} else {
 		c.grow()
 		b := *c.in
-		n, err = unix.Read(int(c.fd), b[len(b):cap(b)])
+		n, err = rawRead(int(c.fd), b[len(b):cap(b)])
 		if n > 0 {
 			*c.in = b[:len(b)+n]
 		}
@@ -629,7 +630,7 @@ func (c *fdConn) Write(p []byte, limit int, drop bool) (int, error) {
 	}
 	if c.queued() == 0 && st == stOpen {
 		for len(p) > 0 {
-			n, err := unix.Write(int(c.fd), p)
+			n, err := rawWrite(int(c.fd), p)
 			if n > 0 {
 				c.written += uint64(n)
 				p = p[n:]
@@ -689,7 +690,7 @@ func (c *fdConn) flush() {
 		return
 	}
 	iov := c.out.iovecs(l.iov[:0], maxIovecs)
-	n, err := unix.Writev(int(c.fd), iov)
+	n, err := rawWritev(int(c.fd), iov, &l.iovecs)
 	clear(iov)
 	l.iov = iov[:0]
 	if n > 0 {
