@@ -52,6 +52,7 @@ type options struct {
 	out        string
 	centrifugo string
 	oursBin    string
+	oursRev    string
 	pin        bool
 	smoke      bool
 }
@@ -80,9 +81,10 @@ func main() {
 	flag.IntVar(&opt.children, "children", 6, "subscriber processes (a multiple of -nodes spreads them evenly)")
 	flag.IntVar(&opt.parallel, "parallel", 100, "connects (and joinGroup calls) in flight per subscriber process")
 	flag.DurationVar(&opt.settle, "settle", time.Second, "wait after every member joined, before the first push")
-	flag.StringVar(&opt.out, "out", "", "directory to write cluster-<date>.md and .json into (empty: the report on stdout only)")
+	flag.StringVar(&opt.out, "out", "", "directory to write cluster-<date>.md into, e.g. results (empty: the report on stdout only)")
 	flag.StringVar(&opt.centrifugo, "centrifugo-bin", "", "a centrifugo v6 binary to use instead of building "+centrifugoModule+"@"+centrifugoVersion)
 	flag.StringVar(&opt.oursBin, "ours-bin", "", "a workerman-push binary to use instead of building ../cmd/workerman-push")
+	flag.StringVar(&opt.oursRev, "ours-rev", "", "with -ours-bin: what to call that binary in the report (its revision)")
 	flag.BoolVar(&opt.pin, "pin", true, "servers on CPU 0, subscriber processes and the orchestrator on CPU 1 (as pushbench); false: nothing pinned")
 	flag.BoolVar(&opt.smoke, "smoke", false, "ours only, 300 members, 1 round of 5 + 10 pushes: checks that the benchmark runs")
 	flag.Parse()

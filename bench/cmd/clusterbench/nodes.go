@@ -39,7 +39,10 @@ func prepare(opt options, tmp string) (binaries, error) {
 		return b, err
 	}
 	if contains(opt.kinds, pushsub.Ours) && opt.oursBin != "" {
-		b.ours, b.oursRev = opt.oursBin, "a given binary ("+opt.oursBin+")"
+		b.ours, b.oursRev = opt.oursBin, opt.oursRev
+		if b.oursRev == "" {
+			b.oursRev = "a given binary (" + opt.oursBin + ")"
+		}
 	} else if contains(opt.kinds, pushsub.Ours) {
 		root, err := repoRoot()
 		if err != nil {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
 	"os"
@@ -33,7 +32,19 @@ type reportOptions struct {
 func reportOpts(opt options) reportOptions {
 	return reportOptions{Members: opt.members, Nodes: opt.nodes, Pushes: opt.pushes, Burst: opt.burst, Size: opt.size,
 		Rounds: opt.rounds, Children: opt.children, Settle: opt.settle.String(), Servers: opt.kinds, Smoke: opt.smoke,
-		Command: strings.TrimSpace("cd bench && go run ./cmd/clusterbench " + strings.Join(os.Args[1:], " "))}
+		Command: strings.TrimSpace("cd bench && go run ./cmd/clusterbench " + shellJoin(os.Args[1:]))}
+}
+
+// shellJoin quotes the arguments that need it for a shell.
+func shellJoin(args []string) string {
+	var out []string
+	for _, a := range args {
+		if a == "" || strings.ContainsAny(a, " \t'\"$`\\()&;|<>*?") {
+			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+		out = append(out, a)
+	}
+	return strings.Join(out, " ")
 }
 
 type report struct {
@@ -80,7 +91,7 @@ var metrics = []metric{
 		value: func(ss []sample) float64 { return pooled(ss, 0.9) }},
 	{name: "deliveries per second, burst (first call to last delivery)", unit: "/s", format: "%.0f", higher: true,
 		value: func(ss []sample) float64 { return medianOf(ss, func(s sample) float64 { return s.BurstRate }) }},
-	{name: "sendToGroup calls answered per second, burst", unit: "/s", format: "%.0f", higher: true,
+	{name: "sendToGroup calls answered per second during the burst", unit: "/s", format: "%.0f", higher: true,
 		value: func(ss []sample) float64 { return medianOf(ss, func(s sample) float64 { return s.BurstCalls }) }},
 	{name: "server CPU per delivered message, one at a time (nodes + nats-server)", unit: "µs", format: "%.2f",
 		value: func(ss []sample) float64 { return medianOf(ss, func(s sample) float64 { return s.CPUPerDelivery }) }},
@@ -334,15 +345,11 @@ func (r *report) write(opt options) error {
 	if err := os.MkdirAll(opt.out, 0o755); err != nil {
 		return err
 	}
-	base := filepath.Join(opt.out, "cluster-"+r.Started.Format("2006-01-02"))
-	js, _ := json.MarshalIndent(r, "", " ")
-	if err := os.WriteFile(base+".json", js, 0o644); err != nil {
+	path := filepath.Join(opt.out, "cluster-"+r.Started.Format("2006-01-02")+".md")
+	if err := os.WriteFile(path, []byte(md), 0o644); err != nil {
 		return err
 	}
-	if err := os.WriteFile(base+".md", []byte(md), 0o644); err != nil {
-		return err
-	}
-	logf("wrote %s.md and .json", base)
+	logf("wrote %s", path)
 	return nil
 }
 
