@@ -121,6 +121,7 @@ type node struct {
 	cmd     *exec.Cmd
 	ws, api string // the client URL, the API base URL
 	logPath string
+	exited  chan struct{} // closed when the process ended
 }
 
 func (n *node) pid() int           { return n.cmd.Process.Pid }
@@ -188,7 +189,8 @@ func startNode(kind string, i int, bin binaries, tmp, natsURL string) (*node, er
 	if err := n.cmd.Start(); err != nil {
 		return nil, err
 	}
-	go n.cmd.Wait()
+	n.exited = make(chan struct{})
+	go func() { n.cmd.Wait(); close(n.exited) }()
 	if err := n.waitReady(30 * time.Second); err != nil {
 		n.stop()
 		return nil, fmt.Errorf("%s %s: %w\n%s", kind, n.name, err, n.logTail())
@@ -209,7 +211,11 @@ func (n *node) waitReady(d time.Duration) error {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("not ready after %v: %w", d, err)
 		}
-		time.Sleep(100 * time.Millisecond)
+		select {
+		case <-n.exited:
+			return fmt.Errorf("exited at start (%v)", n.cmd.ProcessState)
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 }
 

@@ -92,7 +92,26 @@ func run(opt options) error {
 	}
 	rep.LoadEnd = loadavg()
 	rep.Took = time.Since(start).Round(time.Second).String()
-	return rep.write(opt)
+	if err := rep.write(opt); err != nil {
+		return err
+	}
+	// A failed measurement, or more NATS messages per push than interested
+	// nodes, fails the run (after its report), so that -smoke in CI notices.
+	failed := 0
+	for _, s := range rep.Samples {
+		if s.Error != "" {
+			failed++
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of %d measurements failed", failed, len(rep.Samples))
+	}
+	for _, sys := range systems {
+		if v := rep.natsVerdict(sys); !strings.HasPrefix(v, "yes") {
+			return fmt.Errorf("%s: NATS messages per sendToGroup over the interested nodes: %s", sys, v)
+		}
+	}
+	return nil
 }
 
 func perPush(n int64, pushes int) float64 { return float64(n) / float64(max(1, pushes)) }
