@@ -211,6 +211,15 @@ func (a *AsyncConnection) startLocked() {
 	a.cur = c
 	a.state = asyncConnecting
 	c.accepted() // a WebSocket client sends its handshake
+	if t.ws {
+		// The codec was configured at the first attempt; SetWebSocketType
+		// may have changed the type since.
+		typ := protocol.TextMessage
+		if a.WebSocket.BinaryType {
+			typ = protocol.BinaryMessage
+		}
+		c.SetWebSocketType(typ)
+	}
 	for _, m := range a.pending {
 		c.send(m, false)
 	}
@@ -585,10 +594,11 @@ var clientStats stats
 // use and stopped shortly after the last client connection is gone, so a
 // program that is done with its clients keeps no goroutines.
 var clientRT struct {
-	mu   sync.Mutex
-	r    *reactor
-	refs int
-	idle *time.Timer
+	mu      sync.Mutex
+	r       *reactor
+	refs    int
+	idle    *time.Timer
+	stopped Stats // the final figures of the reactors stopped before
 }
 
 const clientTick = 25 * time.Millisecond
@@ -627,6 +637,8 @@ func stopIdleClientReactor() {
 		clientRT.mu.Unlock()
 		return
 	}
+	r.stats(&clientRT.stopped) // no connection is left: the figures are final
+	clientRT.stopped.Connections, clientRT.stopped.PoolQueued = 0, 0
 	clientRT.r, clientRT.idle = nil, nil
 	clientRT.mu.Unlock()
 	r.stop(context.Background())

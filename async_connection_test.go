@@ -540,3 +540,42 @@ func TestAsyncConnectionFiveThousand(t *testing.T) {
 		wait(t, closed, "OnClose")
 	}
 }
+
+// SetWebSocketType outlives the connection it was called on: after a
+// reconnect, Send still sends that type.
+func TestAsyncConnectionKeepsWebSocketTypeAcrossReconnects(t *testing.T) {
+	leakcheck.Check(t)
+	got := make(chan protocol.MessageType, 4)
+	w := &Worker{URI: "websocket://127.0.0.1:0"}
+	w.OnMessage = func(c *Connection, data []byte) {
+		got <- c.MessageType()
+		if string(data) == "bye" {
+			c.Close()
+		}
+	}
+	addr := serve(t, w)
+	c := newClient(t, "ws://"+addr+"/")
+	var done atomic.Bool
+	c.OnClose = func(a *AsyncConnection) {
+		c.closed <- struct{}{}
+		if !done.Load() {
+			a.Reconnect(10 * time.Millisecond)
+		}
+	}
+	c.connect(t)
+	wait(t, c.wsConn, "the handshake")
+	c.SetWebSocketType(protocol.BinaryMessage)
+	c.SendString("bye")
+	if typ := wait(t, got, "the first message"); typ != protocol.BinaryMessage {
+		t.Fatalf("first connection sent %v, want binary", typ)
+	}
+	wait(t, c.closed, "OnClose")
+	wait(t, c.wsConn, "the handshake of the reconnect")
+	c.SendString("again")
+	if typ := wait(t, got, "the message after the reconnect"); typ != protocol.BinaryMessage {
+		t.Fatalf("after a reconnect Send sent %v, want binary", typ)
+	}
+	done.Store(true)
+	c.Close()
+	wait(t, c.closed, "the final OnClose")
+}
