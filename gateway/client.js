@@ -68,7 +68,9 @@
  * together do not all come back together; a welcome starts n again. A close
  * with code 1001 (the server is going away: shutting down or draining)
  * moves to the next URL at once, with no wait; only after every URL of the
- * list went away in a row does the usual wait apply.
+ * list went away in a row does the usual wait apply. When the browser
+ * fires "online" (the network is back), a client waiting to reconnect
+ * connects at once.
  */
 (function (root) {
   "use strict";
@@ -99,6 +101,14 @@
     this._ws = null;
     this._gen = 0;         // bumped by close(): stale callbacks check it
     this._timer = null;
+    this._online = null;
+    if (typeof root.addEventListener === "function") {
+      // The browser says the network is back: waiting out the back-off
+      // would only delay the reconnect.
+      var self = this;
+      this._online = function () { self._wake(); };
+      root.addEventListener("online", this._online);
+    }
     this._schedule(0);
   }
 
@@ -119,6 +129,8 @@
     this._ws = null;
     this.clientId = this.uid = "";
     this.state = "closed";
+    if (this._online) root.removeEventListener("online", this._online);
+    this._online = null;
     if (ws) {
       detach(ws);
       ws.close(1000);
@@ -134,7 +146,15 @@
     }, delay);
   };
 
-  // _connect reads the token, then opens a WebSocket to the current URL.
+  // _wake connects now if the client is waiting to reconnect.
+  P._wake = function () {
+    if (this.state !== "disconnected" || this._timer === null) return;
+    clearTimeout(this._timer);
+    this._timer = null;
+    this._connect();
+  };
+
+    // _connect reads the token, then opens a WebSocket to the current URL.
   P._connect = function () {
     var self = this, gen = this._gen, url = this.urls[this._next], token = this._token;
     this.state = "connecting";

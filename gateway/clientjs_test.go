@@ -167,6 +167,11 @@ class FakeWebSocket {
   fail() { this.readyState = 3; this.onerror && this.onerror({}); this.onclose && this.onclose({ code: 1006, reason: "" }); }
 }
 globalThis.WebSocket = FakeWebSocket;
+// The page's window events ("online").
+let listeners = {};
+globalThis.addEventListener = (name, fn) => { (listeners[name] = listeners[name] || []).push(fn); };
+globalThis.removeEventListener = (name, fn) => { listeners[name] = (listeners[name] || []).filter((f) => f !== fn); };
+const fire = (name) => (listeners[name] || []).slice().forEach((f) => f({ type: name }));
 const WorkermanPush = require("./client.js");
 const last = () => sockets[sockets.length - 1];
 
@@ -288,6 +293,23 @@ const tests = {
     assert.deepStrictEqual([p.state, p.clientId], ["connected", ""]);
     assert.deepStrictEqual(p.events.pop(), ["message", "hello"]);
     p.close();
+  },
+  async "the browser going online ends the wait at once"() {
+    const p = client(["ws://a/", "ws://b/"]);
+    (await waitsThen(0, "ws://a/")).fail();
+    (await waitsThen(50, "ws://b/")).fail(); // now waiting 100 ms for a
+    const n = sockets.length;
+    await advance(10);
+    fire("online");
+    await advance(0);
+    assert.strictEqual(sockets.length, n + 1, "no connection when the browser went online");
+    assert.strictEqual(last().url, "ws://a/");
+    last().welcome("w1");
+    fire("online"); // connected: nothing to do
+    await advance(1000);
+    assert.strictEqual(sockets.length, n + 1);
+    p.close();
+    assert.strictEqual((listeners.online || []).length, 0, "close() left its online listener");
   },
   async "no URL"() {
     assert.throws(() => new WorkermanPush([]), TypeError);
