@@ -169,7 +169,7 @@ func (s *server) start() error {
 		"jwt", s.secret != nil,
 		"webhook", s.cfg.Webhook,
 		"count", s.cfg.Count,
-		"ping_interval", s.cfg.PingInterval,
+		"ping_interval", s.cfg.PingInterval.String(),
 	}
 	if s.broker != nil {
 		if a := s.broker.ClusterAddr(); a != nil {
@@ -215,9 +215,9 @@ func (s *server) shutdown(ctx context.Context) error {
 	}
 	err := errors.Join(errs...)
 	if err != nil {
-		s.log.Warn("workerman-push stopped", "took", time.Since(start).Round(time.Millisecond), "err", err)
+		s.log.Warn("workerman-push stopped", "took", time.Since(start).Round(time.Millisecond).String(), "err", err)
 	} else {
-		s.log.Info("workerman-push stopped", "took", time.Since(start).Round(time.Millisecond))
+		s.log.Info("workerman-push stopped", "took", time.Since(start).Round(time.Millisecond).String())
 	}
 	return err
 }
