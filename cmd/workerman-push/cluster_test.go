@@ -95,6 +95,16 @@ func TestExternalNATS(t *testing.T) {
 	ns.Shutdown()
 	stopped = true
 	waitStatus(t, strings.TrimSuffix(a.api, "/api/")+"/healthz", http.StatusServiceUnavailable)
+	if got := httpGet(t, strings.TrimSuffix(a.api, "/api/")+"/readyz"); got != http.StatusServiceUnavailable {
+		t.Fatalf("GET /readyz without NATS: %d, want 503", got)
+	}
+	if v := value(t, scrape(t, a), "workerman_push_healthy"); v != 0 {
+		t.Fatalf("workerman_push_healthy %v without NATS, want 0", v)
+	}
+	// The dashboard still has this node's row, and says why the others are missing.
+	if out := nodeStatsOf(t, a); len(out.Nodes) != 1 || out.Nodes[0].Node != "a" || out.Nodes[0].Healthy || out.Partial == "" {
+		t.Fatalf("getNodeStats without NATS: %+v", out)
+	}
 	if code, out := a.call(t, "getClientIdListByGroup", map[string]any{"group": "g"}); code != http.StatusServiceUnavailable {
 		t.Fatalf("a cluster query without NATS: %d %v, want 503", code, out)
 	}
