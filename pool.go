@@ -43,12 +43,19 @@ type callbackPool struct {
 	queued atomic.Int64 // len(queue), readable without mu
 
 	mu     sync.Mutex
-	queue  []*Connection // FIFO: queue[head:] wait
+	queue  []waiting // FIFO: queue[head:] wait
 	head   int
-	taken  uint64 // connections taken from the queue so far
+	taken  uint64        // connections taken from the queue so far
+	waited time.Duration // how long they waited in all
 	timer  *time.Timer
 	seen   uint64 // taken when the stall timer was set
 	closed bool
+}
+
+// waiting is a connection in the queue and when it joined it.
+type waiting struct {
+	c     *Connection
+	since time.Time
 }
 
 func newCallbackPool(size int, onPanic func(any)) (*callbackPool, error) {
@@ -75,8 +82,9 @@ func (p *callbackPool) submit(c *Connection) {
 		p.spawn(c)
 		return
 	}
+	now := time.Now() // only when queueing: a free goroutine costs no clock read
 	p.mu.Lock()
-	p.queue = append(p.queue, c)
+	p.queue = append(p.queue, waiting{c, now})
 	p.queued.Add(1)
 	if p.soft && p.timer == nil && !p.closed {
 		p.seen = p.taken
@@ -144,15 +152,16 @@ func (p *callbackPool) take() *Connection {
 	if p.head == len(p.queue) {
 		return nil
 	}
-	c := p.queue[p.head]
-	p.queue[p.head] = nil
+	w := p.queue[p.head]
+	p.queue[p.head] = waiting{}
 	p.head++
 	if p.head == len(p.queue) {
 		p.queue, p.head = p.queue[:0], 0
 	}
 	p.queued.Add(-1)
 	p.taken++
-	return c
+	p.waited += time.Since(w.since)
+	return w.c
 }
 
 // checkStall gives every waiting connection a goroutine of its own when
@@ -171,16 +180,28 @@ func (p *callbackPool) checkStall() {
 		return
 	}
 	p.timer = nil
-	waiting := append([]*Connection(nil), p.queue[p.head:]...)
+	stalled := append([]waiting(nil), p.queue[p.head:]...)
 	clear(p.queue)
 	p.queue, p.head = p.queue[:0], 0
-	p.queued.Add(-int64(len(waiting)))
-	p.taken += uint64(len(waiting))
-	p.active.Add(int64(len(waiting))) // over the limit until they finish
-	p.mu.Unlock()
-	for _, c := range waiting {
-		p.spawn(c)
+	p.queued.Add(-int64(len(stalled)))
+	p.taken += uint64(len(stalled))
+	now := time.Now()
+	for _, w := range stalled {
+		p.waited += now.Sub(w.since)
 	}
+	p.active.Add(int64(len(stalled))) // over the limit until they finish
+	p.mu.Unlock()
+	for _, w := range stalled {
+		p.spawn(w.c)
+	}
+}
+
+// waits returns how many connections waited in the queue so far and how
+// long they waited in all (Stats.PoolWaitCount, Stats.PoolWaitDuration).
+func (p *callbackPool) waits() (n uint64, total time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.taken, p.waited
 }
 
 // release stops the pool once its goroutines finished, waiting at most
