@@ -460,18 +460,53 @@ func (s *controlServer) writeStatus(out io.Writer) {
 	s.lastReqs, s.lastAt = make(map[*Worker]uint64, len(ws)), now
 	tw := tabwriter.NewWriter(out, 0, 0, 3, ' ', 0)
 	fmt.Fprintln(tw, "listening\tworker_name\tcount\tconnections\tsend_fail\ttotal_request\tqps")
-	var conns, count int
-	var fails, reqs, qps uint64
-	for _, w := range ws {
-		n := w.ConnectionCount()
-		f, r := w.stats.sendFail.Load(), w.stats.requests.Load()
+	var count int
+	var sum Stats
+	var qps uint64
+	stats := make([]Stats, len(ws))
+	for i, w := range ws {
+		st := w.Stats()
+		stats[i] = st
+		r := st.MessagesReceived
 		q := uint64(float64(r-last[w]) / max(since.Seconds(), 1e-3))
 		s.lastReqs[w] = r
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\n", w.listenURI(), w.name(), w.loops(), n, f, r, q)
-		conns, count, fails, reqs, qps = conns+n, count+w.loops(), fails+f, reqs+r, qps+q
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\n", w.listenURI(), w.name(), w.loops(), st.Connections, st.SendDropped, r, q)
+		count, qps = count+w.loops(), qps+q
+		sum.add(st)
 	}
 	s.mu.Unlock()
-	fmt.Fprintf(tw, "Summary\t%d workers\t%d\t%d\t%d\t%d\t%d\n", len(ws), count, conns, fails, reqs, qps)
+	fmt.Fprintf(tw, "Summary\t%d workers\t%d\t%d\t%d\t%d\t%d\n", len(ws), count, sum.Connections, sum.SendDropped, sum.MessagesReceived, qps)
+	tw.Flush()
+
+	// The same figures as Worker.Stats, and the client side's
+	// (AsyncConnection) when it was used.
+	names := make([]string, len(ws))
+	for i, w := range ws {
+		names[i] = w.name()
+	}
+	if cs := clientSideStats(); cs.ConnectionsTotal > 0 {
+		names, stats = append(names, "(clients)"), append(stats, cs)
+	}
+	fmt.Fprintf(out, "---------------------------------------------- WORKER TRAFFIC --------------------------------------------\n")
+	tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "worker_name\tconns_total\tmsgs_in\tmsgs_out\tbytes_in\tbytes_out\tbuffer_full\tpool_queued\tpool_waits\tpool_wait_avg")
+	for i, st := range stats {
+		avg := time.Duration(0)
+		if st.PoolWaitCount > 0 {
+			avg = st.PoolWaitDuration / time.Duration(st.PoolWaitCount)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t%d\t%d\t%d\t%v\n", names[i], st.ConnectionsTotal, st.MessagesReceived, st.MessagesSent,
+			humanBytes(st.BytesReceived), humanBytes(st.BytesSent), st.SendBufferFull, st.PoolQueued, st.PoolWaitCount, avg.Round(time.Microsecond))
+	}
+	tw.Flush()
+	fmt.Fprintf(out, "---------------------------------------------- CODEC ERRORS ----------------------------------------------\n")
+	tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "worker_name\tbad_packet\ttoo_large\thandshake\tidle_timeout\thandshake_timeout\theartbeat_timeout\thead_timeout")
+	for i, st := range stats {
+		e := st.CodecErrors
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\n", names[i], e.BadPacket, e.PackageTooLarge, e.HandshakeFailed,
+			e.IdleTimeout, e.HandshakeTimeout, e.HeartbeatTimeout, e.RequestHeadTimeout)
+	}
 	tw.Flush()
 }
 
@@ -663,6 +698,8 @@ func humanBytes(n uint64) string {
 		return fmt.Sprintf("%.1fG", float64(n)/(1<<30))
 	case n >= 1<<20:
 		return fmt.Sprintf("%.1fM", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1fK", float64(n)/(1<<10))
 	}
-	return fmt.Sprintf("%.1fK", float64(n)/(1<<10))
+	return fmt.Sprintf("%dB", n)
 }

@@ -87,6 +87,26 @@ func workerRow(t *testing.T, status string) []string {
 	return nil
 }
 
+// sectionRow returns the columns of the row for name in the status
+// section headed by title.
+func sectionRow(t *testing.T, status, title, name string) []string {
+	t.Helper()
+	_, section, ok := strings.Cut(status, " "+title+" ")
+	_, section, _ = strings.Cut(section, "\n") // the rest of the heading
+	if ok {
+		for _, line := range strings.Split(section, "\n") {
+			if f := strings.Fields(line); len(f) > 0 && f[0] == name {
+				return f
+			}
+			if strings.HasPrefix(line, "-----") {
+				break
+			}
+		}
+	}
+	t.Fatalf("no %s row in the %s section of status:\n%s", name, title, status)
+	return nil
+}
+
 func TestCommandLine(t *testing.T) {
 	leakcheck.Check(t)
 	p := program{t: t, pid: filepath.Join(t.TempDir(), "s.pid")}
@@ -124,9 +144,17 @@ func TestCommandLine(t *testing.T) {
 	if got := readLine(t, r, c); got != "hello\n" {
 		t.Fatalf("echo: %q", got)
 	}
-	row := workerRow(t, p.ok("status"))
+	status = p.ok("status")
+	row := workerRow(t, status)
 	if row[1] != "clitest" || row[2] != "2" || row[3] != "1" || row[5] != "1" {
 		t.Fatalf("status row %q: want name clitest, count 2, 1 connection, 1 request", row)
+	}
+	// Worker.Stats: 1 connection, 1 message of 6 bytes each way.
+	if traffic := sectionRow(t, status, "WORKER TRAFFIC", "clitest"); strings.Join(traffic[:6], " ") != "clitest 1 1 1 6B 6B" {
+		t.Fatalf("traffic row %q: want 1 connection, 1 message and 6 bytes each way", traffic)
+	}
+	if errs := sectionRow(t, status, "CODEC ERRORS", "clitest"); strings.Join(errs, " ") != "clitest 0 0 0 0 0 0 0" {
+		t.Fatalf("codec errors row %q: want none", errs)
 	}
 	conns := p.ok("connections")
 	if !strings.Contains(conns, "clitest") || !strings.Contains(conns, "ESTABLISHED") || !strings.Contains(conns, c.LocalAddr().String()) {

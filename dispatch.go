@@ -184,6 +184,7 @@ func (c *Connection) handlePacket(packet []byte) {
 	}
 	msg, err := c.codec.Decode(cc, packet)
 	if err != nil {
+		c.countError(err, true)
 		c.reportError(err)
 		c.failWith(err)
 		return
@@ -193,7 +194,7 @@ func (c *Connection) handlePacket(packet []byte) {
 		return
 	case protocol.DataMessage, protocol.TextMessage, protocol.BinaryMessage:
 		c.msgType = msg.Type
-		c.ep.stats.requests.Add(1)
+		c.received.Add(1) // uncontended: one goroutine runs c's callbacks
 		if x := c.ext.Load(); x != nil && x.pipeTo != nil {
 			x.pipeTo.forward(msg.Data)
 			return

@@ -69,6 +69,17 @@
 // every other connection keeps being served. A panicking callback is
 // recovered, reported as a *PanicError and destroys only its connection.
 //
+// # Counters
+//
+// Worker.Stats returns a worker's traffic counters (connections, messages
+// and bytes each way, full send buffers and dropped sends, codec errors
+// and timeouts by kind, the callback pool's queue and waits) and
+// ProcessStats those of the whole process, clients included; the status
+// command shows them. They are counted per connection and folded into the
+// worker's totals when it closes, so counting costs the send path no
+// cache line shared between goroutines. The nested module
+// github.com/workerman-go/workerman/metrics exports them to Prometheus.
+//
 // # Layout
 //
 // This package is the public API. Package protocol holds the codec

@@ -43,6 +43,7 @@ func (l *loopSide) OnRead(in []byte) (consumed, need int) {
 	})
 	if err != nil {
 		c.badInput = true
+		c.countError(err, true)
 		j := newJob(jobFail)
 		j.err = err
 		c.enqueue(j)

@@ -37,6 +37,11 @@ type instance struct {
 	mu   sync.Mutex
 	head *Connection // intrusive list through Connection.prev/next
 	n    int
+
+	// Under mu, like the list: a connection's counters move into closed
+	// as it leaves the list, so that stats sees each connection once.
+	accepted uint64  // connections ever added
+	closed   traffic // what the connections no longer listed moved
 }
 
 func newReactor(loops, poolSize int, tick time.Duration, log *slog.Logger, goroutines bool) (*reactor, error) {
@@ -207,6 +212,7 @@ func (in *instance) add(c *Connection) {
 	}
 	in.head = c
 	in.n++
+	in.accepted++
 	in.mu.Unlock()
 }
 
@@ -225,5 +231,6 @@ func (in *instance) remove(c *Connection) {
 	}
 	c.prev, c.next = nil, nil
 	in.n--
+	in.closed.add(c.traffic())
 	in.mu.Unlock()
 }

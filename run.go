@@ -25,12 +25,23 @@ func declare(w *Worker) {
 	globalMu.Unlock()
 }
 
+// setRunning lists or unlists w. A worker is unlisted once stopped, when
+// its figures are final: they move to stoppedStats at the same time, so
+// that ProcessStats counts them once and never goes down.
 func setRunning(w *Worker, on bool) {
+	var final Stats
+	if !on {
+		final = w.Stats()
+		// Nothing is open or queued any more, unless a callback blocked
+		// the stop: those connections are no longer the process's.
+		final.Connections, final.PoolQueued = 0, 0
+	}
 	globalMu.Lock()
 	if on {
 		running[w] = true
-	} else {
+	} else if running[w] {
 		delete(running, w)
+		stoppedStats.add(final)
 	}
 	globalMu.Unlock()
 }

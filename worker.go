@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/workerman-go/workerman/internal/engine"
@@ -201,11 +200,6 @@ const (
 	stateStopping
 	stateStopped
 )
-
-type stats struct {
-	requests atomic.Uint64
-	sendFail atomic.Uint64
-}
 
 // NewWorker returns a worker listening on uri once started, with Count 1.
 // RunAll starts every worker made with NewWorker.
