@@ -22,9 +22,10 @@ import (
 // callbacks share softPoolLimit goroutines instead of one goroutine per
 // busy connection (a loaded machine once ran 1,638 at once, and the Go
 // runtime keeps what that peak cost). When the queue has not moved for
-// stallAfter (every pool goroutine blocked, in a database call say), each
-// waiting connection gets a goroutine of its own: a blocking callback
-// delays another connection by at most that.
+// stallAfter while no pool goroutine finished anything (every one blocked,
+// in a database call say), as many goroutines again start on the waiting
+// connections, and so on every stallAfter while the stall lasts: a
+// blocking callback delays another connection by about that.
 
 // softPoolLimit is the number of pool goroutines that run callbacks at
 // once before connections queue, when Worker.PoolSize is 0.
@@ -48,8 +49,11 @@ type callbackPool struct {
 	taken  uint64        // connections taken from the queue so far
 	waited time.Duration // how long they waited in all
 	timer  *time.Timer
-	seen   uint64 // taken when the stall timer was set
+	armed  time.Time // when the stall timer was last set
+	seen   uint64    // finished when the stall timer was last set
 	closed bool
+
+	finished atomic.Uint64 // job lists run to the end: the pool's progress
 }
 
 // waiting is a connection in the queue and when it joined it.
@@ -87,7 +91,7 @@ func (p *callbackPool) submit(c *Connection) {
 	p.queue = append(p.queue, waiting{c, now})
 	p.queued.Add(1)
 	if p.soft && p.timer == nil && !p.closed {
-		p.seen = p.taken
+		p.seen, p.armed = p.finished.Load(), now
 		p.timer = time.AfterFunc(stallAfter, p.checkStall)
 	}
 	p.mu.Unlock()
@@ -134,6 +138,9 @@ func (p *callbackPool) spawn(c *Connection) {
 func (p *callbackPool) work(c *Connection) {
 	for c != nil {
 		c.run()
+		if p.soft {
+			p.finished.Add(1)
+		}
 		c = p.take()
 	}
 	p.active.Add(-1)
@@ -164,8 +171,12 @@ func (p *callbackPool) take() *Connection {
 	return w.c
 }
 
-// checkStall gives every waiting connection a goroutine of its own when
-// the queue did not move since the timer was set.
+// checkStall runs stallAfter after the queue was found waiting. When no
+// pool goroutine finished a job list since, they are all blocked: up to
+// limit more goroutines start on the waiting connections (and go on
+// draining the queue, as the others do). A timer that fires late means
+// the process itself was starved of CPU, not that callbacks are blocked:
+// it only looks again.
 func (p *callbackPool) checkStall() {
 	p.mu.Lock()
 	if p.head == len(p.queue) || p.closed {
@@ -173,23 +184,29 @@ func (p *callbackPool) checkStall() {
 		p.mu.Unlock()
 		return
 	}
-	if p.taken != p.seen {
-		p.seen = p.taken
+	now := time.Now()
+	late := now.Sub(p.armed) > 2*stallAfter
+	if done := p.finished.Load(); done != p.seen || late {
+		p.seen, p.armed = done, now
 		p.timer.Reset(stallAfter)
 		p.mu.Unlock()
 		return
 	}
-	p.timer = nil
-	stalled := append([]waiting(nil), p.queue[p.head:]...)
-	clear(p.queue)
-	p.queue, p.head = p.queue[:0], 0
-	p.queued.Add(-int64(len(stalled)))
-	p.taken += uint64(len(stalled))
-	now := time.Now()
+	n := min(len(p.queue)-p.head, int(p.limit))
+	stalled := append([]waiting(nil), p.queue[p.head:p.head+n]...)
+	clear(p.queue[p.head : p.head+n])
+	p.head += n
+	if p.head == len(p.queue) {
+		p.queue, p.head = p.queue[:0], 0
+	}
+	p.queued.Add(-int64(n))
+	p.taken += uint64(n)
 	for _, w := range stalled {
 		p.waited += now.Sub(w.since)
 	}
-	p.active.Add(int64(len(stalled))) // over the limit until they finish
+	p.active.Add(int64(n)) // over the limit until the queue is empty
+	p.seen, p.armed = p.finished.Load(), now
+	p.timer.Reset(stallAfter)
 	p.mu.Unlock()
 	for _, w := range stalled {
 		p.spawn(w.c)

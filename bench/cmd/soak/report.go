@@ -248,7 +248,7 @@ func (s *suite) finish() int {
 		return fmt.Sprintf("%+.1f%%", 100*float64(a-b)/float64(b))
 	}
 	add("server RSS back within tolerance", s.after.RSS > 0 && withinSlack(s.after.RSS, s.before.RSS, o.tolerance, o.rssSlack),
-		"%s → %s (%s; ±%.0f%% or ±%s)", human(s.before.RSS), human(s.after.RSS), pct(s.after.RSS, s.before.RSS), o.tolerance*100, human(o.rssSlack))
+		"%s → %s (%s; at most +%.0f%% or +%s)", human(s.before.RSS), human(s.after.RSS), pct(s.after.RSS, s.before.RSS), o.tolerance*100, human(o.rssSlack))
 	if push {
 		na("server goroutines back within tolerance", "it does not expose its goroutine count")
 	} else {
@@ -346,7 +346,7 @@ func (s *suite) finish() int {
 	fmt.Fprintln(out)
 
 	row("server", "before faults", "during (peak)", "after", "change", "tolerance")
-	row("RSS", human(s.before.RSS), human(s.peak.RSS), human(s.after.RSS), pct(s.after.RSS, s.before.RSS), fmt.Sprintf("±%.0f%% (at least ±%s)", o.tolerance*100, human(o.rssSlack)))
+	row("RSS", human(s.before.RSS), human(s.peak.RSS), human(s.after.RSS), pct(s.after.RSS, s.before.RSS), fmt.Sprintf("+%.0f%% (at least +%s)", o.tolerance*100, human(o.rssSlack)))
 	row("  of which anonymous", human(s.before.RSSAnon), "", human(s.after.RSSAnon), pct(s.after.RSSAnon, s.before.RSSAnon), "")
 	if !push { // the push server does not tell its heap
 		row("  Go heap in use", human(s.before.HeapInuse), "", human(s.after.HeapInuse), pct(s.after.HeapInuse, s.before.HeapInuse), "")
@@ -360,9 +360,9 @@ func (s *suite) finish() int {
 	if push {
 		row("goroutines", "n/a", "n/a", "n/a", "", "(the push server does not expose them)")
 	} else {
-		row("goroutines", fmt.Sprint(s.before.Goroutines), fmt.Sprint(s.peak.Goroutines), fmt.Sprint(s.after.Goroutines), pct(int64(s.after.Goroutines), int64(s.before.Goroutines)), fmt.Sprintf("±%.0f%%", o.tolerance*100))
+		row("goroutines", fmt.Sprint(s.before.Goroutines), fmt.Sprint(s.peak.Goroutines), fmt.Sprint(s.after.Goroutines), pct(int64(s.after.Goroutines), int64(s.before.Goroutines)), fmt.Sprintf("+%.0f%%", o.tolerance*100))
 	}
-	row("open fds", fmt.Sprint(s.before.FDs), fmt.Sprint(s.peak.FDs), fmt.Sprint(s.after.FDs), pct(int64(s.after.FDs), int64(s.before.FDs)), fmt.Sprintf("±%.0f%%", o.tolerance*100))
+	row("open fds", fmt.Sprint(s.before.FDs), fmt.Sprint(s.peak.FDs), fmt.Sprint(s.after.FDs), pct(int64(s.after.FDs), int64(s.before.FDs)), fmt.Sprintf("+%.0f%%", o.tolerance*100))
 	row("connections", fmt.Sprint(s.before.Conns), fmt.Sprint(s.peak.Conns), fmt.Sprint(s.after.Conns), "", "")
 	tw.Flush()
 	fmt.Fprintln(out)

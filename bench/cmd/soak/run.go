@@ -578,13 +578,14 @@ func within(after, before int64, tol float64) bool {
 	return withinSlack(after, before, tol, 0)
 }
 
-// withinSlack: after is within tol of before, or within slack of it.
+// withinSlack: after is at most tol above before, or at most slack above
+// it. Below is always fine: the checks look for what the faults left
+// behind, and the level after is read with the traffic stopped, when the
+// callback pool's idle goroutines have expired (175 before, 12 after in a
+// 30-minute run) and the runtime may have returned memory.
 func withinSlack(after, before int64, tol float64, slack int64) bool {
 	d := after - before
-	if d < 0 {
-		d = -d
-	}
-	return float64(d) <= tol*float64(before) || d <= slack
+	return d <= 0 || float64(d) <= tol*float64(before) || d <= slack
 }
 
 func (s *suite) withinTolerance() bool {
