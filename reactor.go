@@ -189,6 +189,25 @@ func (r *reactor) ticker() {
 	}
 }
 
+// waitLingering waits, until ctx ends, for the sockets that outlive their
+// connection's OnClose: they linger until the peer closes its side (for a
+// WebSocket, after answering the close frame), bounded by the engine's
+// linger time. Stopping the loops earlier would reset them.
+func (r *reactor) waitLingering(ctx context.Context) {
+	if r.eng.Held() == 0 {
+		return
+	}
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for r.eng.Held() > 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
 // stop ends the ticker, the loops and the pool. Connections must be gone.
 func (r *reactor) stop(ctx context.Context) error {
 	if r.tickStop != nil {

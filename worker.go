@@ -472,10 +472,13 @@ func (w *Worker) stopTimeout() time.Duration {
 }
 
 // Shutdown stops the worker gracefully: it stops accepting, closes every
-// connection (flushing what is queued, as Workerman's stop does), waits for
-// their OnClose, runs OnWorkerStop and releases the loops and the pool. When
-// ctx ends first, the remaining connections are destroyed and ctx's error is
-// returned. Calling it on a stopped worker returns nil.
+// connection (flushing what is queued, as Workerman's stop does; a
+// WebSocket gets a close frame with 1001), waits for their OnClose, then
+// for the peers to close their side (the end of the closing handshake:
+// a connection's socket lingers after its OnClose, at most 2 s), runs
+// OnWorkerStop and releases the loops and the pool. When ctx ends first,
+// the remaining connections are destroyed, and ctx's error is returned if
+// an OnClose was still to come. Calling it on a stopped worker returns nil.
 func (w *Worker) Shutdown(ctx context.Context) error {
 	return w.stop(ctx, true)
 }
@@ -530,6 +533,9 @@ func (w *Worker) stop(ctx context.Context, graceful bool) error {
 			// Stop anyway rather than hang (Workerman's "stop fail").
 			err = fmt.Errorf("workerman: %s: callbacks still blocked after stop: %w", w.name(), err)
 		}
+	}
+	if graceful && err == nil {
+		r.waitLingering(ctx)
 	}
 	if e := w.eachInstance("OnWorkerStop", w.OnWorkerStop); e != nil && err == nil {
 		err = e

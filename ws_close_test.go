@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/workerman-go/workerman/internal/engine"
+	"github.com/workerman-go/workerman/internal/leakcheck"
 	"github.com/workerman-go/workerman/protocol"
 )
 
@@ -249,4 +251,51 @@ func readClientFrames(r *bufio.Reader) []clientFrame {
 		}
 		out = append(out, f)
 	}
+}
+
+// Shutdown ends with the closing handshakes: after the 1001 close frame it
+// waits for the peer to answer and close (the socket lingers after
+// OnClose), and returns as soon as it did, long before the linger time.
+func TestShutdownWaitsForTheClosingHandshake(t *testing.T) {
+	leakcheck.Check(t)
+	engines(t, func(t *testing.T, goroutines bool) {
+		w := &Worker{URI: "websocket://127.0.0.1:0", goroutines: goroutines}
+		connected := make(chan struct{}, 1)
+		w.OnWebSocketConnected = func(*Connection, *WebSocketRequest) { connected <- struct{}{} }
+		if err := w.Listen(); err != nil {
+			t.Fatal(err)
+		}
+		c := dialWS(t, w.Addr().String())
+		wait(t, connected, "OnWebSocketConnected")
+		done := make(chan error, 1)
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			done <- w.Shutdown(ctx)
+		}()
+		f := c.next()
+		if code, _ := protocol.ParseClosePayload(f.payload); f.op != 8 || code != protocol.CloseGoingAway {
+			t.Fatalf("frame op %d code %d, want a close frame with 1001", f.op, code)
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("Shutdown returned (%v) before the client answered the close frame", err)
+		default:
+		}
+		answered := time.Now()
+		c.send(frame(true, 0, 8, true, protocol.ClosePayload(protocol.CloseGoingAway, "")))
+		expectEOF(t, c.conn) // the server's FIN, not a reset
+		c.conn.Close()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("Shutdown: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("Shutdown never returned")
+		}
+		if took := time.Since(answered); took >= engine.LingerTimeout {
+			t.Fatalf("Shutdown returned %v after the client's close: the linger timeout, not the close", took)
+		}
+	})
 }

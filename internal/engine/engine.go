@@ -100,6 +100,10 @@ type Engine interface {
 	Dial(d DialRequest) DialConn
 	// Stop ends the loops. Connections still open are destroyed.
 	Stop()
+	// Held is the number of connections the engine still holds: open ones,
+	// and closed ones whose socket lingers for the peer's close (the end
+	// of a WebSocket closing handshake).
+	Held() int
 }
 
 // AcceptFunc is called for each accepted connection.

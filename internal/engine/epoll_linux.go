@@ -64,6 +64,14 @@ func newPlatform(cfg Config) (Engine, error) {
 
 func (e *epollEngine) Loops() int { return len(e.loops) }
 
+func (e *epollEngine) Held() int {
+	n := e.gor.Held()
+	for _, l := range e.loops {
+		n += int(l.n.Load())
+	}
+	return n
+}
+
 // leastLoaded picks the loop holding the fewest connections, so that
 // long-lived connections spread evenly even when they close unevenly.
 func (e *epollEngine) leastLoaded() *loop {

@@ -38,6 +38,12 @@ func newGoEngine(cfg Config) *goEngine {
 
 func (e *goEngine) Loops() int { return len(e.counts) }
 
+func (e *goEngine) Held() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.conns)
+}
+
 func (e *goEngine) pick() int {
 	best := 0
 	for i := range e.counts {
