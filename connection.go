@@ -52,6 +52,7 @@ type Connection struct {
 	recvPause atomic.Bool          // PauseRecv
 	msgType   protocol.MessageType // of the message being delivered
 	badInput  bool                 // loop-owned: input is discarded after an error
+	wsType    protocol.MessageType // under sendMu: an established WebSocket's frame type for data (text or binary); 0 before
 	drains    atomic.Uint64        // drains reported; changes under mu
 	lastRead  atomic.Int64
 	ext       atomic.Pointer[connExt]

@@ -65,4 +65,15 @@ func (p *protoSide) Later(fn func()) {
 }
 
 func (p *protoSide) Stopping() bool                  { return p.ep.r.isClosing() }
+
+func (p *protoSide) WebSocketEstablished(t protocol.MessageType) { p.wsType = frameType(t) }
+
+// frameType is the frame type a WebSocket's Send type (text unless binary;
+// the codec's zero value means text) sends data in.
+func frameType(t protocol.MessageType) protocol.MessageType {
+	if t == protocol.BinaryMessage {
+		return t
+	}
+	return protocol.TextMessage
+}
 func (p *protoSide) IdleFor(now int64) time.Duration { return p.c().idleFor(now) }

@@ -152,6 +152,9 @@ func (c *Connection) SetWebSocketType(t protocol.MessageType) {
 	if ws := c.webSocket(); ws != nil {
 		c.sendMu.Lock()
 		ws.SetDefaultType(t)
+		if c.wsType != 0 {
+			c.wsType = frameType(t)
+		}
 		c.sendMu.Unlock()
 	}
 }

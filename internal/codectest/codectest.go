@@ -92,3 +92,5 @@ func (c *SessionConn) Report(err error)            { c.Reported = append(c.Repor
 func (c *SessionConn) Later(fn func())             { fn() }
 func (c *SessionConn) Stopping() bool              { return false }
 func (c *SessionConn) IdleFor(int64) time.Duration { return 0 }
+
+func (c *SessionConn) WebSocketEstablished(protocol.MessageType) {}

@@ -49,6 +49,11 @@ type Conn interface {
 	// Later runs fn on the connection's callback goroutine, in order.
 	Later(fn func())
 
+	// WebSocketEstablished records that a WebSocket handshake completed,
+	// with the type Send uses, so that a prepared message to many
+	// connections goes to this one without asking its session. Locked.
+	WebSocketEstablished(defaultType protocol.MessageType)
+
 	// Stopping reports that the connection's worker is stopping.
 	Stopping() bool
 	// IdleFor is how long nothing was received, as of now (unix ns).

@@ -62,6 +62,7 @@ func (c *Codec) complete(conn proto.Conn, m protocol.Message) {
 		return
 	}
 	pending := c.markEstablished()
+	conn.WebSocketEstablished(c.defaultType)
 	err := conn.Write(append(m.Data, pending...), false)
 	conn.UnlockSend()
 	if err != nil {
