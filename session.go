@@ -64,7 +64,7 @@ func (p *protoSide) Later(fn func()) {
 	p.c().enqueue(j)
 }
 
-func (p *protoSide) Stopping() bool                  { return p.ep.r.isClosing() }
+func (p *protoSide) Stopping() bool { return p.ep.r.isClosing() }
 
 func (p *protoSide) WebSocketEstablished(t protocol.MessageType) { p.wsType = frameType(t) }
 
