@@ -140,9 +140,12 @@ func (g *Gateway) publish(ctx context.Context, topic string, m Message, exclude 
 	if err := checkMessage(m); err != nil {
 		return err
 	}
-	g.deliver(topic, m, exclude)
+	// The other nodes first, so that they fan out while this one does;
+	// this node's members get it even when the broker is unreachable.
 	payload, _ := json.Marshal(push{Exclude: exclude, Binary: m.Binary, Data: m.Data})
-	return g.broker.Publish(ctx, topic, payload)
+	err := g.broker.Publish(ctx, topic, payload)
+	g.deliver(topic, m, exclude)
+	return err
 }
 
 var connLists = sync.Pool{New: func() any { s := make([]*workerman.Connection, 0, 64); return &s }}
