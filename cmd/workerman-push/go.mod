@@ -29,6 +29,7 @@ require (
 	github.com/nats-io/nuid v1.0.1 // indirect
 	github.com/panjf2000/ants/v2 v2.12.1 // indirect
 	github.com/prometheus/procfs v0.16.1 // indirect
+	github.com/workerman-go/workerman/metrics v0.0.0
 	go.yaml.in/yaml/v2 v2.4.2 // indirect
 	golang.org/x/crypto v0.58.0 // indirect
 	golang.org/x/sync v0.19.0 // indirect
@@ -40,3 +41,5 @@ require (
 replace github.com/workerman-go/workerman => ../../
 
 replace github.com/workerman-go/workerman/natsbroker => ../../natsbroker
+
+replace github.com/workerman-go/workerman/metrics => ../../metrics

@@ -1,32 +1,27 @@
 package main
 
 // What GET /metrics reports, and the same figures as one node's row of the
-// dashboard. Everything the push server counts by itself is here, in one
-// place: the library has no traffic counters yet, so connections and
-// messages are derived from what the server sees (the worker's connection
-// count, its OnMessage, the welcomes it sends and the gateway's Stats).
-// When the library counts them, nodeStats reads those instead and nothing
-// else changes.
+// dashboard, in one place. Connections and messages are the library's
+// counters (workerman.Worker.Stats, exported by the metrics module); the
+// push layer's are the gateway's (gateway.Stats); API calls are counted
+// here.
 
 import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/workerman-go/workerman"
+	"github.com/workerman-go/workerman/metrics"
 )
 
 // counters are the push server's own counts. Their methods are safe from
-// any goroutine and never block (they run in callbacks and API requests).
+// any goroutine and never block (they run in API requests).
 type counters struct {
-	received atomic.Uint64 // WebSocket messages from clients
-	welcomes atomic.Uint64 // welcome frames sent
-	api      *prometheus.CounterVec
+	api *prometheus.CounterVec
 }
 
 func newCounters() *counters {
@@ -37,11 +32,6 @@ func newCounters() *counters {
 		}, []string{"method", "code"}),
 	}
 }
-
-// countReceived is the worker's OnMessage, set before the gateway wraps
-// it: it sees every message a WebSocket client sends (an http:// worker
-// with OnRequest delivers plain HTTP requests elsewhere).
-func (m *counters) countReceived(*workerman.Connection, []byte) { m.received.Add(1) }
 
 // countAPI is APIOptions.Observe.
 func (m *counters) countAPI(method string, status int) {
@@ -55,10 +45,11 @@ type nodeStats struct {
 	// Connections are the open connections of the client endpoint:
 	// WebSocket clients, and those fetching workerman-push.js.
 	Connections int `json:"connections"`
-	// MessagesReceived counts the messages clients sent.
+	// MessagesReceived counts what the client endpoint received: the
+	// clients' messages, and HTTP requests (workerman-push.js).
 	MessagesReceived uint64 `json:"messages_received"`
-	// MessagesSent counts the messages handed to clients' connections:
-	// welcomes, and the pushes the gateway delivered.
+	// MessagesSent counts the writes to the client endpoint's sockets:
+	// handshakes, welcomes, pushes, heartbeats.
 	MessagesSent uint64 `json:"messages_sent"`
 	Clients      int    `json:"clients"`
 	UIDs         int    `json:"uids"`
@@ -71,13 +62,12 @@ type nodeStats struct {
 
 // nodeStats reads this node's figures now.
 func (s *server) nodeStats() nodeStats {
-	gs := s.g.Stats()
-	welcomes := s.counters.welcomes.Load()
+	gs, ws := s.g.Stats(), s.w.Stats()
 	return nodeStats{
 		Node:             s.g.Node(),
-		Connections:      s.w.ConnectionCount(),
-		MessagesReceived: s.counters.received.Load(),
-		MessagesSent:     welcomes + gs.Deliveries,
+		Connections:      ws.Connections,
+		MessagesReceived: ws.MessagesReceived,
+		MessagesSent:     ws.MessagesSent,
 		Clients:          gs.Clients,
 		UIDs:             gs.UIDs,
 		Groups:           gs.Groups,
@@ -110,12 +100,6 @@ func (s *server) unhealthy() string {
 // The series of nodeStats. A node reports only its own figures; in a
 // cluster, sum them over the nodes (each scraped on its own -api).
 var (
-	descConnections = prometheus.NewDesc("workerman_connections",
-		"Open connections of the client endpoint (WebSocket clients and workerman-push.js downloads).", nil, nil)
-	descReceived = prometheus.NewDesc("workerman_messages_received_total",
-		"Messages received from WebSocket clients.", nil, nil)
-	descSent = prometheus.NewDesc("workerman_messages_sent_total",
-		"Messages handed to WebSocket clients' connections: welcomes and delivered pushes.", nil, nil)
 	descClients = prometheus.NewDesc("workerman_push_clients",
 		"Clients connected to this node.", nil, nil)
 	descUIDs = prometheus.NewDesc("workerman_push_uids",
@@ -136,7 +120,7 @@ var (
 type statsCollector struct{ s *server }
 
 func (c statsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descConnections, descReceived, descSent, descClients, descUIDs,
+	for _, d := range []*prometheus.Desc{descClients, descUIDs,
 		descGroups, descDeliveries, descDropped, descUp, descInfo} {
 		ch <- d
 	}
@@ -150,9 +134,6 @@ func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
 	counter := func(d *prometheus.Desc, v uint64) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v))
 	}
-	gauge(descConnections, st.Connections)
-	counter(descReceived, st.MessagesReceived)
-	counter(descSent, st.MessagesSent)
 	gauge(descClients, st.Clients)
 	gauge(descUIDs, st.UIDs)
 	gauge(descGroups, st.Groups)
@@ -166,13 +147,17 @@ func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descInfo, prometheus.GaugeValue, 1, st.Node)
 }
 
-// metricsHandler serves GET /metrics: this node's series, the API calls,
+// metricsHandler serves GET /metrics: the client endpoint's traffic
+// (workerman_connections, workerman_messages_*, bytes, send buffers, codec
+// errors, the callback pool: the library's counters, labelled with the
+// worker and its listen address), this node's push series, the API calls,
 // and the Go runtime's and the process's (go_goroutines,
 // process_resident_memory_bytes...). It needs no key: put the -api port
 // where only the backend and Prometheus reach it.
 func (s *server) metricsHandler() http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
+		metrics.NewCollector(s.w),
 		statsCollector{s},
 		s.counters.api,
 		collectors.NewGoCollector(),

@@ -129,7 +129,7 @@ func TestMetrics(t *testing.T) {
 		{"workerman_push_groups", nil, 2},
 		{"workerman_messages_received_total", nil, 4},
 		{"workerman_push_deliveries_total", nil, 3},
-		{"workerman_messages_sent_total", nil, 5}, // 2 welcomes, 3 pushes
+		{"workerman_messages_sent_total", nil, 7}, // writes: 2 handshake answers, 2 welcomes, 3 pushes
 		{"workerman_push_dropped_total", nil, 0},
 		{"workerman_push_healthy", nil, 1},
 		{"workerman_push_node_info", []string{"node", "m1"}, 1},
@@ -166,7 +166,8 @@ func TestNodeStats(t *testing.T) {
 	if len(out.Nodes) != 1 || out.Partial != "" {
 		t.Fatalf("getNodeStats: %+v", out)
 	}
-	want := nodeStats{Node: "solo", Connections: 1, MessagesSent: 1, Clients: 1, UIDs: 1, Healthy: true}
+	// Sent: the handshake's answer and the welcome.
+	want := nodeStats{Node: "solo", Connections: 1, MessagesSent: 2, Clients: 1, UIDs: 1, Healthy: true}
 	if out.Nodes[0] != want {
 		t.Fatalf("getNodeStats: %+v, want %+v", out.Nodes[0], want)
 	}
@@ -228,8 +229,9 @@ func TestNodeStatsCluster(t *testing.T) {
 	}
 	for i, want := range []nodeStats{
 		{Node: "a", Healthy: true},
-		{Node: "b", Connections: 2, Clients: 2, MessagesSent: 2, Healthy: true},
-		{Node: "c", Connections: 1, Clients: 1, Groups: 1, MessagesSent: 2, Deliveries: 1, Healthy: true},
+		// Sent: each client's handshake answer and welcome, and c's push.
+		{Node: "b", Connections: 2, Clients: 2, MessagesSent: 4, Healthy: true},
+		{Node: "c", Connections: 1, Clients: 1, Groups: 1, MessagesSent: 3, Deliveries: 1, Healthy: true},
 	} {
 		if out.Nodes[i] != want {
 			t.Errorf("row %d: %+v, want %+v", i, out.Nodes[i], want)

@@ -97,7 +97,6 @@ func newServer(cfg config, log *slog.Logger) (*server, error) {
 	}
 	w.OnWebSocketConnect = s.authenticate
 	w.OnRequest = s.serveHTTP
-	w.OnMessage = s.counters.countReceived // the gateway's OnMessage runs after it
 	s.w = w
 
 	opt := gateway.Options{Node: cfg.NodeID, Logger: log}
@@ -274,7 +273,6 @@ type welcomeFrame struct {
 // event without waiting.
 func (s *server) welcome(c gateway.ClientInfo) gateway.Message {
 	b, _ := json.Marshal(welcomeFrame{Type: "welcome", ClientID: c.ID, UID: c.UID})
-	s.counters.welcomes.Add(1)
 	if s.hooks != nil {
 		s.announced.Store(c.ID, struct{}{})
 		s.hooks.enqueue(c.ID, hookEvent{Event: "connect", ClientID: c.ID, UID: c.UID})
