@@ -32,6 +32,15 @@
  *   options.maxReconnectDelay  ms, default 20000: the back-off cap.
  *   options.connectTimeout     ms, default 10000: a connection without its
  *                              welcome by then is given up as failed.
+ *   options.storage            where the stream positions are kept across
+ *                              page reloads (below): default sessionStorage
+ *                              when the page has one; false: nowhere (they
+ *                              live as long as the client); or any object
+ *                              with getItem and setItem. The key is
+ *                              "workerman-push:" and the URL list.
+ *   options.resume             initial positions, {stream: {epoch, offset}},
+ *                              for an app that keeps them itself; used
+ *                              only when the storage holds none.
  *
  * Events: one handler per event, assigned as a property (like WebSocket's);
  * a handler's `this` is the client. A handler that throws does not stop the
@@ -40,9 +49,24 @@
  *   onwelcome({clientId, uid, url})
  *                          the server's welcome, {"type":"welcome",...}: the
  *                          client is reachable by pushes from now on.
- *   onmessage(data, {binary})
- *                          every other frame, in order: text as a string,
- *                          binary as an ArrayBuffer (binary: true).
+ *   onmessage(data, {binary, stream, offset, epoch})
+ *                          every push, in order: text as a string, binary
+ *                          as an ArrayBuffer (binary: true). From a server
+ *                          with history, stream ("uid:alice", "group:g",
+ *                          "all"), offset and epoch name the push in its
+ *                          stream; otherwise (and for sendToClient) they
+ *                          are "", 0 and "".
+ *   onresumed({streams, lost, url})
+ *                          after a reconnect (or a page reload) that sent
+ *                          positions, once the server replayed what was
+ *                          missed (replayed pushes come to onmessage
+ *                          first): streams is {stream: {recovered, epoch,
+ *                          offset}}, lost lists the streams whose
+ *                          recovered is false: the server's history no
+ *                          longer reaches back to the position, pushes
+ *                          were lost, and the app reloads its state for
+ *                          them (the client goes on from the epoch and
+ *                          offset given).
  *   onclose({code, reason, url, clientId, reconnect, delay})
  *                          a connection ended (or failed); reconnect tells
  *                          whether another attempt follows, after delay ms.
@@ -58,7 +82,37 @@
  * Methods: send(data) sends a string, ArrayBuffer, typed array or Blob to
  * the server (a text or binary frame) and returns true, or returns false
  * when not connected: nothing is queued across reconnects. close() stops
- * for good.
+ * for good. positions() returns a copy of the stream positions,
+ * {stream: {epoch, offset}}.
+ *
+ * History and resume: a server with history (workerman-push
+ * -history-size) wraps each push as {"type":"message","stream":…,
+ * "offset":…,"epoch":…,"data":…} ("data_base64" for binary); the client
+ * unwraps it and keeps, per stream, the epoch and offset of the last push
+ * it delivered: its position. Every connection after the first push (or
+ * with stored or given positions) sends them as the resume query
+ * parameter, resume=<JSON {stream: {epoch, offset}}>; the server replays
+ * what was missed, then sends {"type":"resumed",...} (onresumed), then
+ * the live pushes. A push whose offset is at or below the position in the
+ * same epoch was delivered already and is dropped, so the app sees each
+ * push once. A push that skips offsets (offset > position + 1, same
+ * epoch) is not delivered: the client closes that connection (code 4000,
+ * onerror then onclose) and reconnects as after any close, and the resume
+ * replays the missing pushes in order. A new epoch is taken as it comes.
+ * Positions are saved to options.storage after every push, so a page
+ * reload resumes where the page was.
+ *
+ * Which frames are envelopes: a binary frame never is. A text frame is
+ * one when it is a JSON object with "type":"message", a non-empty string
+ * "stream", an integer "offset" >= 1, a string "epoch" and exactly one of
+ * a string "data" or "data_base64". Once the client saw such a frame or a
+ * "resumed" one (the server keeps history), a JSON object with
+ * "type":"message", no "stream" or "offset", and a string "data" or
+ * "data_base64" is one too: a sendToClient push in history mode. Any other
+ * frame is a plain push, delivered as it came: without history, pushes
+ * arrive exactly as before, unless an app pushes JSON of the first shape
+ * itself. {"type":"resumed","streams":{...}} is read as such only as a
+ * reply to resume, once per connection.
  *
  * Reconnecting: a connection that fails, or ends before its welcome, moves
  * on to the next URL of the list; one that ends after its welcome comes back
@@ -77,6 +131,7 @@
 
   var GOING_AWAY = 1001;
   var OPEN = 1; // WebSocket.OPEN
+  var GAP = 4000; // our close code for a connection that skipped offsets
 
   function WorkermanPush(urls, options) {
     if (!(this instanceof WorkermanPush)) return new WorkermanPush(urls, options);
@@ -88,7 +143,7 @@
     this.uid = "";
     this.url = "";
     this.state = "connecting";
-    this.onopen = this.onwelcome = this.onmessage = this.onclose = this.onerror = null;
+    this.onopen = this.onwelcome = this.onmessage = this.onresumed = this.onclose = this.onerror = null;
 
     this._token = options.token;
     this._min = positive(options.minReconnectDelay, 500);
@@ -102,6 +157,11 @@
     this._gen = 0;         // bumped by close(): stale callbacks check it
     this._timer = null;
     this._online = null;
+    this._history = false; // the server showed it keeps history
+    this._storage = storageOf(options.storage);
+    this._key = "workerman-push:" + urls.join(" ");
+    // stream -> {epoch, offset}; no prototype, for names from the wire.
+    this._positions = Object.assign(Object.create(null), this._load() || positionsOf(options.resume));
     if (typeof root.addEventListener === "function") {
       // The browser says the network is back: waiting out the back-off
       // would only delay the reconnect.
@@ -118,6 +178,10 @@
     if (!this._ws || this._ws.readyState !== OPEN) return false;
     this._ws.send(data);
     return true;
+  };
+
+  P.positions = function () {
+    return positionsOf(this._positions) || {};
   };
 
   P.close = function () {
@@ -171,8 +235,16 @@
   };
 
   P._open = function (url, token) {
-    var self = this, welcomed = false, ws;
-    var full = token ? url + (url.indexOf("?") < 0 ? "?" : "&") + "token=" + encodeURIComponent(token) : url;
+    var self = this, welcomed = false, ws, query = [];
+    // awaitResumed: resume was sent, and the server's answer to it is due.
+    var conn = { ws: null, url: url, awaitResumed: false };
+    if (token) query.push("token=" + encodeURIComponent(token));
+    for (var s in this._positions) {
+      conn.awaitResumed = true;
+      query.push("resume=" + encodeURIComponent(JSON.stringify(this._positions)));
+      break;
+    }
+    var full = query.length ? url + (url.indexOf("?") < 0 ? "?" : "&") + query.join("&") : url;
     try {
       ws = new WebSocket(full);
     } catch (err) {
@@ -181,7 +253,7 @@
       return;
     }
     ws.binaryType = "arraybuffer";
-    this._ws = ws;
+    this._ws = conn.ws = ws;
     var timeout = setTimeout(function () {
       self._emit("onerror", new Error("WorkermanPush: no welcome from " + url + " within " + self._connectTimeout + " ms"));
       self._ended(ws, 0, "", url, false);
@@ -208,7 +280,7 @@
           return;
         }
       }
-      self._emit("onmessage", ev.data, { binary: binary });
+      self._received(conn, ev.data, binary);
     };
     ws.onerror = function () {
       self._emit("onerror", new Error("WorkermanPush: WebSocket error on " + url));
@@ -217,6 +289,76 @@
       clearTimeout(timeout);
       self._ended(ws, ev.code, ev.reason, url, welcomed);
     };
+  };
+
+  // _received delivers a frame after the welcome: unwraps an envelope,
+  // tracks its stream's position, drops a duplicate, reacts to a gap.
+  P._received = function (conn, data, binary) {
+    var v = binary ? null : parseObject(data);
+    if (v && conn.awaitResumed && v.type === "resumed" && isObject(v.streams)) {
+      conn.awaitResumed = false;
+      this._history = true;
+      this._resumed(v.streams, conn.url);
+      return;
+    }
+    var env = v && envelope(v, this._history);
+    if (!env) {
+      this._emit("onmessage", data, { binary: binary, stream: "", offset: 0, epoch: "" });
+      return;
+    }
+    if (env.stream) {
+      this._history = true;
+      var p = this._positions[env.stream];
+      if (p && p.epoch !== "" && p.epoch === env.epoch) {
+        if (env.offset <= p.offset) return; // delivered already
+        if (env.offset > p.offset + 1) {
+          // A gap: resuming from the position fills it, in order.
+          this._emit("onerror", new Error("WorkermanPush: " + env.stream + " skipped from offset " + p.offset + " to " + env.offset + "; resuming"));
+          if (conn.ws !== this._ws) return; // the handler closed or moved on
+          detach(conn.ws);
+          conn.ws.close(GAP, "offset gap");
+          this._ended(conn.ws, GAP, "offset gap", conn.url, true);
+          return;
+        }
+      }
+      this._positions[env.stream] = { epoch: env.epoch, offset: env.offset };
+      this._save();
+    }
+    this._emit("onmessage", env.data, { binary: env.binary, stream: env.stream, offset: env.offset, epoch: env.epoch });
+  };
+
+  // _resumed takes the server's answer to resume: every stream named goes
+  // on from the epoch and offset given.
+  P._resumed = function (streams, url) {
+    var out = {}, lost = [];
+    for (var s in streams) {
+      var r = streams[s];
+      if (!isObject(r) || s === "__proto__") continue;
+      var e = { recovered: r.recovered === true, epoch: typeof r.epoch === "string" ? r.epoch : "", offset: isCount(r.offset) ? r.offset : 0 };
+      out[s] = e;
+      if (!e.recovered) lost.push(s);
+      this._positions[s] = { epoch: e.epoch, offset: e.offset };
+    }
+    this._save();
+    this._emit("onresumed", { streams: out, lost: lost, url: url });
+  };
+
+  P._load = function () {
+    if (!this._storage) return null;
+    try {
+      return positionsOf(JSON.parse(this._storage.getItem(this._key)));
+    } catch (err) {
+      return null;
+    }
+  };
+
+  P._save = function () {
+    if (!this._storage) return;
+    try {
+      this._storage.setItem(this._key, JSON.stringify(this._positions));
+    } catch (err) {
+      // Full or forbidden: the positions live on in memory.
+    }
   };
 
   // _ended decides where and when the next attempt goes after ws (null: no
@@ -266,6 +408,73 @@
 
   function detach(ws) {
     ws.onopen = ws.onmessage = ws.onerror = ws.onclose = null;
+  }
+
+  // envelope returns the push v wraps, {data, binary, stream, offset,
+  // epoch}, or null when v is no envelope (see "Which frames are
+  // envelopes" above). history: the server showed it keeps history.
+  function envelope(v, history) {
+    if (v.type !== "message") return null;
+    var text = typeof v.data === "string", b64 = typeof v.data_base64 === "string";
+    if (text === b64) return null;
+    var streamed = typeof v.stream === "string" && v.stream !== "" && isCount(v.offset) && v.offset >= 1 && typeof v.epoch === "string";
+    if (!streamed && (!history || v.stream !== undefined || v.offset !== undefined)) return null;
+    var data = text ? v.data : fromBase64(v.data_base64);
+    if (data === null) return null;
+    return streamed ? { data: data, binary: b64, stream: v.stream, offset: v.offset, epoch: v.epoch } : { data: data, binary: b64, stream: "", offset: 0, epoch: "" };
+  }
+
+  function fromBase64(s) {
+    try {
+      var bin = atob(s), b = new Uint8Array(bin.length);
+      for (var i = 0; i < bin.length; i++) b[i] = bin.charCodeAt(i);
+      return b.buffer;
+    } catch (err) {
+      return null;
+    }
+  }
+
+  // parseObject returns the JSON object text holds, or null.
+  function parseObject(text) {
+    if (!/^\s*\{/.test(text)) return null;
+    try {
+      var v = JSON.parse(text);
+      return isObject(v) ? v : null;
+    } catch (err) {
+      return null;
+    }
+  }
+
+  function isObject(v) {
+    return v !== null && typeof v === "object" && !Array.isArray(v);
+  }
+
+  function isCount(v) {
+    return typeof v === "number" && v >= 0 && Math.floor(v) === v && isFinite(v);
+  }
+
+  // positionsOf returns a clean copy of v, {stream: {epoch, offset}}, or
+  // null when v holds none.
+  function positionsOf(v) {
+    if (!isObject(v)) return null;
+    var out = null;
+    for (var s in v) {
+      var p = v[s];
+      if (!s || s === "__proto__" || !isObject(p) || typeof p.epoch !== "string" || !isCount(p.offset)) continue;
+      out = out || {};
+      out[s] = { epoch: p.epoch, offset: p.offset };
+    }
+    return out;
+  }
+
+  function storageOf(opt) {
+    if (opt === false || opt === null) return null;
+    if (opt && typeof opt.getItem === "function" && typeof opt.setItem === "function") return opt;
+    try {
+      return typeof sessionStorage !== "undefined" && sessionStorage ? sessionStorage : null;
+    } catch (err) {
+      return null; // sandboxed: access denied
+    }
   }
 
   function parseWelcome(text) {

@@ -103,7 +103,8 @@ func TestClientJSIsACopy(t *testing.T) {
 
 // TestClientJSInNode runs client.js in Node against a fake WebSocket and a
 // fake clock, to check the reconnect schedule exactly: which URL, after
-// how long, with which token. (e2e/pushjs_test.go runs it in Chromium
+// how long, with which token; and against push.md's history wire: the
+// envelopes, the positions, resume, and sessionStorage (a fake). (e2e/pushjs_test.go runs it in Chromium
 // against a gateway.) Without node it is skipped, unless E2E_REQUIRE_NODE
 // is set, as in CI.
 func TestClientJSInNode(t *testing.T) {
@@ -172,6 +173,12 @@ let listeners = {};
 globalThis.addEventListener = (name, fn) => { (listeners[name] = listeners[name] || []).push(fn); };
 globalThis.removeEventListener = (name, fn) => { listeners[name] = (listeners[name] || []).filter((f) => f !== fn); };
 const fire = (name) => (listeners[name] || []).slice().forEach((f) => f({ type: name }));
+// The page's sessionStorage: default on, cleared before every test.
+const stored = new Map();
+globalThis.sessionStorage = {
+  getItem: (k) => (stored.has(k) ? stored.get(k) : null),
+  setItem: (k, v) => { stored.set(k, String(v)); },
+};
 const WorkermanPush = require("./client.js");
 const last = () => sockets[sockets.length - 1];
 
@@ -180,12 +187,19 @@ function client(urls, options) {
   p.events = [];
   p.onopen = (e) => p.events.push(["open", e.url]);
   p.onwelcome = (w) => p.events.push(["welcome", w.clientId, w.uid, w.url]);
-  p.onmessage = (d, m) => p.events.push(["message", m.binary ? "binary:" + new Uint8Array(d).join(",") : d]);
+  p.metas = [];
+  p.onmessage = (d, m) => { p.events.push(["message", m.binary ? "binary:" + new Uint8Array(d).join(",") : d]); p.metas.push(m); };
+  p.onresumed = (r) => p.events.push(["resumed", r.streams, r.lost, r.url]);
   p.onclose = (e) => p.events.push(["close", e.code, e.url, e.reconnect, e.delay, e.clientId]);
   p.onerror = (e) => p.events.push(["error", e.message]);
   return p;
 }
 const closes = (p) => p.events.filter((e) => e[0] === "close");
+const messages = (p) => p.events.filter((e) => e[0] === "message").map((e) => e[1]);
+// env is a push as a server with history wraps it.
+const env = (stream, offset, epoch, data) => JSON.stringify({ type: "message", stream, offset, epoch, data });
+// resumeOf is the resume query parameter of socket s, parsed; undefined when none.
+const resumeOf = (s) => { const r = new URL(s.url).searchParams.get("resume"); return r === null ? undefined : JSON.parse(r); };
 
 // waitsThen checks that the next socket comes exactly after ms, to url.
 async function waitsThen(ms, url) {
@@ -311,6 +325,141 @@ const tests = {
     p.close();
     assert.strictEqual((listeners.online || []).length, 0, "close() left its online listener");
   },
+  async "history: envelopes unwrapped, positions tracked, resume on reconnect, replayed duplicates dropped"() {
+    const p = client("ws://h/");
+    let s = await waitsThen(0, "ws://h/");
+    assert.strictEqual(resumeOf(s), undefined, "resume with no positions");
+    s.welcome("h.1", "alice");
+    s.msg(env("uid:alice", 1, "e1", "one"));
+    s.msg(JSON.stringify({ type: "message", stream: "all", offset: 41, epoch: "e9", data_base64: "AQL/" }));
+    s.msg(JSON.stringify({ type: "message", data: "direct" })); // sendToClient in history mode
+    s.msg(env("uid:alice", 2, "e1", "two"));
+    assert.deepStrictEqual(messages(p), ["one", "binary:1,2,255", "direct", "two"]);
+    assert.deepStrictEqual(p.metas, [
+      { binary: false, stream: "uid:alice", offset: 1, epoch: "e1" },
+      { binary: true, stream: "all", offset: 41, epoch: "e9" },
+      { binary: false, stream: "", offset: 0, epoch: "" },
+      { binary: false, stream: "uid:alice", offset: 2, epoch: "e1" },
+    ]);
+    const want = { "uid:alice": { epoch: "e1", offset: 2 }, all: { epoch: "e9", offset: 41 } };
+    assert.deepStrictEqual(p.positions(), want);
+    p.positions()["uid:alice"].offset = 99; // a copy
+    s.serverClose(1000);
+
+    s = await waitsThen(50, "ws://h/");
+    assert.deepStrictEqual(resumeOf(s), want);
+    s.welcome("h.2", "alice");
+    s.msg(env("uid:alice", 2, "e1", "two")); // replayed, delivered already
+    s.msg(env("uid:alice", 3, "e1", "three"));
+    s.msg(JSON.stringify({ type: "resumed", streams: {
+      "uid:alice": { recovered: true, epoch: "e1", offset: 3 },
+      all: { recovered: false, epoch: "e10", offset: 5 },
+    } }));
+    s.msg(JSON.stringify({ type: "message", stream: "all", offset: 6, epoch: "e10", data: "six" }));
+    s.msg(JSON.stringify({ type: "resumed", streams: {} })); // only once: now a push
+    assert.deepStrictEqual(p.events.slice(-5), [
+      ["welcome", "h.2", "alice", "ws://h/"],
+      ["message", "three"],
+      ["resumed", { "uid:alice": { recovered: true, epoch: "e1", offset: 3 }, all: { recovered: false, epoch: "e10", offset: 5 } }, ["all"], "ws://h/"],
+      ["message", "six"],
+      ["message", '{"type":"resumed","streams":{}}'],
+    ]);
+    assert.deepStrictEqual(p.positions(), { "uid:alice": { epoch: "e1", offset: 3 }, all: { epoch: "e10", offset: 6 } });
+    s.serverClose(1001);
+    s = await waitsThen(0, "ws://h/");
+    assert.deepStrictEqual(resumeOf(s), { "uid:alice": { epoch: "e1", offset: 3 }, all: { epoch: "e10", offset: 6 } });
+    p.close();
+  },
+  async "a gap in a stream's offsets: that connection ends and resume fills it"() {
+    const p = client("ws://g/");
+    let s = await waitsThen(0, "ws://g/");
+    s.welcome("g.1");
+    s.msg(env("group:x", 1, "e1", "one"));
+    s.msg(env("group:x", 3, "e1", "three")); // 2 is missing
+    s.msg(env("group:x", 4, "e1", "four"));  // the socket is given up: ignored
+    assert.strictEqual(s.closedWith, 4000);
+    assert.deepStrictEqual(p.events.slice(-3), [
+      ["message", "one"],
+      ["error", "WorkermanPush: group:x skipped from offset 1 to 3; resuming"],
+      ["close", 4000, "ws://g/", true, 50, "g.1"],
+    ]);
+    s = await waitsThen(50, "ws://g/");
+    assert.deepStrictEqual(resumeOf(s), { "group:x": { epoch: "e1", offset: 1 } });
+    s.welcome("g.2");
+    for (let i = 2; i <= 4; i++) s.msg(env("group:x", i, "e1", "#" + i));
+    s.msg(JSON.stringify({ type: "resumed", streams: { "group:x": { recovered: true, epoch: "e1", offset: 4 } } }));
+    assert.deepStrictEqual(messages(p), ["one", "#2", "#3", "#4"]);
+    // A new epoch (the history was lost) is taken as it comes.
+    s.msg(env("group:x", 1, "e2", "new"));
+    assert.deepStrictEqual(p.positions(), { "group:x": { epoch: "e2", offset: 1 } });
+    p.close();
+  },
+  async "positions in sessionStorage: a new client (a page reload) resumes"() {
+    const p = client(["ws://r1/", "ws://r2/"]);
+    const s = await waitsThen(0, "ws://r1/");
+    s.welcome("r.1", "bob");
+    s.msg(env("uid:bob", 7, "e1", "seven"));
+    p.close();
+    assert.deepStrictEqual(JSON.parse(stored.get("workerman-push:ws://r1/ ws://r2/")), { "uid:bob": { epoch: "e1", offset: 7 } });
+
+    const q = client(["ws://r1/", "ws://r2/"]);
+    assert.deepStrictEqual(q.positions(), { "uid:bob": { epoch: "e1", offset: 7 } });
+    let t = await waitsThen(0, "ws://r1/");
+    assert.deepStrictEqual(resumeOf(t), { "uid:bob": { epoch: "e1", offset: 7 } });
+    t.welcome("r.2", "bob");
+    t.msg(env("uid:bob", 7, "e1", "seven")); // seen before the reload
+    t.msg(JSON.stringify({ type: "resumed", streams: { "uid:bob": { recovered: true, epoch: "e1", offset: 7 } } }));
+    t.msg(env("uid:bob", 8, "e1", "eight"));
+    assert.deepStrictEqual(messages(q), ["eight"]);
+    q.close();
+
+    // storage: false keeps nothing and reads nothing; options.resume
+    // gives the first positions.
+    const r = client(["ws://r1/", "ws://r2/"], { storage: false, resume: { all: { epoch: "", offset: 0 }, bad: { offset: -1 } } });
+    t = await waitsThen(0, "ws://r1/");
+    assert.deepStrictEqual(resumeOf(t), { all: { epoch: "", offset: 0 } });
+    t.welcome("r.3");
+    t.msg(JSON.stringify({ type: "message", stream: "all", offset: 12, epoch: "e5", data: "oldest kept" }));
+    t.msg(JSON.stringify({ type: "resumed", streams: { all: { recovered: true, epoch: "e5", offset: 12 } } }));
+    assert.deepStrictEqual(messages(r), ["oldest kept"]);
+    assert.deepStrictEqual(JSON.parse(stored.get("workerman-push:ws://r1/ ws://r2/")), { "uid:bob": { epoch: "e1", offset: 8 } });
+    r.close();
+
+    // A storage that throws, or holds garbage, is no storage.
+    stored.set("workerman-push:ws://bad/", "{not json");
+    const u = client("ws://bad/");
+    assert.deepStrictEqual(u.positions(), {});
+    u.close();
+    const v = client("ws://bad/", { storage: { getItem() { throw new Error("denied"); }, setItem() { throw new Error("full"); } } });
+    t = await waitsThen(0, "ws://bad/");
+    t.welcome("b.1");
+    t.msg(env("all", 1, "e1", "x"));
+    assert.deepStrictEqual([messages(v), v.positions()], [["x"], { all: { epoch: "e1", offset: 1 } }]);
+    v.close();
+  },
+  async "a server without history: every frame as it came, no resume, nothing stored"() {
+    const p = client("ws://plain/");
+    let s = await waitsThen(0, "ws://plain/");
+    s.welcome("p.1");
+    const frames = [
+      "text",
+      '{"type":"message","data":"an app\'s own JSON"}',
+      '{"type":"resumed","streams":{}}',
+      '{"type":"message","stream":"","offset":1,"epoch":"e","data":"x"}',
+      '{"type":"message","stream":"s","offset":1.5,"epoch":"e","data":"x"}',
+      "[1,2]",
+    ];
+    for (const f of frames) s.msg(f);
+    s.msg(new Uint8Array([9]).buffer);
+    assert.deepStrictEqual(messages(p), frames.concat(["binary:9"]));
+    assert.ok(p.metas.every((m) => m.stream === "" && m.offset === 0 && m.epoch === ""));
+    assert.deepStrictEqual(p.positions(), {});
+    s.serverClose(1000);
+    s = await waitsThen(50, "ws://plain/");
+    assert.strictEqual(s.url, "ws://plain/");
+    assert.ok(!stored.has("workerman-push:ws://plain/"));
+    p.close();
+  },
   async "no URL"() {
     assert.throws(() => new WorkermanPush([]), TypeError);
   },
@@ -318,6 +467,7 @@ const tests = {
 
 (async () => {
   for (const [name, fn] of Object.entries(tests)) {
+    stored.clear();
     try { await fn(); } catch (err) { console.error("FAIL " + name + ": " + (err && err.stack)); process.exit(1); }
     console.log("ok   " + name);
   }
