@@ -1,15 +1,20 @@
 package pushclient
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -46,6 +51,15 @@ type Options struct {
 	// Default 10 s.
 	ConnectTimeout time.Duration
 
+	// Resume holds the positions to start from, stream by stream (as
+	// Positions returned them before, when the program persists them): the
+	// first connection resumes from them, and the server replays what the
+	// program missed. A Position with an empty Epoch asks for every
+	// message the server keeps. Nil starts with no position; the client
+	// tracks the positions of what it receives either way (see "History
+	// and resume" in the package documentation).
+	Resume map[string]Position
+
 	// The callbacks: see the package documentation for where they run.
 
 	// OnOpen runs when a WebSocket is open, before its welcome.
@@ -56,6 +70,11 @@ type Options struct {
 	// OnMessage runs for every push, in order. m.Data is valid until
 	// OnMessage returns: copy it to keep it.
 	OnMessage func(c *Client, m Message)
+	// OnResumed runs with the server's answer to a connection's resume,
+	// after the replayed messages (OnMessage) and before the live ones.
+	// A stream whose Recovered is false lost messages: the program
+	// reloads its state for it (see Resumed.Lost).
+	OnResumed func(c *Client, r Resumed)
 	// OnClose runs once per attempt, when it ended or failed, with where
 	// and when the next attempt goes. After Close, a connection that was
 	// open or opening ends with one last OnClose, Reconnect false; no
@@ -70,14 +89,58 @@ type Welcome struct {
 	URL      string // the URL connected to, without the token
 }
 
-// Message is one push. More fields may come (a stream and an offset, for a
-// server that keeps history); the ones here stay.
+// Message is one push.
 type Message struct {
-	// Data is the frame's payload, valid until OnMessage returns.
+	// Data is the push's payload, valid until OnMessage returns.
 	Data []byte
-	// Binary is true for a binary frame (the API's message_base64), false
-	// for a text frame (its message).
+	// Binary is true for a binary push (the API's message_base64), false
+	// for a text one (its message).
 	Binary bool
+	// Stream, Offset and Epoch name the push in its stream ("uid:alice",
+	// "group:g" or "all"), from a server that keeps history; "", 0 and ""
+	// otherwise, and for pushes to one client ID (sendToClient).
+	Stream string
+	Offset uint64
+	Epoch  string
+}
+
+// Position is where a client is in a stream: the epoch of the stream's
+// history and the offset of the last message received. It encodes as the
+// resume parameter's {"epoch":…,"offset":…}.
+type Position struct {
+	Epoch  string `json:"epoch"`
+	Offset uint64 `json:"offset"`
+}
+
+// Resumed is the server's answer to a connection's resume,
+// {"type":"resumed","streams":{…}}.
+type Resumed struct {
+	// Streams holds every stream of the resume the client may read.
+	Streams map[string]StreamResumed
+	URL     string // the URL connected to, without the token
+}
+
+// StreamResumed is how one stream resumed. The client goes on from Epoch
+// and Offset (its position becomes them).
+type StreamResumed struct {
+	// Recovered is true when every message after the position was
+	// replayed; false when the server's history no longer reaches back to
+	// it: messages were lost, and the program reloads its state.
+	Recovered bool
+	Epoch     string
+	Offset    uint64
+}
+
+// Lost returns the streams that did not recover, sorted.
+func (r Resumed) Lost() []string {
+	var lost []string
+	for s, st := range r.Streams {
+		if !st.Recovered {
+			lost = append(lost, s)
+		}
+	}
+	slices.Sort(lost)
+	return lost
 }
 
 // CloseEvent describes an attempt that ended: a connection that closed or
@@ -106,7 +169,14 @@ var (
 	ErrNotConnected = errors.New("pushclient: not connected")
 	// ErrConnectTimeout: no welcome within Options.ConnectTimeout.
 	ErrConnectTimeout = errors.New("pushclient: no welcome in time")
+	// ErrOffsetGap: a stream skipped offsets on a connection; the client
+	// closed it (code CloseOffsetGap) to resume from its position.
+	ErrOffsetGap = errors.New("pushclient: offsets skipped")
 )
+
+// CloseOffsetGap is the close code the client sends when it gives up a
+// connection on which a stream skipped offsets (the JS client's too).
+const CloseOffsetGap = 4000
 
 // CloseAbnormal is the close code of a connection that ended without a
 // close frame (RFC 6455's 1006).
@@ -137,6 +207,8 @@ type Client struct {
 	clientID     string
 	uid          string
 	lastErr      error // of the last attempt that failed, for Dial
+	positions    map[string]Position
+	history      bool // the server showed it keeps history
 }
 
 // attempt is one connection attempt. Its fields are guarded by Client.mu:
@@ -151,6 +223,10 @@ type attempt struct {
 	code     int
 	reason   string
 	err      error
+	// resuming: resume was sent, and the server's answer to it is due.
+	resuming bool
+	// dropped: a gap gave the connection up; what else comes is ignored.
+	dropped bool
 }
 
 // New returns a client of the push service at urls (ws:// or wss://;
@@ -180,7 +256,13 @@ func New(urls []string, opt Options) (*Client, error) {
 		opt.ConnectTimeout = 10 * time.Second
 	}
 	opt.Header = opt.Header.Clone()
-	c := &Client{urls: list, opt: opt, done: make(chan struct{}), welcomed: make(chan struct{})}
+	c := &Client{urls: list, opt: opt, done: make(chan struct{}), welcomed: make(chan struct{}), positions: make(map[string]Position)}
+	for s, p := range opt.Resume {
+		if s != "" {
+			c.positions[s] = p
+		}
+	}
+	c.opt.Resume = nil
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.mu.Lock()
 	c.timer = time.AfterFunc(0, c.connect)
@@ -269,6 +351,16 @@ func (c *Client) URL() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.url
+}
+
+// Positions returns the client's position in every stream it received
+// from or resumed: a copy, that a program may persist and give back as
+// Options.Resume. It changes before each OnMessage of a stream's push, so
+// that within OnMessage it includes that push.
+func (c *Client) Positions() map[string]Position {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.positions)
 }
 
 // Connected reports whether a connection is up and welcomed.
@@ -366,7 +458,15 @@ func (c *Client) token() (string, error) {
 // one at a time, in order; a's OnClose starts the next attempt, so those
 // of two attempts never overlap either.
 func (c *Client) dialLocked(a *attempt, token string) error {
-	conn := workerman.NewAsyncConnection(attemptURL(a.url, token))
+	var resume string
+	if len(c.positions) > 0 {
+		b, err := json.Marshal(c.positions)
+		if err != nil {
+			return fmt.Errorf("pushclient: resume: %w", err)
+		}
+		resume, a.resuming = string(b), true
+	}
+	conn := workerman.NewAsyncConnection(attemptURL(a.url, token, resume))
 	conn.ConnectTimeout = c.opt.ConnectTimeout
 	conn.TLSConfig = c.opt.TLSConfig
 	conn.WebSocket.Header = c.opt.Header
@@ -403,18 +503,25 @@ func (c *Client) dialLocked(a *attempt, token string) error {
 	return nil
 }
 
-// attemptURL is base with the token as its token query parameter, added
-// to the query base has, as the JS client does. (A resume parameter would
-// be added here.)
-func attemptURL(base, token string) string {
-	if token == "" {
+// attemptURL is base with the token and the resume JSON as its token and
+// resume query parameters, when not empty, added to the query base has, as
+// the JS client does.
+func attemptURL(base, token, resume string) string {
+	var q []string
+	if token != "" {
+		q = append(q, "token="+url.QueryEscape(token))
+	}
+	if resume != "" {
+		q = append(q, "resume="+url.QueryEscape(resume))
+	}
+	if len(q) == 0 {
 		return base
 	}
 	sep := "?"
 	if strings.Contains(base, "?") {
 		sep = "&"
 	}
-	return base + sep + "token=" + url.QueryEscape(token)
+	return base + sep + strings.Join(q, "&")
 }
 
 func (c *Client) opened(a *attempt) {
@@ -436,9 +543,7 @@ func (c *Client) received(a *attempt, data []byte, binary bool) {
 	}
 	if a.welcomed {
 		c.mu.Unlock()
-		if f := c.opt.OnMessage; f != nil {
-			f(c, Message{Data: data, Binary: binary})
-		}
+		c.push(a, data, binary)
 		return
 	}
 	a.welcomed = true
@@ -455,9 +560,7 @@ func (c *Client) received(a *attempt, data []byte, binary bool) {
 	c.mu.Unlock()
 	if !ok {
 		// A server without a welcome: its first frame is a push.
-		if f := c.opt.OnMessage; f != nil {
-			f(c, Message{Data: data, Binary: binary})
-		}
+		c.push(a, data, binary)
 		return
 	}
 	if f := c.opt.OnWelcome; f != nil {
@@ -475,6 +578,153 @@ func parseWelcome(data []byte, binary bool) (Welcome, bool) {
 		return Welcome{}, false
 	}
 	return Welcome{ClientID: w.ClientID, UID: w.UID}, true
+}
+
+// push handles a frame after the welcome: it unwraps an envelope, tracks
+// its stream's position, drops a duplicate, gives the connection up on a
+// gap, and takes the answer to resume.
+func (c *Client) push(a *attempt, data []byte, binary bool) {
+	var f frame
+	if !binary {
+		f = parseFrame(data)
+	}
+	c.mu.Lock()
+	if c.closed || a.dropped {
+		c.mu.Unlock()
+		return
+	}
+	if f.resumed != nil && a.resuming {
+		a.resuming = false
+		c.history = true
+		for s, st := range f.resumed {
+			c.positions[s] = Position{Epoch: st.Epoch, Offset: st.Offset}
+		}
+		c.mu.Unlock()
+		if fn := c.opt.OnResumed; fn != nil {
+			fn(c, Resumed{Streams: f.resumed, URL: a.url})
+		}
+		return
+	}
+	m := Message{Data: data, Binary: binary}
+	if f.envelope && (f.msg.Stream != "" || c.history) {
+		m = f.msg
+	}
+	if m.Stream != "" {
+		c.history = true
+		p, ok := c.positions[m.Stream]
+		if ok && p.Epoch != "" && p.Epoch == m.Epoch {
+			if m.Offset <= p.Offset {
+				c.mu.Unlock()
+				return // delivered already
+			}
+			if m.Offset > p.Offset+1 {
+				// A gap: resuming from the position fills it, in order.
+				a.dropped = true
+				a.code, a.reason = CloseOffsetGap, "offset gap"
+				a.err = fmt.Errorf("%w: %s from %d to %d", ErrOffsetGap, m.Stream, p.Offset, m.Offset)
+				conn := a.conn
+				c.mu.Unlock()
+				conn.CloseWebSocket(CloseOffsetGap, "offset gap")
+				return
+			}
+		}
+		c.positions[m.Stream] = Position{Epoch: m.Epoch, Offset: m.Offset}
+	}
+	c.mu.Unlock()
+	if fn := c.opt.OnMessage; fn != nil {
+		fn(c, m)
+	}
+}
+
+// frame is what parseFrame found in a text frame.
+type frame struct {
+	// envelope: a push envelope; msg is its push. msg.Stream is "" for
+	// one without a stream, taken as an envelope only once the server
+	// showed it keeps history.
+	envelope bool
+	msg      Message
+	// resumed: {"type":"resumed","streams":{…}}, taken as such only as
+	// the answer to resume.
+	resumed map[string]StreamResumed
+}
+
+// parseFrame reads a text frame (see "Which frames are envelopes" in the
+// package documentation).
+func parseFrame(data []byte) frame {
+	t := bytes.TrimLeft(data, " \t\r\n")
+	if len(t) == 0 || t[0] != '{' || !bytes.Contains(t, []byte(`"type"`)) {
+		return frame{}
+	}
+	var v struct {
+		Type       string          `json:"type"`
+		Stream     json.RawMessage `json:"stream"`
+		Offset     json.RawMessage `json:"offset"`
+		Epoch      json.RawMessage `json:"epoch"`
+		Data       json.RawMessage `json:"data"`
+		DataBase64 json.RawMessage `json:"data_base64"`
+		Streams    json.RawMessage `json:"streams"`
+	}
+	if json.Unmarshal(data, &v) != nil {
+		return frame{}
+	}
+	switch v.Type {
+	case "resumed":
+		var streams map[string]json.RawMessage
+		if len(v.Streams) == 0 || v.Streams[0] != '{' || json.Unmarshal(v.Streams, &streams) != nil {
+			return frame{}
+		}
+		out := make(map[string]StreamResumed, len(streams))
+		for s, raw := range streams {
+			var st struct {
+				Recovered json.RawMessage `json:"recovered"`
+				Epoch     json.RawMessage `json:"epoch"`
+				Offset    json.RawMessage `json:"offset"`
+			}
+			if len(raw) == 0 || raw[0] != '{' || json.Unmarshal(raw, &st) != nil {
+				continue // not an object
+			}
+			epoch, _ := jsonString(st.Epoch)
+			offset, _ := strconv.ParseUint(string(st.Offset), 10, 64)
+			out[s] = StreamResumed{Recovered: string(st.Recovered) == "true", Epoch: epoch, Offset: offset}
+		}
+		return frame{resumed: out}
+	case "message":
+		text, isText := jsonString(v.Data)
+		b64, isB64 := jsonString(v.DataBase64)
+		if isText == isB64 {
+			return frame{}
+		}
+		var m Message
+		stream, _ := jsonString(v.Stream)
+		offset, err := strconv.ParseUint(string(v.Offset), 10, 64)
+		epoch, hasEpoch := jsonString(v.Epoch)
+		switch {
+		case stream != "" && err == nil && offset >= 1 && hasEpoch:
+			m.Stream, m.Offset, m.Epoch = stream, offset, epoch
+		case v.Stream != nil || v.Offset != nil:
+			return frame{} // a stream, but not a good one: not ours
+		}
+		if isText {
+			m.Data = []byte(text)
+		} else {
+			b, err := base64.StdEncoding.DecodeString(b64)
+			if err != nil {
+				return frame{}
+			}
+			m.Data, m.Binary = b, true
+		}
+		return frame{envelope: true, msg: m}
+	}
+	return frame{}
+}
+
+// jsonString decodes raw when it is a JSON string.
+func jsonString(raw json.RawMessage) (string, bool) {
+	var s string
+	if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
+		return "", false
+	}
+	return s, true
 }
 
 // timedOut gives up an attempt that had no welcome in time.

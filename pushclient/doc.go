@@ -34,7 +34,8 @@
 //
 // # Callbacks
 //
-// Options holds the callbacks: OnOpen, OnWelcome, OnMessage, OnClose. They
+// Options holds the callbacks: OnOpen, OnWelcome, OnMessage, OnResumed,
+// OnClose. They
 // run one at a time and in order, never two at once, on goroutines of the
 // library's client pool (or, for an attempt that failed before it had a
 // connection, the goroutine that made the attempt), never on the caller of
@@ -56,14 +57,47 @@
 //
 // Nothing is queued while disconnected: SendText and SendBinary fail with
 // ErrNotConnected, and what the server pushed meanwhile is lost, unless the
-// server keeps history (below).
+// server keeps history (below): then the next connection gets it.
 //
 // # History and resume
 //
-// A push server started with -history-size wraps every push as
-// {"type":"message","stream":…,"offset":…,"epoch":…,"data":…}; this
-// version hands such frames to OnMessage as they are, and does not resume.
-// Resuming (the resume query parameter, with the last offset of every
-// stream) will come as new fields of Options and Message, with no change to
-// the ones here.
+// A push server that keeps history (cmd/workerman-push -history-size)
+// wraps every push as
+// {"type":"message","stream":"uid:alice","offset":7,"epoch":"…","data":"…"}
+// ("data_base64" for binary). The client unwraps it: OnMessage gets the
+// push itself, with Message.Stream, Offset and Epoch set, and the client
+// keeps, per stream, the epoch and offset of the last push it delivered:
+// its position (Positions). Every connection, once the client has
+// positions (from a push, or from Options.Resume), sends them as the
+// resume query parameter, resume={"uid:alice":{"epoch":"e1","offset":7}};
+// the server replays what was missed, in order, then answers
+// {"type":"resumed","streams":{…}} (OnResumed), then sends the live
+// pushes. A stream whose Recovered is false lost pushes (the history no
+// longer reaches back to the position): the program reloads its state
+// for it; the client goes on from the epoch and offset the answer gave.
+//
+// Every push reaches OnMessage once: one at or below the position, in the
+// same epoch, was delivered already and is dropped (a replay that
+// overlaps). One that skips offsets (above the position + 1, same epoch)
+// is not delivered: the client closes that connection (CloseOffsetGap;
+// OnClose's Err is ErrOffsetGap) and reconnects as after any close, and
+// the resume replays the missing pushes in order. A push in a new epoch
+// (the stream's history was lost on the server) is taken as it comes.
+// Positions live as long as the Client; a program that wants to resume
+// across restarts saves Positions (or each Message's Stream, Offset and
+// Epoch) and passes them back as Options.Resume.
+//
+// Which frames are envelopes: a binary frame never is. A text frame is
+// one when it is a JSON object with "type":"message", a non-empty string
+// "stream", an integer "offset" ≥ 1, a string "epoch", and exactly one of
+// a string "data" or "data_base64". Once the client saw such a frame or a
+// "resumed" one (the server keeps history), a JSON object with
+// "type":"message", no "stream" or "offset", and a string "data" or
+// "data_base64" is one too: a sendToClient push in history mode. Every
+// other frame is a plain push, handed to OnMessage as it came: from a
+// server without history, pushes arrive exactly as they were sent, unless
+// an application pushes JSON of the first shape itself. A
+// {"type":"resumed","streams":{…}} frame is read as the answer to resume
+// only on a connection that sent resume, once. The JS client follows the
+// same rules.
 package pushclient

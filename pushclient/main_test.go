@@ -101,7 +101,7 @@ func refusedURL(t *testing.T) string {
 // recorder turns a client's callbacks into one channel of events, in the
 // order they ran.
 type recorder struct {
-	events chan any // string (OnOpen's URL), Welcome, Message (Data copied), CloseEvent
+	events chan any // string (OnOpen's URL), Welcome, Message (Data copied), Resumed, CloseEvent
 }
 
 func newRecorder() *recorder { return &recorder{events: make(chan any, 1000)} }
@@ -114,6 +114,7 @@ func (r *recorder) options(o Options) Options {
 		m.Data = append([]byte(nil), m.Data...) // valid only until we return
 		r.events <- m
 	}
+	o.OnResumed = func(_ *Client, x Resumed) { r.events <- x }
 	o.OnClose = func(_ *Client, e CloseEvent) { r.events <- e }
 	return o
 }
