@@ -76,3 +76,34 @@ func startPushServer() (stop func()) {
 		g.Close()
 	}
 }
+
+// A program that resumes across its own restarts: it saves its position
+// in every stream with each push it handled, and gives them back at
+// start; the server (with -history-size) replays what came meanwhile, and
+// OnResumed says which streams lost pushes for good.
+func ExampleOptions_resume() {
+	saved := loadPositions() // what Positions returned last time, or nil
+	c, err := pushclient.New([]string{"ws://push.example.com:8000/"}, pushclient.Options{
+		Resume: saved,
+		OnMessage: func(c *pushclient.Client, m pushclient.Message) {
+			handle(m.Data)
+			if m.Stream != "" { // from a server with history
+				savePositions(c.Positions())
+			}
+		},
+		OnResumed: func(c *pushclient.Client, r pushclient.Resumed) {
+			for _, stream := range r.Lost() {
+				reload(stream) // pushes were lost: read the state afresh
+			}
+		},
+	})
+	if err != nil {
+		panic(err)
+	}
+	defer c.Close()
+}
+
+func loadPositions() map[string]pushclient.Position { return nil }
+func savePositions(map[string]pushclient.Position)  {}
+func handle([]byte)                                 {}
+func reload(string)                                 {}
