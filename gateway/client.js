@@ -71,8 +71,9 @@
  *                          a connection ended (or failed); reconnect tells
  *                          whether another attempt follows, after delay ms.
  *                          close() fires the last one, reconnect false.
- *   onerror(error)         an Error: a connection failed or timed out, or
- *                          the token function threw. Reconnecting goes on.
+ *   onerror(error)         an Error: a connection failed or timed out, the
+ *                          token function threw, or a stream skipped
+ *                          offsets (below). Reconnecting goes on.
  *
  * Properties: clientId and uid (of the welcome; "" while not connected),
  * url (the URL in use, without the token), state ("connecting",
@@ -111,8 +112,10 @@
  * "data_base64" is one too: a sendToClient push in history mode. Any other
  * frame is a plain push, delivered as it came: without history, pushes
  * arrive exactly as before, unless an app pushes JSON of the first shape
- * itself. {"type":"resumed","streams":{...}} is read as such only as a
- * reply to resume, once per connection.
+ * itself. (So a sendToClient push that reaches a new client, with no
+ * positions, before any push of a stream did comes as its envelope's
+ * JSON text.) {"type":"resumed","streams":{...}} is read as such only as
+ * a reply to resume, once per connection.
  *
  * Reconnecting: a connection that fails, or ends before its welcome, moves
  * on to the next URL of the list; one that ends after its welcome comes back

@@ -96,7 +96,9 @@
 // "data_base64" is one too: a sendToClient push in history mode. Every
 // other frame is a plain push, handed to OnMessage as it came: from a
 // server without history, pushes arrive exactly as they were sent, unless
-// an application pushes JSON of the first shape itself. A
+// an application pushes JSON of the first shape itself. (So a sendToClient
+// push that reaches a new client, with no positions, before any push of a
+// stream did comes as its envelope's JSON text.) A
 // {"type":"resumed","streams":{…}} frame is read as the answer to resume
 // only on a connection that sent resume, once. The JS client follows the
 // same rules.
