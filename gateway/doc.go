@@ -60,6 +60,74 @@
 // Per client, pushes from one goroutine arrive in the order they were
 // made.
 //
+// # History and recovery
+//
+// With Options.History set (NewMemoryHistory on a single node), every push
+// to a uid, a group or everyone belongs to a stream, "uid:<uid>",
+// "group:<group>" or "all", and is kept there: the history keeps a
+// stream's last Size messages, each at most TTL. Offsets rise by exactly 1
+// per message (the first of a history is 1); an epoch names one history
+// and changes when that history is lost (a memory history's process
+// restarted, or a stream forgotten: one whose newest message is older than
+// the TTL). Every push is then sent as a JSON text frame,
+//
+//	{"type":"message","stream":"uid:alice","offset":7,"epoch":"…","data":"…"}
+//
+// with "data_base64" (standard, padded) instead of "data" for a binary
+// message; SendToClient's and CloseClient's messages are
+// {"type":"message","data":"…"}, with no stream. Without History the
+// frames are the messages as sent, and nothing else changes.
+//
+// A stream's pushes reach each member in offset order: a push takes its
+// offset and is written to this node's members under the stream's lock
+// (writes only queue; they never wait for a client). A member excluded
+// from a push (SendToGroup's exclude) does not get it, so it sees that
+// stream's offsets skip one.
+//
+// A WebSocket client resumes by connecting with the query parameter
+// resume=<URL-encoded JSON>, {"uid:alice":{"epoch":"e1","offset":7}}, its
+// position (the last message it got) in each stream. After its welcome
+// it gets, for each named stream it may read (its uid, its groups, "all",
+// as OnConnect left them; the others are ignored), the messages after its
+// position, stream by stream in name order, each in offset order; then
+// one
+//
+//	{"type":"resumed","streams":{"uid:alice":{"recovered":true,"epoch":"e1","offset":12}}}
+//
+// with each stream's current epoch and offset; then the live pushes. The
+// seam has no gap and no duplicate: the streams a client resumes are
+// locked from before their histories are read until the client is
+// reachable, so a push to one of them is either in the replay or sent
+// live. An empty epoch means "from the oldest message kept" (the offline
+// queue of a user who was away; the offset is ignored). recovered is
+// false, and nothing is replayed, when the history does not cover the
+// position: an unknown epoch (the history was lost), or an offset older
+// than the oldest message kept; the client then reloads its state and
+// goes on from the epoch and offset given. A stream with no history yet
+// is recovered, at offset 0 of the epoch its first message will have.
+// Replayed messages are queued like any write: a replay that does not fit
+// the client's send buffer closes the connection, and the client resumes
+// again from what it got.
+//
+// The resume parameter is read from the handshake by the gateway itself
+// (it takes over the worker's OnWebSocketConnect, running one set before
+// New first): a malformed one (not a JSON object of {"epoch": string,
+// "offset": integer ≥ 0} objects, see ParseResume) is refused with HTTP
+// 400 before the upgrade, so that a client's bug shows at once instead of
+// as a silent loss. Without History the parameter is ignored. Only
+// WebSocket clients resume.
+//
+// Memory (MemoryHistory): about 200 bytes and the name per stream, plus
+// 40 bytes and the message per message kept: at most streams × (200 +
+// Size × (40 + average message)). Size it as the messages a stream gets
+// in the longest absence to bridge (a phone's network switch, a laptop's
+// sleep), and TTL as that absence.
+//
+// History is an interface so that a cluster keeps its history where every
+// node reads it (JetStream, through natsbroker); a MemoryHistory serves
+// one node: a client of a cluster that resumes on another node finds an
+// epoch it does not know, and gets recovered false.
+//
 // # Cluster
 //
 // Every cross-node operation goes through a Broker: a node receives a

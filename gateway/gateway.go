@@ -63,6 +63,14 @@ type Options struct {
 	// Logger receives what no caller hears about (a broker that failed to
 	// subscribe). Default slog.Default().
 	Logger *slog.Logger
+	// History, when set, turns on history mode: every push to a uid, a
+	// group or everyone is kept in its stream and sent as a JSON envelope
+	// with its stream, offset and epoch, and a WebSocket client that
+	// connects with a resume query parameter gets what it missed (see
+	// "History and recovery" in the package documentation). Nil: no
+	// history, and the frames are the messages as sent. NewMemoryHistory
+	// serves a single node.
+	History History
 }
 
 var (
@@ -125,8 +133,10 @@ type Gateway struct {
 	uids    map[string]map[*client]struct{}
 	groups  map[string]map[*client]struct{}
 
-	seed   maphash.Seed
-	topics [64]sync.Mutex // serialise subscribe/unsubscribe per topic
+	seed    maphash.Seed
+	topics  [64]sync.Mutex // serialise subscribe/unsubscribe per topic
+	hist    History        // nil: no history
+	streams [64]sync.Mutex // history mode: serialise each stream's appends, deliveries and resumes
 
 	deliveries, dropped atomic.Uint64
 }
@@ -159,7 +169,8 @@ func (g *Gateway) Stats() Stats {
 // client is one connection's state; its fields change under Gateway.mu.
 // Its membership changes (bind, join, leave, detach) also hold mu, one at
 // a time, so that each reads and changes uid and groups as one step. Lock
-// order: client.mu, then a topic lock, then Gateway.mu.
+// order: client.mu, then a topic lock, then stream locks (in index order),
+// then Gateway.mu.
 type client struct {
 	id      string
 	conn    *workerman.Connection
@@ -175,7 +186,8 @@ type client struct {
 var nodeName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 
 // New attaches a gateway to w, which must not have started. The gateway
-// takes over w's OnConnect, OnWebSocketConnected, OnMessage and OnClose;
+// takes over w's OnConnect, OnWebSocketConnected, OnMessage and OnClose
+// (and, with History, OnWebSocketConnect, to check the resume parameter);
 // callbacks set there before New still run first (last, for OnClose).
 // Everything else on w (OnWebSocketConnect to check a token, OnError,
 // heartbeats, buffer limits) stays the program's. New joins the cluster
@@ -190,6 +202,7 @@ func New(w *workerman.Worker, opt Options) (*Gateway, error) {
 		node:    opt.Node,
 		broker:  opt.Broker,
 		log:     opt.Logger,
+		hist:    opt.History,
 		clients: make(map[string]*client),
 		byConn:  make(map[*workerman.Connection]*client),
 		ready:   make(map[*client]struct{}),
@@ -285,14 +298,40 @@ func (g *Gateway) attach(w *workerman.Worker) {
 			prevConnect(c)
 		}
 		if p := c.Protocol(); p != "websocket" && p != "http" {
-			g.register(c)
+			g.register(c, nil)
 		}
 	}
 	w.OnWebSocketConnected = func(c *workerman.Connection, r *workerman.WebSocketRequest) {
 		if prevConnected != nil {
 			prevConnected(c, r)
 		}
-		g.register(c)
+		var resume map[string]Position
+		if g.hist != nil {
+			if q := r.Query(); q.Has("resume") {
+				// Checked before the upgrade: it parses.
+				resume, _ = ParseResume(q.Get("resume"))
+				if resume == nil {
+					resume = map[string]Position{}
+				}
+			}
+		}
+		g.register(c, resume)
+	}
+	if g.hist != nil {
+		prevHandshake := w.OnWebSocketConnect
+		w.OnWebSocketConnect = func(c *workerman.Connection, r *workerman.WebSocketRequest) error {
+			if prevHandshake != nil {
+				if err := prevHandshake(c, r); err != nil {
+					return err
+				}
+			}
+			if q := r.Query(); q.Has("resume") {
+				if _, err := ParseResume(q.Get("resume")); err != nil {
+					return workerman.RejectWebSocket(400, err.Error())
+				}
+			}
+			return nil
+		}
 	}
 	w.OnMessage = func(c *workerman.Connection, data []byte) {
 		if prevMessage != nil {
@@ -321,7 +360,12 @@ func (g *Gateway) attach(w *workerman.Worker) {
 // lock pushes take their member lists under, it becomes reachable and its
 // welcome is sent, so that no push precedes the welcome and none that
 // started after it misses the client.
-func (g *Gateway) register(c *workerman.Connection) {
+//
+// With resume (history mode, a client that gave positions), the streams
+// it resumes are locked from before their histories are read until it is
+// reachable: a push to one of them is either in the replay (it was
+// appended before) or delivered live (after), never both, never neither.
+func (g *Gateway) register(c *workerman.Connection, resume map[string]Position) {
 	cl := &client{id: g.newID(), conn: c}
 	g.mu.Lock()
 	g.clients[cl.id] = cl
@@ -330,20 +374,119 @@ func (g *Gateway) register(c *workerman.Connection) {
 	if f := g.OnConnect; f != nil {
 		f(cl.id)
 	}
+	if resume != nil {
+		g.registerResuming(cl, resume)
+		return
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if cl.gone {
 		return
 	}
+	g.welcomeLocked(cl)
+	g.ready[cl] = struct{}{}
+}
+
+func (g *Gateway) welcomeLocked(cl *client) {
 	if f := g.Welcome; f != nil {
 		m := f(g.infoLocked(cl))
-		if m.Binary {
-			c.SendMessage(protocol.BinaryMessage, m.Data)
-		} else {
-			c.SendMessage(protocol.TextMessage, m.Data)
+		cl.conn.SendMessage(m.typ(), m.Data)
+	}
+}
+
+// registerResuming makes cl reachable after its welcome, the replay of
+// the streams it resumes and the resumed frame.
+func (g *Gateway) registerResuming(cl *client, resume map[string]Position) {
+	// cl's membership holds still: the streams it may read are the
+	// streams it reads when it becomes reachable.
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	g.mu.RLock()
+	readable := func(s string) bool {
+		switch kind, key, _ := strings.Cut(s, ":"); {
+		case s == "all":
+			return true
+		case kind == "uid":
+			return key != "" && key == cl.uid
+		case kind == "group":
+			_, ok := cl.groups[key]
+			return ok
+		}
+		return false
+	}
+	streams := make([]string, 0, len(resume))
+	for s := range resume {
+		if readable(s) {
+			streams = append(streams, s)
 		}
 	}
-	g.ready[cl] = struct{}{}
+	g.mu.RUnlock()
+	slices.Sort(streams)
+	locks := make([]int, 0, len(streams))
+	for _, s := range streams {
+		locks = append(locks, g.streamIndex(s))
+	}
+	slices.Sort(locks)
+	locks = slices.Compact(locks)
+	for _, i := range locks {
+		g.streams[i].Lock()
+	}
+	defer func() {
+		for _, i := range locks {
+			g.streams[i].Unlock()
+		}
+	}()
+
+	// The replay, encoded before Gateway.mu is taken: a history may be
+	// slow (a network away), pushes to other streams go on meanwhile.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var replay []Message
+	res := resumedFrame{Type: "resumed", Streams: make(map[string]resumedStream, len(streams))}
+	for _, s := range streams {
+		msgs, cur, ok, err := g.hist.Since(ctx, s, resume[s])
+		if err != nil {
+			g.log.Warn("gateway: reading a stream's history failed; the client resumes it as lost", "stream", s, "err", err)
+			ok, msgs = false, nil
+		}
+		for _, e := range msgs {
+			replay = append(replay, envelope(s, Position{Epoch: cur.Epoch, Offset: e.Offset}, e.Message))
+		}
+		res.Streams[s] = resumedStream{Recovered: ok, Epoch: cur.Epoch, Offset: cur.Offset}
+	}
+	resumed, _ := json.Marshal(res)
+
+	g.mu.Lock()
+	if cl.gone {
+		g.mu.Unlock()
+		return
+	}
+	g.welcomeLocked(cl)
+	failed := false
+	for _, m := range replay {
+		if cl.conn.SendMessage(m.typ(), m.Data) != nil {
+			failed = true
+			g.dropped.Add(1)
+			break
+		}
+		g.deliveries.Add(1)
+	}
+	if !failed {
+		failed = cl.conn.SendMessage(protocol.TextMessage, resumed) != nil
+	}
+	if !failed {
+		g.ready[cl] = struct{}{}
+	}
+	g.mu.Unlock()
+	if failed {
+		// The replay did not fit the send buffer: the client's position
+		// is what it got, and its next connection resumes from there.
+		cl.conn.Close()
+	}
+}
+
+func (g *Gateway) streamIndex(stream string) int {
+	return int(maphash.String(g.seed, stream) % uint64(len(g.streams)))
 }
 
 // unregister runs OnClose for c's client, after removing it from every

@@ -30,8 +30,14 @@ type node struct {
 
 func newNode(t *testing.T, name string, b Broker, uri string) *node {
 	t.Helper()
-	w := &workerman.Worker{URI: uri}
-	g, err := New(w, Options{Node: name, Broker: b})
+	return newNodeOpts(t, &workerman.Worker{URI: uri}, Options{Node: name, Broker: b}, nil)
+}
+
+// newNodeOpts is newNode with a worker and options of the test's own;
+// setup, when set, runs before the worker listens.
+func newNodeOpts(t *testing.T, w *workerman.Worker, opt Options, setup func(*node)) *node {
+	t.Helper()
+	g, err := New(w, opt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,6 +56,9 @@ func newNode(t *testing.T, name string, b Broker, uri string) *node {
 	g.Welcome = func(c ClientInfo) Message {
 		b, _ := json.Marshal(map[string]string{"type": "welcome", "client_id": c.ID, "uid": c.UID})
 		return Message{Data: b}
+	}
+	if setup != nil {
+		setup(n)
 	}
 	if err := w.Listen(); err != nil {
 		t.Fatal(err)

@@ -140,11 +140,33 @@ func (g *Gateway) publish(ctx context.Context, topic string, m Message, exclude 
 	if err := checkMessage(m); err != nil {
 		return err
 	}
+	if g.hist != nil {
+		return g.publishHistory(ctx, topic, m, exclude)
+	}
 	// The other nodes first, so that they fan out while this one does;
 	// this node's members get it even when the broker is unreachable.
 	payload, _ := json.Marshal(push{Exclude: exclude, Binary: m.Binary, Data: m.Data})
 	err := g.broker.Publish(ctx, topic, payload)
 	g.deliver(topic, m, exclude)
+	return err
+}
+
+// publishHistory is publish in history mode: the push gets its offset in
+// the stream's history and goes out as an envelope, all under the
+// stream's lock, so that every member gets a stream's pushes in offset
+// order and a client that resumes gets each push once (the replay or
+// live). A push the history did not take is not sent.
+func (g *Gateway) publishHistory(ctx context.Context, topic string, m Message, exclude []string) error {
+	l := &g.streams[g.streamIndex(topic)]
+	l.Lock()
+	defer l.Unlock()
+	pos, err := g.hist.Append(ctx, topic, m)
+	if err != nil {
+		return fmt.Errorf("gateway: history of %s: %w", topic, err)
+	}
+	payload, _ := json.Marshal(push{Exclude: exclude, Binary: m.Binary, Data: m.Data, Offset: pos.Offset, Epoch: pos.Epoch})
+	err = g.broker.Publish(ctx, topic, payload)
+	g.deliver(topic, envelope(topic, pos, m), exclude)
 	return err
 }
 
@@ -193,6 +215,9 @@ func (g *Gateway) sendLocal(clientID string, m Message) error {
 	}
 	if err := checkMessage(m); err != nil {
 		return err
+	}
+	if g.hist != nil {
+		m = envelope("", Position{}, m)
 	}
 	err := cl.conn.SendMessage(m.typ(), m.Data)
 	if err != nil {
@@ -381,7 +406,11 @@ func (g *Gateway) closeLocal(clientID string, final []Message) error {
 		return err
 	}
 	if len(final) > 0 {
-		cl.conn.SendMessage(final[0].typ(), final[0].Data)
+		m := final[0]
+		if g.hist != nil {
+			m = envelope("", Position{}, m)
+		}
+		cl.conn.SendMessage(m.typ(), m.Data)
 	}
 	// Gone from every answer before CloseClient returns; OnClose follows
 	// when the connection has closed.

@@ -13,6 +13,9 @@ type push struct {
 	Exclude []string `json:"x,omitempty"`
 	Binary  bool     `json:"b,omitempty"`
 	Data    []byte   `json:"d"`
+	// History mode: the push's position in its stream (Epoch "" without).
+	Offset uint64 `json:"o,omitempty"`
+	Epoch  string `json:"e,omitempty"`
 }
 
 // request is an operation on another node's client, or a query every
@@ -74,7 +77,11 @@ func (h *handler) HandlePush(topic string, payload []byte) {
 		g.log.Warn("gateway: malformed push from the broker", "topic", topic)
 		return
 	}
-	g.deliver(topic, Message{Data: p.Data, Binary: p.Binary}, p.Exclude)
+	m := Message{Data: p.Data, Binary: p.Binary}
+	if p.Epoch != "" {
+		m = envelope(topic, Position{Epoch: p.Epoch, Offset: p.Offset}, m)
+	}
+	g.deliver(topic, m, p.Exclude)
 }
 
 func (h *handler) HandleRequest(payload []byte) []byte {
