@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/url"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -510,4 +511,28 @@ func TestMemoryHistoryRing(t *testing.T) {
 			t.Fatalf("step %d: %d kept, Size 8", i, len(msgs))
 		}
 	}
+}
+
+// The memory the documentation states: about 200 bytes and the name per
+// stream, 40 bytes and the message per message kept.
+func TestMemoryHistoryMemory(t *testing.T) {
+	const streams, size = 10000, 50
+	h := NewMemoryHistory(MemoryHistoryOptions{Size: size})
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for i := range streams {
+		name := fmt.Sprintf("uid:user%06d", i) // 15 bytes
+		for range 2 * size {
+			h.Append(context.Background(), name, Message{})
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	per := (int64(after.HeapAlloc) - int64(before.HeapAlloc)) / streams
+	runtime.KeepAlive(h)
+	if limit := int64(200 + 16 + size*40 + 100); per > limit {
+		t.Fatalf("%d bytes per stream of %d empty messages, documented about %d", per, size, limit-100)
+	}
+	t.Logf("%d bytes per stream of %d empty messages", per, size)
 }
