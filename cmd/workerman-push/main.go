@@ -88,6 +88,8 @@ type config struct {
 	NATS         string        // URL(s) of an existing NATS cluster, comma-separated
 	Cluster      string        // embedded NATS: this node's route address
 	Peers        string        // embedded NATS: the peers' route addresses, comma-separated
+	HistorySize  int           // messages kept per stream; 0: no history
+	HistoryTTL   time.Duration // how long a message is kept
 	LogFormat    string        // "text" or "json"
 	LogLevel     slog.Level    // lines below it are not written
 
@@ -121,6 +123,8 @@ func parseConfig(args []string, env func(string) string, out io.Writer) (config,
 	fs.StringVar(&cfg.NATS, "nats", "", "NATS URL(s) of an existing NATS cluster to join, comma-separated")
 	fs.StringVar(&cfg.Cluster, "cluster", "", "embedded NATS: this node's route address (host:port)")
 	fs.StringVar(&cfg.Peers, "peers", "", "embedded NATS: the other nodes' route addresses (host:port, comma-separated)")
+	fs.IntVar(&cfg.HistorySize, "history-size", 0, "messages kept per stream (uid, group, all) for clients that resume; 0: no history, pushes sent as they are")
+	fs.DurationVar(&cfg.HistoryTTL, "history-ttl", 10*time.Minute, "how long a message is kept for clients that resume")
 	fs.StringVar(&cfg.LogFormat, "log-format", "text", "log line format: text or json (log/slog's)")
 	fs.TextVar(&cfg.LogLevel, "log-level", slog.LevelInfo, "lowest level logged: debug, info, warn or error")
 	fs.Usage = func() {
@@ -155,6 +159,15 @@ func parseConfig(args []string, env func(string) string, out io.Writer) (config,
 	}
 	if cfg.PingInterval < 0 {
 		return cfg, fmt.Errorf("-ping-interval %v: 0 or more", cfg.PingInterval)
+	}
+	if cfg.HistorySize < 0 {
+		return cfg, fmt.Errorf("-history-size %d: 0 (no history) or more", cfg.HistorySize)
+	}
+	if cfg.HistoryTTL <= 0 {
+		return cfg, fmt.Errorf("-history-ttl %v: more than 0", cfg.HistoryTTL)
+	}
+	if cfg.HistorySize > 0 && (cfg.NATS != "" || cfg.Cluster != "") {
+		return cfg, errors.New("-history-size with -nats or -cluster: a cluster's history is not supported yet (a node's own history would not follow a client to another node)")
 	}
 	if cfg.LogFormat != "text" && cfg.LogFormat != "json" {
 		return cfg, fmt.Errorf("-log-format %q: text or json", cfg.LogFormat)

@@ -90,7 +90,7 @@ func TestDefaults(t *testing.T) {
 	}
 	if cfg.Listen != "websocket://0.0.0.0:8000" || cfg.API != "http://127.0.0.1:8001" || cfg.PingInterval != 25*time.Second ||
 		cfg.APIKey != "" || cfg.JWTSecret != "" || cfg.Webhook != "" || cfg.NodeID != "" || cfg.Count < 1 ||
-		cfg.LogFormat != "text" || cfg.LogLevel != slog.LevelInfo {
+		cfg.LogFormat != "text" || cfg.LogLevel != slog.LevelInfo || cfg.HistorySize != 0 || cfg.HistoryTTL != 10*time.Minute {
 		t.Fatalf("defaults: %+v", cfg)
 	}
 }
@@ -108,6 +108,8 @@ func TestEnv(t *testing.T) {
 		"WORKERMAN_PUSH_WEBHOOK":       "http://127.0.0.1:1/hook",
 		"WORKERMAN_PUSH_LOG_FORMAT":    "json",
 		"WORKERMAN_PUSH_LOG_LEVEL":     "warn",
+		"WORKERMAN_PUSH_HISTORY_SIZE":  "500",
+		"WORKERMAN_PUSH_HISTORY_TTL":   "90s",
 	}
 	getenv := func(k string) string { return env[k] }
 	cfg, err := parseConfig([]string{"-count", "2"}, getenv, io.Discard)
@@ -116,7 +118,7 @@ func TestEnv(t *testing.T) {
 	}
 	want := config{Listen: "websocket://127.0.0.1:0", API: "http://127.0.0.1:0", APIKey: "from-env", JWTSecret: "s3cret",
 		Webhook: "http://127.0.0.1:1/hook", NodeID: "env-node", Count: 2, PingInterval: 7 * time.Second, StopTimeout: cfg.StopTimeout,
-		LogFormat: "json", LogLevel: slog.LevelWarn}
+		LogFormat: "json", LogLevel: slog.LevelWarn, HistorySize: 500, HistoryTTL: 90 * time.Second}
 	if cfg != want {
 		t.Fatalf("got  %+v\nwant %+v", cfg, want)
 	}
@@ -127,6 +129,8 @@ func TestEnv(t *testing.T) {
 		"WORKERMAN_PUSH_WEBHOOK":       "ftp://x/",
 		"WORKERMAN_PUSH_LOG_FORMAT":    "xml",
 		"WORKERMAN_PUSH_LOG_LEVEL":     "loud",
+		"WORKERMAN_PUSH_HISTORY_SIZE":  "-1",
+		"WORKERMAN_PUSH_HISTORY_TTL":   "0s",
 	} {
 		_, err := parseConfig(nil, func(k string) string {
 			if k == name {
@@ -134,7 +138,7 @@ func TestEnv(t *testing.T) {
 			}
 			return ""
 		}, io.Discard)
-		if err == nil || (!strings.Contains(err.Error(), name) && !strings.Contains(err.Error(), "-webhook") && !strings.Contains(err.Error(), "-log-format")) {
+		if err == nil || (!strings.Contains(err.Error(), name) && !strings.Contains(err.Error(), "-webhook") && !strings.Contains(err.Error(), "-log-format") && !strings.Contains(err.Error(), "-history-")) {
 			t.Errorf("%s=%s: err %v", name, bad, err)
 		}
 	}

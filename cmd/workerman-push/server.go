@@ -100,6 +100,9 @@ func newServer(cfg config, log *slog.Logger) (*server, error) {
 	s.w = w
 
 	opt := gateway.Options{Node: cfg.NodeID, Logger: log}
+	if cfg.HistorySize > 0 {
+		opt.History = gateway.NewMemoryHistory(gateway.MemoryHistoryOptions{Size: cfg.HistorySize, TTL: cfg.HistoryTTL})
+	}
 	if cfg.NATS != "" || cfg.Cluster != "" {
 		b, err := natsbroker.New(natsbroker.Options{
 			URLs:    splitList(cfg.NATS),
@@ -169,6 +172,10 @@ func (s *server) start() error {
 		"webhook", s.cfg.Webhook,
 		"count", s.cfg.Count,
 		"ping_interval", s.cfg.PingInterval.String(),
+		"history_size", s.cfg.HistorySize,
+	}
+	if s.cfg.HistorySize > 0 {
+		attrs = append(attrs, "history_ttl", s.cfg.HistoryTTL.String())
 	}
 	if s.broker != nil {
 		if a := s.broker.ClusterAddr(); a != nil {
