@@ -80,9 +80,13 @@
 //
 // A stream's pushes reach each member in offset order: a push takes its
 // offset and is written to this node's members under the stream's lock
-// (writes only queue; they never wait for a client). A member excluded
-// from a push (SendToGroup's exclude) does not get it, so it sees that
-// stream's offsets skip one.
+// (writes only queue; they never wait for a client). A member that misses
+// a push sees that stream's offsets skip: its send buffer was full (the
+// push clients then close and resume from their position, which fills
+// the gap), or it was excluded (SendToGroup's and SendToAll's exclude:
+// the excluded member gets no envelope, so the push clients take the
+// skip for a gap too and get the push in the replay of their next
+// connection).
 //
 // A WebSocket client resumes by connecting with the query parameter
 // resume=<URL-encoded JSON>, {"uid:alice":{"epoch":"e1","offset":7}}, its
