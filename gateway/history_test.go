@@ -536,3 +536,44 @@ func TestMemoryHistoryMemory(t *testing.T) {
 	}
 	t.Logf("%d bytes per stream of %d empty messages", per, size)
 }
+
+// A client away for longer than the TTL: its messages expired, the stream
+// was forgotten, and its resume is not recovered (a new epoch); one back
+// within the TTL gets its messages.
+func TestHistoryTTL(t *testing.T) {
+	leakcheck.Check(t)
+	var mu sync.Mutex
+	now := time.Unix(1_000_000, 0)
+	clock := func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return now
+	}
+	advance := func(d time.Duration) {
+		mu.Lock()
+		now = now.Add(d)
+		mu.Unlock()
+	}
+	n := histNode(t, NewMemoryHistory(MemoryHistoryOptions{Size: 10, TTL: time.Minute, Now: clock}))
+	c := ctx(t)
+	must(t, n.SendToUID(c, "carol", Text("old")))
+	advance(50 * time.Second)
+	must(t, n.SendToUID(c, "carol", Text("newer")))
+	_, cur, _, _ := n.hist.Since(c, "uid:carol", Position{})
+	advance(20 * time.Second) // "old" is 70 s old, "newer" 20 s
+	a := mustDialHist(t, n, resumeQ(url.Values{"uid": {"carol"}}, map[string]Position{"uid:carol": {Epoch: cur.Epoch, Offset: 1}}))
+	a.expectMsg(t, "uid:carol", 2, cur.Epoch, "newer")
+	if f := a.next(t); f.Type != "resumed" || f.Streams["uid:carol"] != (resumedStream{true, cur.Epoch, 2}) {
+		t.Fatalf("within the TTL: %s", f.raw)
+	}
+	a.Destroy()
+	advance(time.Minute)
+	b := mustDialHist(t, n, resumeQ(url.Values{"uid": {"carol"}}, map[string]Position{"uid:carol": {Epoch: cur.Epoch, Offset: 1}}))
+	f := b.next(t)
+	st := f.Streams["uid:carol"]
+	if f.Type != "resumed" || st.Recovered || st.Epoch == cur.Epoch || st.Offset != 0 {
+		t.Fatalf("after the TTL: %s, want recovered false in a new epoch", f.raw)
+	}
+	must(t, n.SendToUID(c, "carol", Text("fresh")))
+	b.expectMsg(t, "uid:carol", 1, st.Epoch, "fresh")
+}
