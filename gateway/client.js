@@ -71,9 +71,8 @@
  *                          a connection ended (or failed); reconnect tells
  *                          whether another attempt follows, after delay ms.
  *                          close() fires the last one, reconnect false.
- *   onerror(error)         an Error: a connection failed or timed out, the
- *                          token function threw, or a stream skipped
- *                          offsets (below). Reconnecting goes on.
+ *   onerror(error)         an Error: a connection failed or timed out, or
+ *                          the token function threw. Reconnecting goes on.
  *
  * Properties: clientId and uid (of the welcome; "" while not connected),
  * url (the URL in use, without the token), state ("connecting",
@@ -96,12 +95,22 @@
  * what was missed, then sends {"type":"resumed",...} (onresumed), then
  * the live pushes. A push whose offset is at or below the position in the
  * same epoch was delivered already and is dropped, so the app sees each
- * push once. A push that skips offsets (offset > position + 1, same
- * epoch) is not delivered: the client closes that connection (code 4000,
- * onerror then onclose) and reconnects as after any close, and the resume
- * replays the missing pushes in order. A new epoch is taken as it comes.
- * Positions are saved to options.storage after every push, so a page
- * reload resumes where the page was.
+ * push once. A push above the position (same epoch) is delivered and
+ * becomes the position, also when it skips offsets: the skipped ones are
+ * pushes this client was left out of (the backend excluded it, as a chat
+ * leaves out the sender of a message). The server never leaves a push out
+ * silently otherwise: one it cannot queue for this client (its send
+ * buffer is full: the client did not read fast enough) closes the
+ * connection with code 1013 ("try again later") before anything later is
+ * written to it; the client reconnects after it as after any close (the
+ * usual wait), and the resume replays what it missed, in order. A new
+ * epoch is taken as it comes. Exclusion names client IDs and filters
+ * only the live pushes of the connection it names: a replay after a
+ * resume holds every push of the stream after the position, those this
+ * client was left out of on its old connection included (an app that
+ * must not show its own messages tells them by their content). Positions
+ * are saved to options.storage after every push, so a page reload
+ * resumes where the page was.
  *
  * Which frames are envelopes: a binary frame never is. A text frame is
  * one when it is a JSON object with "type":"message", a non-empty string
@@ -119,22 +128,22 @@
  *
  * Reconnecting: a connection that fails, or ends before its welcome, moves
  * on to the next URL of the list; one that ends after its welcome comes back
- * to the same URL. The wait before the n-th attempt in a row is
- * min(maxReconnectDelay, minReconnectDelay * 2^(n-1)), drawn at random
- * between half of that and all of it, so that the clients a restart dropped
- * together do not all come back together; a welcome starts n again. A close
- * with code 1001 (the server is going away: shutting down or draining)
- * moves to the next URL at once, with no wait; only after every URL of the
- * list went away in a row does the usual wait apply. When the browser
- * fires "online" (the network is back), a client waiting to reconnect
- * connects at once.
+ * to the same URL (after a close with code 1013 too: the server could not
+ * queue a push for this client, above). The wait before the n-th attempt
+ * in a row is min(maxReconnectDelay, minReconnectDelay * 2^(n-1)), drawn
+ * at random between half of that and all of it, so that the clients a
+ * restart dropped together do not all come back together; a welcome starts
+ * n again. A close with code 1001 (the server is going away: shutting down
+ * or draining) moves to the next URL at once, with no wait; only after
+ * every URL of the list went away in a row does the usual wait apply.
+ * When the browser fires "online" (the network is back), a client
+ * waiting to reconnect connects at once.
  */
 (function (root) {
   "use strict";
 
   var GOING_AWAY = 1001;
   var OPEN = 1; // WebSocket.OPEN
-  var GAP = 4000; // our close code for a connection that skipped offsets
 
   function WorkermanPush(urls, options) {
     if (!(this instanceof WorkermanPush)) return new WorkermanPush(urls, options);
@@ -240,7 +249,7 @@
   P._open = function (url, token) {
     var self = this, welcomed = false, ws, query = [];
     // awaitResumed: resume was sent, and the server's answer to it is due.
-    var conn = { ws: null, url: url, awaitResumed: false };
+    var conn = { url: url, awaitResumed: false };
     if (token) query.push("token=" + encodeURIComponent(token));
     for (var s in this._positions) {
       conn.awaitResumed = true;
@@ -256,7 +265,7 @@
       return;
     }
     ws.binaryType = "arraybuffer";
-    this._ws = conn.ws = ws;
+    this._ws = ws;
     var timeout = setTimeout(function () {
       self._emit("onerror", new Error("WorkermanPush: no welcome from " + url + " within " + self._connectTimeout + " ms"));
       self._ended(ws, 0, "", url, false);
@@ -295,7 +304,7 @@
   };
 
   // _received delivers a frame after the welcome: unwraps an envelope,
-  // tracks its stream's position, drops a duplicate, reacts to a gap.
+  // tracks its stream's position, drops a duplicate.
   P._received = function (conn, data, binary) {
     var v = binary ? null : parseObject(data);
     if (v && conn.awaitResumed && v.type === "resumed" && isObject(v.streams)) {
@@ -312,18 +321,10 @@
     if (env.stream) {
       this._history = true;
       var p = this._positions[env.stream];
-      if (p && p.epoch !== "" && p.epoch === env.epoch) {
-        if (env.offset <= p.offset) return; // delivered already
-        if (env.offset > p.offset + 1) {
-          // A gap: resuming from the position fills it, in order.
-          this._emit("onerror", new Error("WorkermanPush: " + env.stream + " skipped from offset " + p.offset + " to " + env.offset + "; resuming"));
-          if (conn.ws !== this._ws) return; // the handler closed or moved on
-          detach(conn.ws);
-          conn.ws.close(GAP, "offset gap");
-          this._ended(conn.ws, GAP, "offset gap", conn.url, true);
-          return;
-        }
-      }
+      // At or below the position, same epoch: delivered already (a
+      // replay). Above it: new, also when offsets were skipped (pushes
+      // this client was left out of).
+      if (p && p.epoch !== "" && p.epoch === env.epoch && env.offset <= p.offset) return;
       this._positions[env.stream] = { epoch: env.epoch, offset: env.offset };
       this._save();
     }

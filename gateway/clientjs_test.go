@@ -370,28 +370,66 @@ const tests = {
     assert.deepStrictEqual(resumeOf(s), { "uid:alice": { epoch: "e1", offset: 3 }, all: { epoch: "e10", offset: 6 } });
     p.close();
   },
-  async "a gap in a stream's offsets: that connection ends and resume fills it"() {
+  async "an offset jump (a push this client was left out of) is delivered and becomes the position"() {
     const p = client("ws://g/");
     let s = await waitsThen(0, "ws://g/");
     s.welcome("g.1");
     s.msg(env("group:x", 1, "e1", "one"));
-    s.msg(env("group:x", 3, "e1", "three")); // 2 is missing
-    s.msg(env("group:x", 4, "e1", "four"));  // the socket is given up: ignored
-    assert.strictEqual(s.closedWith, 4000);
-    assert.deepStrictEqual(p.events.slice(-3), [
-      ["message", "one"],
-      ["error", "WorkermanPush: group:x skipped from offset 1 to 3; resuming"],
-      ["close", 4000, "ws://g/", true, 50, "g.1"],
-    ]);
+    s.msg(env("group:x", 3, "e1", "three")); // 2 excluded this client
+    s.msg(env("group:x", 3, "e1", "three again")); // at the position: dropped
+    s.msg(env("group:x", 2, "e1", "two")); // below it: dropped
+    s.msg(env("group:x", 4, "e1", "four"));
+    assert.deepStrictEqual(messages(p), ["one", "three", "four"]);
+    assert.deepStrictEqual(p.metas.map((m) => m.offset), [1, 3, 4]);
+    assert.deepStrictEqual(p.positions(), { "group:x": { epoch: "e1", offset: 4 } });
+    assert.strictEqual(s.closedWith, undefined, "the client closed the connection");
+    assert.strictEqual(p.state, "connected");
+    assert.ok(!p.events.some((e) => e[0] === "error" || e[0] === "close"), JSON.stringify(p.events));
+    const n = sockets.length;
+    await advance(60000);
+    assert.strictEqual(sockets.length, n, "reconnected after an offset jump");
+    // A new epoch (the history was lost) is taken as it comes, jump or not.
+    s.msg(env("group:x", 5, "e2", "new"));
+    assert.deepStrictEqual(p.positions(), { "group:x": { epoch: "e2", offset: 5 } });
+    s.msg(env("group:x", 7, "e2", "seven"));
+    assert.deepStrictEqual(messages(p).slice(-2), ["new", "seven"]);
+
+    // The next reconnect resumes from the position the jump left.
+    s.serverClose(1000);
     s = await waitsThen(50, "ws://g/");
-    assert.deepStrictEqual(resumeOf(s), { "group:x": { epoch: "e1", offset: 1 } });
-    s.welcome("g.2");
-    for (let i = 2; i <= 4; i++) s.msg(env("group:x", i, "e1", "#" + i));
-    s.msg(JSON.stringify({ type: "resumed", streams: { "group:x": { recovered: true, epoch: "e1", offset: 4 } } }));
+    assert.deepStrictEqual(resumeOf(s), { "group:x": { epoch: "e2", offset: 7 } });
+    p.close();
+  },
+  async "1013 (a push the server could not queue): the usual wait, resume from the position, the replay once"() {
+    const p = client(["ws://q1/", "ws://q2/"]);
+    let s = await waitsThen(0, "ws://q1/");
+    s.welcome("q.1");
+    s.msg(env("uid:alice", 1, "e1", "one"));
+    // 2 excluded this client (its own message); 3 did not fit in its send
+    // buffer: the server closes with 1013 before writing anything later.
+    s.serverClose(1013);
+    assert.deepStrictEqual(closes(p), [["close", 1013, "ws://q1/", true, 50, "q.1"]]);
+    assert.ok(!p.events.some((e) => e[0] === "error"), JSON.stringify(p.events));
+    assert.strictEqual(p.state, "disconnected");
+
+    s = await waitsThen(50, "ws://q1/"); // the same URL, after the usual wait
+    assert.deepStrictEqual(resumeOf(s), { "uid:alice": { epoch: "e1", offset: 1 } });
+    s.welcome("q.2");
+    // The replay: every push after the position, the one this client was
+    // excluded from on its old connection included; it overlaps by one.
+    for (let i = 1; i <= 3; i++) s.msg(env("uid:alice", i, "e1", "#" + i));
+    s.msg(JSON.stringify({ type: "resumed", streams: { "uid:alice": { recovered: true, epoch: "e1", offset: 3 } } }));
+    s.msg(env("uid:alice", 3, "e1", "#3 again")); // a duplicate: dropped
+    s.msg(env("uid:alice", 4, "e1", "#4"));
     assert.deepStrictEqual(messages(p), ["one", "#2", "#3", "#4"]);
-    // A new epoch (the history was lost) is taken as it comes.
-    s.msg(env("group:x", 1, "e2", "new"));
-    assert.deepStrictEqual(p.positions(), { "group:x": { epoch: "e2", offset: 1 } });
+    assert.deepStrictEqual(p.events.filter((e) => e[0] === "resumed").map((e) => e[2]), [[]]);
+    assert.deepStrictEqual(p.positions(), { "uid:alice": { epoch: "e1", offset: 4 } });
+    assert.ok(!p.events.some((e) => e[0] === "error"), JSON.stringify(p.events));
+
+    // A second 1013 in a row after a welcome: the back-off started again.
+    s.serverClose(1013);
+    s = await waitsThen(50, "ws://q1/");
+    assert.deepStrictEqual(resumeOf(s), { "uid:alice": { epoch: "e1", offset: 4 } });
     p.close();
   },
   async "positions in sessionStorage: a new client (a page reload) resumes"() {

@@ -149,8 +149,9 @@ type CloseEvent struct {
 	URL      string // the URL of the attempt, without the token
 	ClientID string // the client ID its welcome gave, or "" when none came
 	// Code and Reason are the close frame's (1001: the server is going
-	// away); 1006 when the connection ended without one; 0 when no
-	// connection was made.
+	// away; 1013: it could not queue a push for this client, which the
+	// next connection's resume replays); 1006 when the connection ended
+	// without one; 0 when no connection was made.
 	Code   int
 	Reason string
 	// Err tells why the attempt failed, when it did: a refused connection
@@ -169,14 +170,7 @@ var (
 	ErrNotConnected = errors.New("pushclient: not connected")
 	// ErrConnectTimeout: no welcome within Options.ConnectTimeout.
 	ErrConnectTimeout = errors.New("pushclient: no welcome in time")
-	// ErrOffsetGap: a stream skipped offsets on a connection; the client
-	// closed it (code CloseOffsetGap) to resume from its position.
-	ErrOffsetGap = errors.New("pushclient: offsets skipped")
 )
-
-// CloseOffsetGap is the close code the client sends when it gives up a
-// connection on which a stream skipped offsets (the JS client's too).
-const CloseOffsetGap = 4000
 
 // CloseAbnormal is the close code of a connection that ended without a
 // close frame (RFC 6455's 1006).
@@ -225,8 +219,6 @@ type attempt struct {
 	err      error
 	// resuming: resume was sent, and the server's answer to it is due.
 	resuming bool
-	// dropped: a gap gave the connection up; what else comes is ignored.
-	dropped bool
 }
 
 // New returns a client of the push service at urls (ws:// or wss://;
@@ -581,15 +573,15 @@ func parseWelcome(data []byte, binary bool) (Welcome, bool) {
 }
 
 // push handles a frame after the welcome: it unwraps an envelope, tracks
-// its stream's position, drops a duplicate, gives the connection up on a
-// gap, and takes the answer to resume.
+// its stream's position, drops a duplicate, and takes the answer to
+// resume.
 func (c *Client) push(a *attempt, data []byte, binary bool) {
 	var f frame
 	if !binary {
 		f = parseFrame(data)
 	}
 	c.mu.Lock()
-	if c.closed || a.dropped {
+	if c.closed {
 		c.mu.Unlock()
 		return
 	}
@@ -611,22 +603,12 @@ func (c *Client) push(a *attempt, data []byte, binary bool) {
 	}
 	if m.Stream != "" {
 		c.history = true
-		p, ok := c.positions[m.Stream]
-		if ok && p.Epoch != "" && p.Epoch == m.Epoch {
-			if m.Offset <= p.Offset {
-				c.mu.Unlock()
-				return // delivered already
-			}
-			if m.Offset > p.Offset+1 {
-				// A gap: resuming from the position fills it, in order.
-				a.dropped = true
-				a.code, a.reason = CloseOffsetGap, "offset gap"
-				a.err = fmt.Errorf("%w: %s from %d to %d", ErrOffsetGap, m.Stream, p.Offset, m.Offset)
-				conn := a.conn
-				c.mu.Unlock()
-				conn.CloseWebSocket(CloseOffsetGap, "offset gap")
-				return
-			}
+		// At or below the position, same epoch: delivered already (a
+		// replay). Above it: new, also when offsets were skipped (pushes
+		// this client was left out of).
+		if p, ok := c.positions[m.Stream]; ok && p.Epoch != "" && p.Epoch == m.Epoch && m.Offset <= p.Offset {
+			c.mu.Unlock()
+			return
 		}
 		c.positions[m.Stream] = Position{Epoch: m.Epoch, Offset: m.Offset}
 	}

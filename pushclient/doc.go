@@ -47,11 +47,13 @@
 //
 // An attempt that fails, or a connection that ends before its welcome,
 // moves to the next URL of the list; a connection that ends after its
-// welcome comes back to the same URL. The wait before the n-th attempt in
-// a row is min(MaxReconnectDelay, MinReconnectDelay·2ⁿ⁻¹), drawn at random
-// between half of that and all of it, so that the clients one restart
-// dropped together do not all come back together; a welcome starts n
-// again. A close with code 1001 (going away: the server is stopping or
+// welcome comes back to the same URL (after a close with code 1013 too:
+// the server could not queue a push for this client; see below). The
+// wait before the n-th attempt in a row is
+// min(MaxReconnectDelay, MinReconnectDelay·2ⁿ⁻¹), drawn at random between
+// half of that and all of it, so that the clients one restart dropped
+// together do not all come back together; a welcome starts n again. A
+// close with code 1001 (going away: the server is stopping or
 // draining) moves to the next URL at once, without waiting; only when
 // every URL of the list went away in a row does the usual wait apply.
 //
@@ -78,11 +80,24 @@
 //
 // Every push reaches OnMessage once: one at or below the position, in the
 // same epoch, was delivered already and is dropped (a replay that
-// overlaps). One that skips offsets (above the position + 1, same epoch)
-// is not delivered: the client closes that connection (CloseOffsetGap;
-// OnClose's Err is ErrOffsetGap) and reconnects as after any close, and
-// the resume replays the missing pushes in order. A push in a new epoch
-// (the stream's history was lost on the server) is taken as it comes.
+// overlaps). One above the position (same epoch) is delivered and becomes
+// the position, also when it skips offsets: the skipped ones are pushes
+// this client was left out of (the backend excluded it, as a chat leaves
+// out the sender of a message). The server never leaves a push out
+// silently otherwise: one it cannot queue for this client (its send
+// buffer is full: the client did not read fast enough) closes the
+// connection with code 1013 ("try again later") before anything later is
+// written to it; the client reconnects after it as after any close (the
+// same URL, the usual wait; OnClose's Code is 1013), and the resume
+// replays what it missed, in order. A push in a new epoch (the stream's
+// history was lost on the server) is taken as it comes.
+//
+// Exclusion names client IDs and filters only the live pushes of the
+// connection it names: a replay after a resume holds every push of the
+// stream after the position, those this client was left out of on its
+// old connection included (a program that must not handle its own
+// messages tells them by their content).
+//
 // Positions live as long as the Client; a program that wants to resume
 // across restarts saves Positions (or each Message's Stream, Offset and
 // Epoch) and passes them back as Options.Resume.

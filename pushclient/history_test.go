@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"maps"
 	"net/url"
@@ -127,6 +126,14 @@ func (s *historyServer) position(stream string) Position {
 // push appends data to stream and sends it to the live connections that
 // read it.
 func (s *historyServer) push(stream, data string) Position {
+	return s.pushTo(stream, data, nil, nil)
+}
+
+// pushTo is push, but the live connection exclude (when not nil) is left
+// out, as the backend's exclude_client_ids does, and the one full (when
+// not nil) is taken as a client whose send buffer is full: instead of
+// the push it gets a close with 1013, and nothing after it.
+func (s *historyServer) pushTo(stream, data string, exclude, full *histConn) Position {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.streamLocked(stream)
@@ -136,12 +143,21 @@ func (s *historyServer) push(stream, data string) Position {
 		st.msgs = st.msgs[len(st.msgs)-s.keep:]
 	}
 	for hc := range s.live {
-		if slices.Contains(hc.reads, stream) {
+		switch {
+		case !slices.Contains(hc.reads, stream) || hc == exclude:
+		case hc == full:
+			delete(s.live, hc)
+			hc.c.CloseWebSocket(closeTryAgainLater, "send buffer full")
+		default:
 			hc.c.SendString(envelopeJSON(stream, st.last, st.epoch, data))
 		}
 	}
 	return Position{st.epoch, st.last}
 }
+
+// closeTryAgainLater is the close code of a push server that could not
+// queue a push for a client in history mode (RFC 6455's 1013).
+const closeTryAgainLater = 1013
 
 // start sends the welcome, then, when the connection resumes, the replay
 // of every stream it names and may read and the resumed answer; from then
@@ -362,9 +378,10 @@ func TestHistoryResumedEvent(t *testing.T) {
 }
 
 // A push at or below the position in its epoch is dropped (a replay that
-// overlaps what was delivered); one that skips offsets gives the
-// connection up (4000), and the next resumes from the position.
-func TestHistoryDuplicatesAndGaps(t *testing.T) {
+// overlaps what was delivered); one above it is delivered and becomes
+// the position, also when it skips offsets (pushes this client was left
+// out of): the connection goes on, and the next one resumes from there.
+func TestHistoryDuplicatesAndJumps(t *testing.T) {
 	s := newHistoryServer(t, 10)
 	r := newRecorder()
 	c, err := New([]string{s.url}, r.options(fast))
@@ -376,45 +393,115 @@ func TestHistoryDuplicatesAndGaps(t *testing.T) {
 	hc.raw(envelopeJSON("group:x", 1, "e1", "one"))
 	hc.raw(envelopeJSON("group:x", 1, "e1", "one again"))
 	hc.raw(envelopeJSON("group:x", 2, "e1", "two"))
-	hc.raw(envelopeJSON("group:x", 4, "e1", "four")) // 3 is missing
-	hc.raw(envelopeJSON("group:x", 5, "e1", "five")) // given up: ignored
-	if code := hc.closedBy(t); code != CloseOffsetGap {
-		t.Fatalf("the client closed with %d, want %d", code, CloseOffsetGap)
-	}
+	hc.raw(envelopeJSON("group:x", 4, "e1", "four"))  // 3 left this client out
+	hc.raw(envelopeJSON("group:x", 3, "e1", "three")) // below the position
+	hc.raw(envelopeJSON("group:x", 4, "e1", "four again"))
+	hc.raw(envelopeJSON("group:x", 7, "e1", "seven"))
+	hc.raw(envelopeJSON("group:x", 9, "e2", "a new epoch")) // the history was lost: taken as it comes
+	hc.raw(envelopeJSON("group:x", 10, "e2", "ten"))
 	var got []string
-	for {
-		ev := r.next(t)
-		if m, ok := ev.(Message); ok {
-			got = append(got, string(m.Data))
-		}
-		if e, ok := ev.(CloseEvent); ok {
-			if e.Code != CloseOffsetGap || !errors.Is(e.Err, ErrOffsetGap) || !e.Reconnect || e.ClientID != "g.1" {
-				t.Fatalf("close event %+v, want the gap", e)
-			}
-			break
+	for len(got) < 6 {
+		switch e := r.next(t).(type) {
+		case Message:
+			got = append(got, fmt.Sprintf("%s %d %s %s", e.Stream, e.Offset, e.Epoch, e.Data))
+		case CloseEvent:
+			t.Fatalf("the connection ended after %q: %+v", got, e)
 		}
 	}
-	if w := []string{"one", "two"}; !slices.Equal(got, w) {
-		t.Fatalf("before the gap %q, want %q", got, w)
-	}
-
-	hc = s.next(t)
-	samePositions(t, hc.resume, map[string]Position{"group:x": {"e1", 2}})
-	hc.welcome("g.2", "")
-	for i := 2; i <= 5; i++ { // a replay that starts one early
-		hc.raw(envelopeJSON("group:x", uint64(i), "e1", fmt.Sprint("#", i)))
-	}
-	hc.raw(`{"type":"resumed","streams":{"group:x":{"recovered":true,"epoch":"e1","offset":5}}}`)
-	hc.raw(envelopeJSON("group:x", 1, "e2", "a new epoch")) // the history was lost: taken as it comes
-	hc.raw(`{"type":"resumed","streams":{}}`)               // only once: then a push
-	got = r.deliveries(t, 4)
-	w := []string{"group:x 3 #3", "group:x 4 #4", "group:x 5 #5", "resumed lost=[]"}
+	w := []string{"group:x 1 e1 one", "group:x 2 e1 two", "group:x 4 e1 four", "group:x 7 e1 seven", "group:x 9 e2 a new epoch", "group:x 10 e2 ten"}
 	if !slices.Equal(got, w) {
 		t.Fatalf("deliveries %q, want %q", got, w)
 	}
-	r.pushed(t, Message{Data: []byte("a new epoch"), Stream: "group:x", Offset: 1, Epoch: "e2"})
+	samePositions(t, c.Positions(), map[string]Position{"group:x": {"e2", 10}})
+	if !c.Connected() {
+		t.Fatal("not connected after an offset jump")
+	}
+	hc.direct("still here") // the connection still delivers
+	r.pushed(t, Message{Data: []byte("still here")})
+	select {
+	case code := <-hc.closeBy:
+		t.Fatalf("the client closed the connection (%d)", code)
+	default:
+	}
+
+	// The next connection resumes from the position the jumps left.
+	hc.close()
+	if e := nextOf[CloseEvent](t, r); e.Code != 1000 || e.Err != nil || !e.Reconnect {
+		t.Fatalf("close event %+v", e)
+	}
+	hc = s.next(t)
+	samePositions(t, hc.resume, map[string]Position{"group:x": {"e2", 10}})
+	hc.welcome("g.2", "")
+	for i := 9; i <= 12; i++ { // a replay that starts one early
+		hc.raw(envelopeJSON("group:x", uint64(i), "e2", fmt.Sprint("#", i)))
+	}
+	hc.raw(`{"type":"resumed","streams":{"group:x":{"recovered":true,"epoch":"e2","offset":12}}}`)
+	hc.raw(`{"type":"resumed","streams":{}}`) // only once: then a push
+	got = r.deliveries(t, 3)
+	if w := []string{"group:x 11 #11", "group:x 12 #12", "resumed lost=[]"}; !slices.Equal(got, w) {
+		t.Fatalf("deliveries %q, want %q", got, w)
+	}
 	r.pushed(t, Message{Data: []byte(`{"type":"resumed","streams":{}}`)})
-	samePositions(t, c.Positions(), map[string]Position{"group:x": {"e2", 1}})
+	samePositions(t, c.Positions(), map[string]Position{"group:x": {"e2", 12}})
+}
+
+// A push the server could not queue for the client (its send buffer was
+// full) closes the connection with 1013 before anything later: the client
+// comes back to the same URL after the usual wait, resumes from its
+// position, and gets the replay once: the push that closed the connection,
+// what came meanwhile, and a push the client was excluded from on its old
+// connection (exclusion filters live pushes only).
+func TestHistoryTryAgainLater(t *testing.T) {
+	s := newHistoryServer(t, 10)
+	r := newRecorder()
+	// The second URL must not be used: a welcomed connection comes back
+	// to its own, after a 1013 too.
+	c, err := New([]string{s.url, refusedURL(t)}, r.options(fast))
+	must(t, err)
+	defer closeAndWait(t, c)
+
+	hc := s.next(t)
+	hc.start("alice", "uid:alice")
+	first := r.welcome(t, s.url)
+	p1 := s.push("uid:alice", "one")
+	r.pushed(t, Message{Data: []byte("one"), Stream: "uid:alice", Offset: 1, Epoch: p1.Epoch})
+	s.pushTo("uid:alice", "two", hc, nil)   // its own message: left out
+	s.pushTo("uid:alice", "three", nil, hc) // its buffer is full: 1013
+	s.push("uid:alice", "four")             // pushed while it is away
+
+	var e CloseEvent
+	for {
+		ev := r.next(t)
+		if m, ok := ev.(Message); ok {
+			t.Fatalf("a message %q after the 1013 close", m.Data)
+		}
+		if ce, ok := ev.(CloseEvent); ok {
+			e = ce
+			break
+		}
+	}
+	if e.Code != closeTryAgainLater || e.Err != nil || !e.Reconnect || e.URL != s.url || e.ClientID != first.ClientID {
+		t.Fatalf("close event %+v, want 1013 and a reconnect", e)
+	}
+	if e.Delay > fast.MinReconnectDelay {
+		t.Fatalf("reconnect after %v, want the usual first wait, at most %v", e.Delay, fast.MinReconnectDelay)
+	}
+	if u := nextOf[string](t, r); u != s.url {
+		t.Fatalf("the next attempt went to %s, want %s", u, s.url)
+	}
+
+	hc = s.next(t)
+	samePositions(t, hc.resume, map[string]Position{"uid:alice": {p1.Epoch, 1}})
+	hc.start("alice", "uid:alice")
+	r.welcome(t, s.url)
+	hc.raw(envelopeJSON("uid:alice", 4, p1.Epoch, "four again")) // a duplicate
+	s.push("uid:alice", "five")
+	got := r.deliveries(t, 5)
+	w := []string{"uid:alice 2 two", "uid:alice 3 three", "uid:alice 4 four", "resumed lost=[]", "uid:alice 5 five"}
+	if !slices.Equal(got, w) {
+		t.Fatalf("after the 1013 %q, want %q", got, w)
+	}
+	samePositions(t, c.Positions(), map[string]Position{"uid:alice": {p1.Epoch, 5}})
 }
 
 // A server without history: every frame reaches OnMessage as it came,
