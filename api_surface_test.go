@@ -20,6 +20,7 @@ var preparedX, _ = NewPreparedMessage(protocol.DataMessage, []byte("x"))
 var userCalls = map[string]func(c *Connection){
 	"BytesRead":            func(c *Connection) { c.BytesRead() },
 	"BytesWritten":         func(c *Connection) { c.BytesWritten() },
+	"CloseWhenBufferFull":  func(c *Connection) { c.CloseWhenBufferFull() },
 	"Close":                func(c *Connection) { c.Close([]byte("bye")) },
 	"CloseWebSocket":       func(c *Connection) { c.CloseWebSocket(4000, "user") },
 	"Destroy":              func(c *Connection) { c.Destroy() },

@@ -74,6 +74,7 @@ type connExt struct {
 	value               any
 	maxSend, maxPackage int
 	pipeTo, pipeFrom    *Connection
+	closeWhenFull       bool
 }
 
 const engineBackpressure = engine.ByBackpressure
@@ -214,6 +215,10 @@ func (c *Connection) write(out []byte, drop bool) error {
 	switch {
 	case err == engine.ErrFull:
 		c.post(jobError, ErrSendBufferFull) // counts the drop
+		if x := c.ext.Load(); x != nil && x.closeWhenFull {
+			// Nothing after the dropped message may reach the peer.
+			c.closeLocked(protocol.ClosePayload(protocol.CloseTryAgainLater, "send buffer full"))
+		}
 		return ErrSendBufferFull
 	case errors.Is(err, net.ErrClosed):
 		return ErrClosed
@@ -385,6 +390,18 @@ func (c *Connection) MaxSendBufferSize() int {
 		return x.maxSend
 	}
 	return c.ep.maxSend
+}
+
+// CloseWhenBufferFull makes a send that finds the send buffer full close
+// the connection instead of only dropping the message: what was queued
+// before still goes out, then (on WebSocket) a close frame with 1013, try
+// again later, and nothing sent later reaches the peer. The drop is still
+// reported (ErrSendBufferFull, OnError). For peers that must never miss a
+// message unnoticed, such as push clients that resume from history: they
+// reconnect and resume from the last message they got. Safe from any
+// goroutine; it cannot be undone.
+func (c *Connection) CloseWhenBufferFull() {
+	c.updateExt(func(x *connExt) { x.closeWhenFull = true })
 }
 
 // SetMaxSendBufferSize overrides MaxSendBufferSize for this connection.

@@ -4,10 +4,13 @@ import (
 	"bufio"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -298,4 +301,51 @@ func TestShutdownWaitsForTheClosingHandshake(t *testing.T) {
 			t.Fatalf("Shutdown returned %v after the client's close: the linger timeout, not the close", took)
 		}
 	})
+}
+
+// CloseWhenBufferFull: the first send that finds the buffer full closes
+// the connection: the peer gets everything queued before it, in order,
+// then a close frame with 1013, and nothing sent after it.
+func TestCloseWhenBufferFull(t *testing.T) {
+	leakcheck.Check(t)
+	w := &Worker{URI: "websocket://127.0.0.1:0", MaxSendBufferSize: 64 << 10}
+	conns := make(chan *Connection, 1)
+	w.OnWebSocketConnected = func(c *Connection, _ *WebSocketRequest) { conns <- c }
+	errs := make(chan error, 16)
+	w.OnError = func(_ *Connection, err error) { errs <- err }
+	addr := serve(t, w)
+	c := dialWS(t, addr) // reads nothing until the server gave up
+	sc := wait(t, conns, "OnWebSocketConnected")
+	sc.CloseWhenBufferFull()
+	pad := strings.Repeat("x", 1000)
+	sent, dropped := 0, -1
+	for i := 0; i < 100000 && dropped < 0; i++ {
+		switch err := sc.Send([]byte(fmt.Sprintf("%d %s", i, pad))); {
+		case err == nil:
+			sent++
+		case errors.Is(err, ErrSendBufferFull):
+			dropped = i
+		default:
+			t.Fatalf("send %d: %v", i, err)
+		}
+	}
+	if dropped < 0 {
+		t.Fatal("the buffer never filled")
+	}
+	if err := sc.Send([]byte("after")); !errors.Is(err, ErrClosed) {
+		t.Fatalf("a send after the drop: %v, want ErrClosed", err)
+	}
+	if err := wait(t, errs, "OnError"); !errors.Is(err, ErrSendBufferFull) {
+		t.Fatalf("OnError(%v), want ErrSendBufferFull", err)
+	}
+	for i := 0; i < sent; i++ {
+		f := c.next()
+		if n, _, _ := strings.Cut(string(f.payload), " "); f.op != 1 || n != strconv.Itoa(i) {
+			t.Fatalf("frame %d: op %d %.20q", i, f.op, f.payload)
+		}
+	}
+	f := c.next()
+	if code, _ := protocol.ParseClosePayload(f.payload); f.op != 8 || code != protocol.CloseTryAgainLater {
+		t.Fatalf("after the %d queued messages: op %d %.40q, want a close frame with 1013", sent, f.op, f.payload)
+	}
 }

@@ -80,13 +80,16 @@
 //
 // A stream's pushes reach each member in offset order: a push takes its
 // offset and is written to this node's members under the stream's lock
-// (writes only queue; they never wait for a client). A member that misses
-// a push sees that stream's offsets skip: its send buffer was full (the
-// push clients then close and resume from their position, which fills
-// the gap), or it was excluded (SendToGroup's and SendToAll's exclude:
-// the excluded member gets no envelope, so the push clients take the
-// skip for a gap too and get the push in the replay of their next
-// connection).
+// (writes only queue; they never wait for a client). A member whose send
+// buffer is full when a push comes is closed at once (1013, try again
+// later; Connection.CloseWhenBufferFull) after what was queued before, so
+// a live connection never misses a push unnoticed: the client reconnects
+// and resumes from the last push it got. So a stream's offsets skip on a
+// live connection only where its client was excluded (SendToGroup's and
+// SendToAll's exclude): the push clients take the skip as it comes. A
+// replay has every message after the position, also those the client's
+// earlier connection was excluded from: exclusion is by client ID, a
+// filter of live pushes.
 //
 // A WebSocket client resumes by connecting with the query parameter
 // resume=<URL-encoded JSON>, {"uid:alice":{"epoch":"e1","offset":7}}, its

@@ -366,6 +366,9 @@ func (g *Gateway) attach(w *workerman.Worker) {
 // reachable: a push to one of them is either in the replay (it was
 // appended before) or delivered live (after), never both, never neither.
 func (g *Gateway) register(c *workerman.Connection, resume map[string]Position) {
+	if g.hist != nil {
+		c.CloseWhenBufferFull() // a push dropped unnoticed would be a gap
+	}
 	cl := &client{id: g.newID(), conn: c}
 	g.mu.Lock()
 	g.clients[cl.id] = cl

@@ -24,7 +24,12 @@ import (
 // before they are reachable).
 func histNode(t *testing.T, h History) *node {
 	t.Helper()
-	w := &workerman.Worker{URI: "websocket://127.0.0.1:0"}
+	return histNodeOn(t, &workerman.Worker{URI: "websocket://127.0.0.1:0"}, h)
+}
+
+// histNodeOn is histNode on a worker of the caller's.
+func histNodeOn(t *testing.T, w *workerman.Worker, h History) *node {
+	t.Helper()
 	w.OnWebSocketConnect = func(c *workerman.Connection, r *workerman.WebSocketRequest) error {
 		c.SetValue(r.Query())
 		return nil
@@ -576,4 +581,61 @@ func TestHistoryTTL(t *testing.T) {
 	}
 	must(t, n.SendToUID(c, "carol", Text("fresh")))
 	b.expectMsg(t, "uid:carol", 1, st.Epoch, "fresh")
+}
+
+// A member whose send buffer is full when a push comes is closed (1013)
+// after what was queued before: it got a contiguous run of offsets, and
+// resuming from the last one replays exactly the rest. (A skip on a live
+// connection is only ever an exclusion.)
+func TestHistoryFullBufferCloses(t *testing.T) {
+	leakcheck.Check(t)
+	n := histNodeOn(t, &workerman.Worker{URI: "websocket://127.0.0.1:0", MaxSendBufferSize: 16 << 10},
+		NewMemoryHistory(MemoryHistoryOptions{Size: 100000}))
+	c := ctx(t)
+	q := url.Values{"uid": {"alice"}}
+	a := mustDialHist(t, n, q)
+	a.PauseRecv()
+	pad := strings.Repeat("x", 4<<10)
+	pushed := 0
+	closed := false
+	for !closed && pushed < 20000 { // 80 MB: far beyond any socket buffer
+		pushed++
+		must(t, n.SendToUID(c, "alice", Text(fmt.Sprint(pushed, " ", pad))))
+		select {
+		case ev := <-n.events:
+			closed = strings.HasPrefix(ev, "close "+a.id)
+		default:
+		}
+	}
+	if !closed {
+		t.Fatalf("%d pushes to a client that does not read, and it is still open", pushed)
+	}
+	a.ResumeRecv()
+	var ep string
+	got := uint64(0)
+	for done := false; !done; {
+		select {
+		case f := <-a.frames:
+			if f.Type != "message" || f.Stream != "uid:alice" || f.Offset != got+1 {
+				t.Fatalf("after offset %d: %.60s", got, f.raw)
+			}
+			got, ep = f.Offset, f.Epoch
+		case <-a.closed:
+			done = true
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no close after offset %d", got)
+		}
+	}
+	if got == 0 || got >= uint64(pushed) {
+		t.Fatalf("got offsets 1..%d of %d pushes", got, pushed)
+	}
+	b := mustDialHist(t, n, resumeQ(url.Values{"uid": {"alice"}}, map[string]Position{"uid:alice": {Epoch: ep, Offset: got}}))
+	for i := got + 1; i <= uint64(pushed); i++ {
+		if f := b.next(t); f.Offset != i || f.Data == nil || !strings.HasPrefix(*f.Data, fmt.Sprint(i, " ")) {
+			t.Fatalf("replay: %.60s, want offset %d", f.raw, i)
+		}
+	}
+	if f := b.next(t); f.Type != "resumed" || f.Streams["uid:alice"] != (resumedStream{true, ep, uint64(pushed)}) {
+		t.Fatalf("got %.80s, want resumed at %d", f.raw, pushed)
+	}
 }

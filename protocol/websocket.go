@@ -45,6 +45,7 @@ const (
 	CloseMessageTooBig   = 1009
 	CloseMandatoryExt    = 1010
 	CloseInternalError   = 1011
+	CloseTryAgainLater   = 1013 // the server is overloaded: reconnect later (IANA registry)
 )
 
 // ValidCloseCode reports whether code may appear in a close frame: the
