@@ -101,7 +101,7 @@ func main() {
 			}
 		}
 		pushsub.RunSubscriber(pushsub.Options{Kind: *kind, WS: *wsURL, API: *apiURL, Key: apiKey, N: *n,
-			Sources: sources, Parallel: opt.parallel, Group: group})
+			Sources: sources, Parallel: opt.parallel, Group: group, Name: "clusterbench"})
 		return
 	}
 

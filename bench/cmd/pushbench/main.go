@@ -30,6 +30,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/workerman-go/workerman/bench/internal/pushsub"
 )
 
 type options struct {
@@ -87,8 +89,8 @@ func main() {
 		for _, s := range strings.Split(*srcs, ",") {
 			sources = append(sources, &net.TCPAddr{IP: net.ParseIP(s)})
 		}
-		runChild(childOpts{kind: *kind, ws: *wsURL, api: *apiURL, key: *key, n: *n, base: *base,
-			sources: sources, parallel: opt.parallel, group: *group})
+		pushsub.RunSubscriber(pushsub.Options{Kind: *kind, WS: *wsURL, API: *apiURL, Key: *key, N: *n,
+			Sources: sources, Parallel: opt.parallel, Group: *group, Name: "pushbench", UIDs: true, Base: *base})
 		return
 	}
 	if *hubMode {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"log"
@@ -14,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/workerman-go/workerman/bench/internal/pushsub"
 )
 
 func logf(format string, a ...any) { log.Printf(format, a...) }
@@ -80,44 +81,10 @@ func run(opt options) error {
 	return rep.write(opt)
 }
 
-// childProc is one subscriber process.
-type childProc struct {
-	cmd   *exec.Cmd
-	in    io.WriteCloser
-	lines chan string
-}
-
-func (c *childProc) send(cmd string) { fmt.Fprintln(c.in, cmd) }
-
-func (c *childProc) expect(prefix string, d time.Duration) (string, error) {
-	timeout := time.After(d)
-	for {
-		select {
-		case l, ok := <-c.lines:
-			if !ok {
-				return "", fmt.Errorf("subscriber process exited waiting for %s", prefix)
-			}
-			if strings.HasPrefix(l, "ERR") {
-				return "", fmt.Errorf("subscriber process: %s", l)
-			}
-			if rest, ok := strings.CutPrefix(l, prefix); ok {
-				return strings.TrimSpace(rest), nil
-			}
-		case <-timeout:
-			return "", fmt.Errorf("timed out waiting for %s", prefix)
-		}
-	}
-}
-
-type gotMsg struct {
-	k int
-	t int64
-}
-
 // startChildren starts opt.children subscriber processes for s, their
 // clients split evenly, each dialing from its own 127.x addresses.
-func startChildren(opt options, bin binaries, s *server, got chan<- gotMsg) ([]*childProc, error) {
-	var kids []*childProc
+func startChildren(opt options, bin binaries, s *server, got chan<- pushsub.Got) ([]*pushsub.Proc, error) {
+	var kids []*pushsub.Proc
 	per := opt.subscribers / opt.children
 	base := 0
 	for i := range opt.children {
@@ -129,104 +96,16 @@ func startChildren(opt options, bin binaries, s *server, got chan<- gotMsg) ([]*
 		for j := range 4 {
 			srcs = append(srcs, fmt.Sprintf("127.0.%d.%d", 10+i, 1+j))
 		}
-		cmd := exec.Command(bin.self, "-child", "-kind", s.name, "-ws", s.ws, "-api", s.api, "-key", apiKey,
+		c, err := pushsub.Start(got, bin.self, "-child", "-kind", s.name, "-ws", s.ws, "-api", s.api, "-key", apiKey,
 			"-n", strconv.Itoa(n), "-base", strconv.Itoa(base), "-sources", strings.Join(srcs, ","),
 			"-parallel", strconv.Itoa(opt.parallel))
-		cmd.Stderr = os.Stderr
-		in, err := cmd.StdinPipe()
 		if err != nil {
 			return kids, err
 		}
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			return kids, err
-		}
-		if err := cmd.Start(); err != nil {
-			return kids, err
-		}
-		c := &childProc{cmd: cmd, in: in, lines: make(chan string, 64)}
-		go func() {
-			sc := bufio.NewScanner(out)
-			for sc.Scan() {
-				l := sc.Text()
-				if rest, ok := strings.CutPrefix(l, "GOT "); ok {
-					var g gotMsg
-					fmt.Sscan(rest, &g.k, &g.t)
-					got <- g
-					continue
-				}
-				c.lines <- l
-			}
-			close(c.lines)
-		}()
 		kids = append(kids, c)
 		base += n
 	}
 	return kids, nil
-}
-
-func stopChildren(kids []*childProc) {
-	for _, c := range kids {
-		c.send("QUIT")
-		c.in.Close()
-	}
-	for _, c := range kids {
-		done := make(chan struct{})
-		go func() { c.cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			c.cmd.Process.Kill()
-			<-done
-		}
-	}
-}
-
-// all sends cmd to every child and waits for each one's answer.
-func all(kids []*childProc, cmd, answer string, d time.Duration) ([]string, error) {
-	for _, c := range kids {
-		c.send(cmd)
-	}
-	var out []string
-	for _, c := range kids {
-		a, err := c.expect(answer, d)
-		if err != nil {
-			return out, err
-		}
-		out = append(out, a)
-	}
-	return out, nil
-}
-
-// message is the text of push k (group) or of a uid push (k < 0), size
-// bytes; Centrifugo's data is JSON, so its message is a JSON string of
-// size bytes with the quotes.
-func message(kind string, k, size int) string {
-	var s string
-	if k >= 0 {
-		s = fmt.Sprintf("P#%06d ", k)
-	} else {
-		s = "U# "
-	}
-	n := size
-	if kind == "centrifugo" {
-		n -= 2
-	}
-	return s + strings.Repeat("x", max(0, n-len(s)))
-}
-
-func groupBody(kind, msg string) (string, any) {
-	if kind == "centrifugo" {
-		return "publish", map[string]any{"channel": "bench", "data": msg}
-	}
-	return "sendToGroup", map[string]any{"group": "bench", "message": msg}
-}
-
-func uidBody(kind string, uid int, msg string) (string, any) {
-	if kind == "centrifugo" {
-		return "publish", map[string]any{"channel": "u" + strconv.Itoa(uid), "data": msg}
-	}
-	return "sendToUid", map[string]any{"uid": "u" + strconv.Itoa(uid), "message": msg}
 }
 
 // measure runs both scenarios against a fresh server.
@@ -244,14 +123,14 @@ func measure(opt options, bin binaries, tmp, name string, round int) (smp sample
 	time.Sleep(time.Second) // let start-up settle
 	smp.RSSIdle = s.rss()
 
-	got := make(chan gotMsg, 1024)
+	got := make(chan pushsub.Got, 1024)
 	kids, err := startChildren(opt, bin, s, got)
-	defer stopChildren(kids)
+	defer pushsub.Stop(kids)
 	if err != nil {
 		return fail(err)
 	}
 	t0 := time.Now()
-	if _, err := all(kids, "CONNECT", "CONNECTED", 5*time.Minute); err != nil {
+	if _, err := pushsub.All(kids, "CONNECT", "CONNECTED", 5*time.Minute); err != nil {
 		return fail(fmt.Errorf("%w\n%s", err, s.logTail()))
 	}
 	smp.ConnectSeconds = time.Since(t0).Seconds()
@@ -260,7 +139,7 @@ func measure(opt options, bin binaries, tmp, name string, round int) (smp sample
 	smp.RSSPerSub = float64(smp.RSSConnected-smp.RSSIdle) / float64(opt.subscribers)
 
 	// Scenario 1: group pushes, one at a time.
-	hc := newHTTPClient(opt.callers)
+	hc := pushsub.NewHTTPClient(opt.callers)
 	var cpu0 time.Duration
 	for k := 0; k <= opt.pushes; k++ { // push 0 warms up
 		if k == 1 {
@@ -270,9 +149,9 @@ func measure(opt options, bin binaries, tmp, name string, round int) (smp sample
 			}
 			cpu0 = s.cpu()
 		}
-		method, body := groupBody(name, message(name, k, opt.size))
+		method, body := pushsub.GroupPush(name, "bench", pushsub.Message(name, k, opt.size))
 		start := time.Now().UnixNano()
-		if err := apiCall(hc, s.api, apiKey, name, method, body); err != nil {
+		if err := pushsub.Call(hc, s.api, apiKey, name, method, body); err != nil {
 			return fail(fmt.Errorf("push %d: %w", k, err))
 		}
 		last := int64(0)
@@ -280,12 +159,12 @@ func measure(opt options, bin binaries, tmp, name string, round int) (smp sample
 		for range kids {
 			select {
 			case g := <-got:
-				if g.k != k {
-					return fail(fmt.Errorf("push %d: a subscriber process reported push %d", k, g.k))
+				if g.K != k {
+					return fail(fmt.Errorf("push %d: a subscriber process reported push %d", k, g.K))
 				}
-				last = max(last, g.t)
+				last = max(last, g.T)
 			case <-timeout:
-				counts, _ := all(kids, "COUNT", "COUNT", 5*time.Second)
+				counts, _ := pushsub.All(kids, "COUNT", "COUNT", 5*time.Second)
 				return fail(fmt.Errorf("push %d: not every subscriber had it after 30 s (%v)", k, counts))
 			}
 		}
@@ -299,7 +178,7 @@ func measure(opt options, bin binaries, tmp, name string, round int) (smp sample
 	smp.GroupCPUPerMsg = float64(cpu.Microseconds()) / float64(smp.GroupDelivered)
 
 	// Scenario 2: sendToUid from several keep-alive callers.
-	if _, err := all(kids, "BIND", "BOUND", 5*time.Minute); err != nil {
+	if _, err := pushsub.All(kids, "BIND", "BOUND", 5*time.Minute); err != nil {
 		return fail(err)
 	}
 	time.Sleep(opt.settle / 3)
@@ -311,7 +190,7 @@ func measure(opt options, bin binaries, tmp, name string, round int) (smp sample
 		errAny error
 		lat    = make([][]float64, opt.callers)
 	)
-	msg := message(name, -1, opt.size)
+	msg := pushsub.Message(name, -1, opt.size)
 	cpu1 := s.cpu()
 	t1 := time.Now()
 	for c := range opt.callers {
@@ -323,9 +202,9 @@ func measure(opt options, bin binaries, tmp, name string, round int) (smp sample
 				if i >= int64(opt.uidCalls) {
 					return
 				}
-				method, body := uidBody(name, int(i%int64(opt.subscribers)), msg)
+				method, body := pushsub.UIDPush(name, "u"+strconv.Itoa(int(i%int64(opt.subscribers))), msg)
 				cs := time.Now()
-				if err := apiCall(hc, s.api, apiKey, name, method, body); err != nil {
+				if err := pushsub.Call(hc, s.api, apiKey, name, method, body); err != nil {
 					errMu.Lock()
 					errAny = err
 					errMu.Unlock()
@@ -343,7 +222,7 @@ func measure(opt options, bin binaries, tmp, name string, round int) (smp sample
 	// every message counted where it arrived
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		counts, err := all(kids, "COUNT", "COUNT", 10*time.Second)
+		counts, err := pushsub.All(kids, "COUNT", "COUNT", 10*time.Second)
 		if err != nil {
 			return fail(err)
 		}

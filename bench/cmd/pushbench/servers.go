@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/workerman-go/workerman/bench/internal/procstat"
+	"github.com/workerman-go/workerman/bench/internal/pushsub"
 )
 
 const (
@@ -212,10 +213,10 @@ func (s *server) probe(hc *http.Client) error {
 	}
 	c.Close()
 	if s.name == "centrifugo" {
-		return apiCall(hc, s.api, apiKey, s.name, "info", map[string]any{})
+		return pushsub.Call(hc, s.api, apiKey, s.name, "info", map[string]any{})
 	}
 	// a push to a group nobody is in: 200 when the API is up
-	return apiCall(hc, s.api, apiKey, s.name, "sendToGroup", map[string]string{"group": "probe", "message": "probe"})
+	return pushsub.Call(hc, s.api, apiKey, s.name, "sendToGroup", map[string]string{"group": "probe", "message": "probe"})
 }
 
 func (s *server) stop() {

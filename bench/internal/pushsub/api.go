@@ -76,11 +76,16 @@ func Call(hc *http.Client, api, key, kind, method string, body any) error {
 }
 
 // Message is the text of group push k, size bytes on the wire: it starts
-// with the marker P#nnnnnn that subscriber processes count. Centrifugo's
-// data is JSON, so its message is a JSON string of size bytes with the
-// quotes.
+// with the marker P#nnnnnn that subscriber processes count; k < 0 is a uid
+// push, marked U#. Centrifugo's data is JSON, so its message is a JSON
+// string of size bytes with the quotes.
 func Message(kind string, k, size int) string {
-	s := fmt.Sprintf("P#%06d ", k)
+	var s string
+	if k >= 0 {
+		s = fmt.Sprintf("P#%06d ", k)
+	} else {
+		s = "U# "
+	}
 	n := size
 	if kind == Centrifugo {
 		n -= 2
@@ -95,4 +100,13 @@ func GroupPush(kind, group, msg string) (string, any) {
 		return "publish", map[string]any{"channel": group, "data": msg}
 	}
 	return "sendToGroup", map[string]any{"group": group, "message": msg}
+}
+
+// UIDPush is the API method and body of a push of msg to uid: ours'
+// sendToUid, Centrifugo's publish to the channel of that name.
+func UIDPush(kind, uid, msg string) (string, any) {
+	if kind == Centrifugo {
+		return "publish", map[string]any{"channel": uid, "data": msg}
+	}
+	return "sendToUid", map[string]any{"uid": uid, "message": msg}
 }

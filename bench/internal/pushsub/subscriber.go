@@ -30,6 +30,12 @@ type Options struct {
 	Sources  []*net.TCPAddr
 	Parallel int    // connects (and joinGroup calls) in flight
 	Group    string // the group (ours) or channel (Centrifugo)
+	Name     string // the client name in Centrifugo's connect command
+	// UIDs: each client can also get its own uid u<Base+i> (BIND), the
+	// process counts the uid pushes that arrive, and COUNT answers
+	// COUNT got lost.
+	UIDs bool
+	Base int // the index of the first client
 }
 
 // RunSubscriber is a subscriber process: it holds opt.N clients, answers
@@ -37,7 +43,9 @@ type Options struct {
 // on stdout. Commands on stdin, answers on stdout:
 //
 //	CONNECT   connect every client and make it a member of the group -> CONNECTED n
+//	BIND      give every client its own uid (opt.UIDs)               -> BOUND n
 //	COUNT     connections lost so far                                -> COUNT lost
+//	          (opt.UIDs: uid deliveries so far, and connections lost -> COUNT got lost)
 //	QUIT      close everything and exit
 //
 // and, unasked, GOT k t when the last of this process's clients received
@@ -63,8 +71,20 @@ func RunSubscriber(opt Options) {
 			} else {
 				c.say("CONNECTED %d", len(c.subs))
 			}
+		case "BIND":
+			if !opt.UIDs {
+				c.say("ERR unknown command %q", cmd)
+			} else if err := c.bindAll(); err != nil {
+				c.say("ERR bind: %v", err)
+			} else {
+				c.say("BOUND %d", len(c.subs))
+			}
 		case "COUNT":
-			c.say("COUNT %d", c.lost.Load())
+			if opt.UIDs {
+				c.say("COUNT %d %d", c.uidGot.Load(), c.lost.Load())
+			} else {
+				c.say("COUNT %d", c.lost.Load())
+			}
 		case "QUIT":
 			c.closing.Store(true)
 			for _, s := range c.subs {
@@ -88,12 +108,14 @@ type subscriber struct {
 
 	got     []atomic.Int32
 	last    []atomic.Int64
+	uidGot  atomic.Int64
 	lost    atomic.Int64
 	closing atomic.Bool
 }
 
 type client struct {
 	ws       *Conn
+	idx      int
 	clientID string
 	first    chan []byte // ours: the welcome; Centrifugo: command replies
 }
@@ -144,11 +166,11 @@ func (c *subscriber) connectAll() error {
 		if err != nil {
 			return err
 		}
-		s := &client{ws: ws, first: make(chan []byte, 4)}
+		s := &client{ws: ws, idx: c.opt.Base + i, first: make(chan []byte, 4)}
 		c.subs[i] = s
 		go c.read(s)
 		if c.opt.Kind == Centrifugo {
-			if err := s.command(1, `{"id":1,"connect":{"name":"clusterbench"}}`); err != nil {
+			if err := s.command(1, `{"id":1,"connect":{"name":"`+c.opt.Name+`"}}`); err != nil {
 				return err
 			}
 			return s.command(2, `{"id":2,"subscribe":{"channel":"`+c.opt.Group+`"}}`)
@@ -168,6 +190,18 @@ func (c *subscriber) connectAll() error {
 		s.clientID = welcome.ClientID
 		return Call(c.http, c.opt.API, c.opt.Key, c.opt.Kind, "joinGroup",
 			map[string]string{"client_id": s.clientID, "group": c.opt.Group})
+	})
+}
+
+func (c *subscriber) bindAll() error {
+	return c.each(len(c.subs), func(i int) error {
+		s := c.subs[i]
+		uid := fmt.Sprintf("u%d", s.idx)
+		if c.opt.Kind == Centrifugo {
+			return s.command(3, `{"id":3,"subscribe":{"channel":"`+uid+`"}}`)
+		}
+		return Call(c.http, c.opt.API, c.opt.Key, c.opt.Kind, "bindUid",
+			map[string]string{"client_id": s.clientID, "uid": uid})
 	})
 }
 
@@ -242,10 +276,20 @@ func (c *subscriber) read(s *client) {
 	}
 }
 
-var markGroup = []byte("P#")
+// Markers inside the pushed messages: P#nnnnnn is group push n, U# a uid
+// push.
+var (
+	markGroup = []byte("P#")
+	markUID   = []byte("U#")
+)
 
-// count records the group pushes one message carries.
+// count records the pushes one message carries.
 func (c *subscriber) count(msg []byte) {
+	if c.opt.UIDs {
+		if n := bytes.Count(msg, markUID); n > 0 {
+			c.uidGot.Add(int64(n))
+		}
+	}
 	for {
 		i := bytes.Index(msg, markGroup)
 		if i < 0 || len(msg) < i+8 {
