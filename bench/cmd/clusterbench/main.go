@@ -25,16 +25,13 @@ package main
 
 import (
 	"flag"
-	"fmt"
 	"log"
 	"net"
 	"os"
-	"os/exec"
-	"runtime"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/workerman-go/workerman/bench/internal/benchproc"
 	"github.com/workerman-go/workerman/bench/internal/pushsub"
 )
 
@@ -82,7 +79,7 @@ func main() {
 	flag.IntVar(&opt.parallel, "parallel", 100, "connects (and joinGroup calls) in flight per subscriber process")
 	flag.DurationVar(&opt.settle, "settle", time.Second, "wait after every member joined, before the first push")
 	flag.StringVar(&opt.out, "out", "", "directory to write cluster-<date>.md into, e.g. results (empty: the report on stdout only)")
-	flag.StringVar(&opt.centrifugo, "centrifugo-bin", "", "a centrifugo v6 binary to use instead of building "+centrifugoModule+"@"+centrifugoVersion)
+	flag.StringVar(&opt.centrifugo, "centrifugo-bin", "", "a centrifugo v6 binary to use instead of building "+benchproc.CentrifugoModule+"@"+benchproc.CentrifugoVersion)
 	flag.StringVar(&opt.oursBin, "ours-bin", "", "a workerman-push binary to use instead of building ../cmd/workerman-push")
 	flag.StringVar(&opt.oursRev, "ours-rev", "", "with -ours-bin: what to call that binary in the report (its revision)")
 	flag.BoolVar(&opt.pin, "pin", true, "servers on CPU 0, subscriber processes and the orchestrator on CPU 1 (as pushbench); false: nothing pinned")
@@ -153,69 +150,15 @@ func main() {
 	if !opt.pin {
 		os.Setenv("CLUSTERBENCH_NOPIN", "1")
 	}
-	pinSelf()
+	pinning.Self()
 	if err := run(opt); err != nil {
 		log.Fatal(err)
 	}
 }
 
-// pinSelf re-runs the process on CPU 1 (its children inherit it), so that
-// the load generator and the servers (on CPU 0) do not share a core, as
-// bench/cmd/pushbench does.
-func pinSelf() {
-	if os.Getenv("CLUSTERBENCH_PINNED") != "" || !pinning() {
-		return
-	}
-	exe, err := os.Executable()
-	if err != nil {
-		return
-	}
-	cmd := exec.Command("taskset", append([]string{"-c", "1", exe}, os.Args[1:]...)...)
-	cmd.Env = append(os.Environ(), "CLUSTERBENCH_PINNED="+strconv.Itoa(runtime.NumCPU()))
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	if err := cmd.Run(); err != nil {
-		if ee, ok := err.(*exec.ExitError); ok {
-			os.Exit(ee.ExitCode())
-		}
-		log.Fatal(err)
-	}
-	os.Exit(0)
-}
-
-// pinning tells whether the processes are pinned: taskset is there, the
-// machine has 2 CPUs or more, and -pin is on.
-func pinning() bool {
-	return haveTaskset && numCPU() >= 2 && os.Getenv("CLUSTERBENCH_NOPIN") == ""
-}
-
-var haveTaskset = func() bool {
-	_, err := exec.LookPath("taskset")
-	return err == nil
-}()
-
-// numCPU is the machine's CPU count, also in the process pinned to one.
-func numCPU() int {
-	if n, err := strconv.Atoi(os.Getenv("CLUSTERBENCH_PINNED")); err == nil && n > 0 {
-		return n
-	}
-	return runtime.NumCPU()
-}
-
 func logf(format string, a ...any) { log.Printf(format, a...) }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
-func thousands(n int) string {
-	s := fmt.Sprint(n)
-	for i := len(s) - 3; i > 0; i -= 3 {
-		s = s[:i] + "," + s[i:]
-	}
-	return s
-}
+// pinning: this program and its subscriber processes on CPU 1, the
+// servers (every node and the nats-server) on CPU 0; -pin=false (which sets
+// CLUSTERBENCH_NOPIN) turns it off.
+var pinning = benchproc.Pinning{PinnedEnv: "CLUSTERBENCH_PINNED", OffEnv: "CLUSTERBENCH_NOPIN"}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/workerman-go/workerman/bench/internal/benchproc"
 	"github.com/workerman-go/workerman/bench/internal/procstat"
 )
 
@@ -62,15 +63,15 @@ type natsd struct {
 const tapName = "clusterbench-tap"
 
 func startNatsd(self string) (*natsd, error) {
-	port, err := freePort()
+	port, err := benchproc.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	hport, err := freePort()
+	hport, err := benchproc.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	args := pinned(self, "-natsd", "-natsd-port", fmt.Sprint(port), "-natsd-http", fmt.Sprint(hport))
+	args := pinning.Server(self, "-natsd", "-natsd-port", fmt.Sprint(port), "-natsd-http", fmt.Sprint(hport))
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()

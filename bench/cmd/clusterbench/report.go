@@ -4,14 +4,13 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/workerman-go/workerman/bench/internal/benchproc"
 	"github.com/workerman-go/workerman/bench/internal/pushsub"
 )
 
@@ -73,7 +72,7 @@ func medianOf(ss []sample, f func(sample) float64) float64 {
 	for _, s := range ss {
 		v = append(v, f(s))
 	}
-	return percentile(v, 0.5)
+	return benchproc.Percentile(v, 0.5)
 }
 
 func pooled(ss []sample, p float64) float64 {
@@ -81,7 +80,7 @@ func pooled(ss []sample, p float64) float64 {
 	for _, s := range ss {
 		v = append(v, s.Latencies...)
 	}
-	return percentile(v, p)
+	return benchproc.Percentile(v, p)
 }
 
 var metrics = []metric{
@@ -127,17 +126,6 @@ var metrics = []metric{
 		value: func(ss []sample) float64 { return medianOf(ss, func(s sample) float64 { return s.ConnectSeconds }) }},
 }
 
-// percentile of v (nearest rank); NaN when empty.
-func percentile(v []float64, p float64) float64 {
-	if len(v) == 0 {
-		return math.NaN()
-	}
-	s := slices.Clone(v)
-	slices.Sort(s)
-	i := int(math.Ceil(p*float64(len(s)))) - 1
-	return s[max(0, min(i, len(s)-1))]
-}
-
 func (r *report) good(sys system) []sample {
 	var out []sample
 	for _, s := range r.Samples {
@@ -157,7 +145,7 @@ type ratio struct {
 func (r *report) ratios() []ratio {
 	var out []ratio
 	n := r.Opt.Nodes
-	if contains(r.Opt.Servers, pushsub.Ours) && contains(r.Opt.Servers, pushsub.Centrifugo) {
+	if slices.Contains(r.Opt.Servers, pushsub.Ours) && slices.Contains(r.Opt.Servers, pushsub.Centrifugo) {
 		out = append(out,
 			ratio{fmt.Sprintf("ours / centrifugo, %d nodes", n), system{pushsub.Ours, n}, system{pushsub.Centrifugo, n}},
 			ratio{"ours / centrifugo, 1 node", system{pushsub.Ours, 1}, system{pushsub.Centrifugo, 1}})
@@ -176,14 +164,14 @@ func (r *report) markdown() string {
 	fmt.Fprintf(&b, "Machine: %s. Load average (1, 5, 15 min) at the start %s, at the end %s. "+
 		"ours = cmd/workerman-push at %s with -nats; Centrifugo %s (module proxy build) with its NATS broker (`broker.type: nats`); "+
 		"nats-server %s, one, run by the benchmark.\n\n",
-		r.Machine, r.LoadStart, r.LoadEnd, r.OursRev, centrifugoVersion, natsServerVersion())
+		r.Machine, r.LoadStart, r.LoadEnd, r.OursRev, benchproc.CentrifugoVersion, natsServerVersion())
 	fmt.Fprintf(&b, "%s WebSocket members of one group (ours: joinGroup through the API of the node that holds the client; "+
 		"Centrifugo: a subscribe to one channel) over %d subscriber processes, spread evenly over %d nodes, against the same members "+
 		"on 1 node of the same setup (still joined to the nats-server). Each push (%d B) goes through node 0's API. "+
 		"Per round: one warm-up, %d pushes one at a time (each waits for its last delivery on any node), then a burst of %d pushes "+
 		"sent back to back by one keep-alive caller. %d rounds, systems interleaved; figures are medians of the rounds, latency "+
 		"percentiles pooled over all pushes of all rounds. NATS figures are over the pushes one at a time, divided by their number.\n\n",
-		thousands(o.Members), o.Children, o.Nodes, o.Size, o.Pushes, o.Burst, o.Rounds)
+		benchproc.Thousands(o.Members), o.Children, o.Nodes, o.Size, o.Pushes, o.Burst, o.Rounds)
 
 	rs := r.ratios()
 	fmt.Fprintf(&b, "| measure |")
@@ -219,7 +207,7 @@ func (r *report) markdown() string {
 			}
 			v := m.value(g)
 			vals[s] = v
-			fmt.Fprintf(&b, " %s |", group3(fmt.Sprintf(m.format, v)))
+			fmt.Fprintf(&b, " %s |", benchproc.Group(fmt.Sprintf(m.format, v)))
 		}
 		for _, q := range rs {
 			a, ok1 := vals[q.a]
@@ -244,7 +232,7 @@ func (r *report) markdown() string {
 	var fails []string
 	for _, s := range r.Samples {
 		if s.Error != "" {
-			fails = append(fails, fmt.Sprintf("- round %d, %s: %s", s.Round, s.System, firstLine(s.Error)))
+			fails = append(fails, fmt.Sprintf("- round %d, %s: %s", s.Round, s.System, benchproc.FirstLine(s.Error)))
 		}
 	}
 	if len(fails) > 0 {
@@ -263,7 +251,7 @@ func (r *report) markdown() string {
 				continue
 			}
 			fmt.Fprintf(&b, "  - round %d: %v; %.1f / %.1f; %.0f; %.2f / %.2f; %.0f%%; %s; load %s\n", x.Round, x.NodeMembers,
-				percentile(x.Latencies, 0.5), percentile(x.Latencies, 0.9), x.BurstRate, x.CPUPerDelivery, x.BurstCPU,
+				benchproc.Percentile(x.Latencies, 0.5), benchproc.Percentile(x.Latencies, 0.9), x.BurstRate, x.CPUPerDelivery, x.BurstCPU,
 				100*x.NatsdCPUShare, others(x.Seq.Other), x.LoadBefore)
 		}
 	}
@@ -312,30 +300,6 @@ func others(m map[string]int64) string {
 	return strings.Join(parts, ", ")
 }
 
-func firstLine(s string) string {
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		return s[:i]
-	}
-	return s
-}
-
-// group3 puts thousands separators into the integer part of a number.
-func group3(s string) string {
-	neg := strings.HasPrefix(s, "-")
-	s = strings.TrimPrefix(s, "-")
-	intPart, frac, _ := strings.Cut(s, ".")
-	for i := len(intPart) - 3; i > 0; i -= 3 {
-		intPart = intPart[:i] + "," + intPart[i:]
-	}
-	if frac != "" {
-		intPart += "." + frac
-	}
-	if neg {
-		intPart = "-" + intPart
-	}
-	return intPart
-}
-
 func (r *report) write(opt options) error {
 	md := r.markdown()
 	fmt.Print(md)
@@ -359,27 +323,9 @@ func natsServerVersion() string {
 }
 
 func machine() string {
-	cpu := ""
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, l := range strings.Split(string(b), "\n") {
-			if v, ok := strings.CutPrefix(l, "model name"); ok {
-				cpu = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
-				break
-			}
-		}
-	}
-	kern, _ := exec.Command("uname", "-r").Output()
-	mem := ""
-	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
-		l := strings.SplitN(string(b), "\n", 2)[0]
-		var kb int64
-		fmt.Sscanf(strings.TrimSpace(strings.TrimPrefix(l, "MemTotal:")), "%d", &kb)
-		mem = fmt.Sprintf("%.1f GiB RAM", float64(kb)/(1<<20))
-	}
 	pin := "nothing pinned"
-	if pinning() {
+	if pinning.On() {
 		pin = "servers (every node and the nats-server) pinned to CPU 0, subscriber processes and the orchestrator to CPU 1"
 	}
-	return fmt.Sprintf("%d CPUs (%s), %s, Linux %s, %s; %s",
-		numCPU(), cpu, mem, strings.TrimSpace(string(kern)), runtime.Version(), pin)
+	return benchproc.Machine(pinning.NumCPU()) + "; " + pin
 }

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/workerman-go/workerman/bench/internal/benchproc"
 	"github.com/workerman-go/workerman/bench/internal/pushsub"
 )
 
@@ -84,7 +85,7 @@ func run(opt options) error {
 				logf("  %s failed: %s", sys, smp.Error)
 			} else {
 				logf("  last delivery p50 %.1f ms p90 %.1f ms, burst %.0f deliveries/s, cpu %.2f µs/delivery, NATS per push: %.2f published, %.2f delivered to nodes (%d subscribed)",
-					percentile(smp.Latencies, 0.5), percentile(smp.Latencies, 0.9), smp.BurstRate, smp.CPUPerDelivery,
+					benchproc.Percentile(smp.Latencies, 0.5), benchproc.Percentile(smp.Latencies, 0.9), smp.BurstRate, smp.CPUPerDelivery,
 					perPush(smp.Seq.PushIn, smp.PushesMeasured), perPush(smp.Seq.PushOut, smp.PushesMeasured), smp.Seq.PushSubs)
 			}
 			rep.Samples = append(rep.Samples, smp)
@@ -146,7 +147,7 @@ func measure(opt options, bin binaries, tmp string, sys system) (smp sample) {
 	var nodes []*node
 	defer func() {
 		for _, n := range nodes {
-			n.stop()
+			n.Stop()
 		}
 	}()
 	for i := range sys.Nodes {
@@ -160,7 +161,7 @@ func measure(opt options, bin binaries, tmp string, sys system) (smp sample) {
 	serverCPU := func() time.Duration {
 		t := nd.cpu()
 		for _, n := range nodes {
-			t += n.cpu()
+			t += n.CPU()
 		}
 		return t
 	}
@@ -192,13 +193,13 @@ func measure(opt options, bin binaries, tmp string, sys system) (smp sample) {
 	}
 	t0 := time.Now()
 	if _, err := pushsub.All(kids, "CONNECT", "CONNECTED", 5*time.Minute); err != nil {
-		return fail(fmt.Errorf("%w\n%s", err, nodes[0].logTail()))
+		return fail(fmt.Errorf("%w\n%s", err, nodes[0].LogTail()))
 	}
 	smp.ConnectSeconds = time.Since(t0).Seconds()
 	time.Sleep(opt.settle)
 	smp.RSS = nd.rss()
 	for _, n := range nodes {
-		smp.RSS += n.rss()
+		smp.RSS += n.RSS()
 	}
 
 	// Pushes one at a time, all through node 0's API.

@@ -21,16 +21,13 @@ package main
 
 import (
 	"flag"
-	"fmt"
 	"log"
 	"net"
-	"os"
-	"os/exec"
-	"runtime"
-	"strconv"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/workerman-go/workerman/bench/internal/benchproc"
 	"github.com/workerman-go/workerman/bench/internal/pushsub"
 )
 
@@ -79,7 +76,7 @@ func main() {
 	flag.IntVar(&opt.parallel, "parallel", 100, "connects (and setup calls) in flight per subscriber process")
 	flag.DurationVar(&opt.settle, "settle", 3*time.Second, "wait after connecting before the memory is read")
 	flag.StringVar(&opt.out, "out", "results", "directory of push-<date>.md/.json/.png (empty: stdout only)")
-	flag.StringVar(&opt.centrifugo, "centrifugo-bin", "", "a centrifugo v6 binary to use instead of building "+centrifugoModule+"@"+centrifugoVersion)
+	flag.StringVar(&opt.centrifugo, "centrifugo-bin", "", "a centrifugo v6 binary to use instead of building "+benchproc.CentrifugoModule+"@"+benchproc.CentrifugoVersion)
 	flag.StringVar(&opt.perf, "perf", "", "directory: record each server with perf during the group pushes (perf-<server>-<round>.data)")
 	flag.BoolVar(&opt.smoke, "smoke", false, "tiny sizes, one round: checks that the benchmark runs")
 	flag.Parse()
@@ -101,7 +98,7 @@ func main() {
 	opt.servers = nil
 	for _, s := range strings.Split(*servers, ",") {
 		if s = strings.TrimSpace(s); s != "" {
-			if !contains(allServers, s) {
+			if !slices.Contains(allServers, s) {
 				log.Fatalf("unknown server %q (want %s)", s, strings.Join(allServers, ", "))
 			}
 			opt.servers = append(opt.servers, s)
@@ -136,52 +133,12 @@ func main() {
 	if opt.subscribers/opt.children > 18000 {
 		log.Fatalf("-subscribers %d over %d processes: more than 18,000 descriptors per process (the limit is 20,000); raise -children", opt.subscribers, opt.children)
 	}
-	pinSelf()
+	pinning.Self()
 	if err := run(opt); err != nil {
 		log.Fatal(err)
 	}
 }
 
-// pinSelf re-runs the process on CPU 1 (its children inherit it), so that
-// the load generator and the server (on CPU 0) do not share a core.
-func pinSelf() {
-	if os.Getenv("PUSHBENCH_PINNED") != "" || !haveTaskset || runtime.NumCPU() < 2 {
-		return
-	}
-	exe, err := os.Executable()
-	if err != nil {
-		return
-	}
-	cmd := exec.Command("taskset", append([]string{"-c", "1", exe}, os.Args[1:]...)...)
-	cmd.Env = append(os.Environ(), "PUSHBENCH_PINNED="+strconv.Itoa(runtime.NumCPU()))
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	if err := cmd.Run(); err != nil {
-		if ee, ok := err.(*exec.ExitError); ok {
-			os.Exit(ee.ExitCode())
-		}
-		log.Fatal(err)
-	}
-	os.Exit(0)
-}
-
-var haveTaskset = func() bool {
-	_, err := exec.LookPath("taskset")
-	return err == nil
-}()
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
-func thousands(n int) string {
-	s := fmt.Sprint(n)
-	for i := len(s) - 3; i > 0; i -= 3 {
-		s = s[:i] + "," + s[i:]
-	}
-	return s
-}
+// pinning: this program and its subscriber processes on CPU 1, the
+// servers on CPU 0.
+var pinning = benchproc.Pinning{PinnedEnv: "PUSHBENCH_PINNED"}

@@ -6,13 +6,12 @@ import (
 	"image/color"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/workerman-go/workerman/bench/internal/benchproc"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
@@ -63,7 +62,7 @@ func medianOf(ss []sample, f func(sample) float64) float64 {
 	for _, s := range ss {
 		v = append(v, f(s))
 	}
-	return percentile(v, 0.5)
+	return benchproc.Percentile(v, 0.5)
 }
 
 func pooled(ss []sample, f func(sample) []float64, p float64) float64 {
@@ -71,7 +70,7 @@ func pooled(ss []sample, f func(sample) []float64, p float64) float64 {
 	for _, s := range ss {
 		v = append(v, f(s)...)
 	}
-	return percentile(v, p)
+	return benchproc.Percentile(v, p)
 }
 
 var metrics = []metric{
@@ -122,17 +121,6 @@ func at(v []float64, i int) float64 {
 	return math.NaN()
 }
 
-// percentile of v (nearest rank); NaN when empty.
-func percentile(v []float64, p float64) float64 {
-	if len(v) == 0 {
-		return math.NaN()
-	}
-	s := slices.Clone(v)
-	slices.Sort(s)
-	i := int(math.Ceil(p*float64(len(s)))) - 1
-	return s[max(0, min(i, len(s)-1))]
-}
-
 func (r *report) good(server string) []sample {
 	var out []sample
 	for _, s := range r.Samples {
@@ -150,17 +138,17 @@ func (r *report) markdown() string {
 	fmt.Fprintf(&b, "# Push benchmark: workerman-push vs Centrifugo v6 vs a gorilla hub\n\n")
 	fmt.Fprintf(&b, "Run %s, took %s. Command:\n\n```sh\n%s\n```\n\n", r.Started.Format("2006-01-02 15:04 MST"), r.Took, o.Command)
 	fmt.Fprintf(&b, "Machine: %s. ours = cmd/workerman-push at %s; Centrifugo %s built from the module proxy; gorilla-hub = bench/cmd/pushbench/hub.go.\n\n",
-		r.Machine, r.OursRev, centrifugoVersion)
+		r.Machine, r.OursRev, benchproc.CentrifugoVersion)
 	fmt.Fprintf(&b, "%s subscribers over %d processes; %d group pushes of %d B per round (after a warm-up), each waiting for its last delivery; "+
 		"%s sendToUid calls per round from %d keep-alive callers; %d rounds, servers interleaved. Figures: medians of the rounds; "+
 		"latency percentiles pooled over all pushes of all rounds.\n\n",
-		thousands(o.Subscribers), o.Children, o.Pushes, o.Size, thousands(o.UIDCalls), o.Callers, o.Rounds)
+		benchproc.Thousands(o.Subscribers), o.Children, o.Pushes, o.Size, benchproc.Thousands(o.UIDCalls), o.Callers, o.Rounds)
 	servers := o.Servers
 	fmt.Fprintf(&b, "| measure |")
 	for _, s := range servers {
 		fmt.Fprintf(&b, " %s |", s)
 	}
-	hasC := contains(servers, "centrifugo")
+	hasC := slices.Contains(servers, "centrifugo")
 	if hasC {
 		for _, s := range servers {
 			if s != "centrifugo" {
@@ -193,7 +181,7 @@ func (r *report) markdown() string {
 			}
 			v := m.value(g)
 			vals[s] = v
-			fmt.Fprintf(&b, " %s |", group(fmt.Sprintf(m.format, v)))
+			fmt.Fprintf(&b, " %s |", benchproc.Group(fmt.Sprintf(m.format, v)))
 		}
 		if hasC {
 			c, ok := vals["centrifugo"]
@@ -230,7 +218,7 @@ func (r *report) markdown() string {
 	var fails []string
 	for _, s := range r.Samples {
 		if s.Error != "" {
-			fails = append(fails, fmt.Sprintf("- round %d, %s: %s", s.Round, s.Server, firstLine(s.Error)))
+			fails = append(fails, fmt.Sprintf("- round %d, %s: %s", s.Round, s.Server, benchproc.FirstLine(s.Error)))
 		}
 	}
 	if len(fails) > 0 {
@@ -241,36 +229,12 @@ func (r *report) markdown() string {
 		fmt.Fprintf(&b, "- %s:", s)
 		for _, x := range r.Samples {
 			if x.Server == s && x.Error == "" {
-				fmt.Fprintf(&b, " [%.0f, %.2f, %.1f, %.0f]", x.RSSPerSub, x.GroupCPUPerMsg, percentile(x.GroupLatencies, 0.5), x.UIDCallsPerSec)
+				fmt.Fprintf(&b, " [%.0f, %.2f, %.1f, %.0f]", x.RSSPerSub, x.GroupCPUPerMsg, benchproc.Percentile(x.GroupLatencies, 0.5), x.UIDCallsPerSec)
 			}
 		}
 		fmt.Fprintln(&b)
 	}
 	return b.String()
-}
-
-func firstLine(s string) string {
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		return s[:i]
-	}
-	return s
-}
-
-// group puts thousands separators into the integer part of a number.
-func group(s string) string {
-	neg := strings.HasPrefix(s, "-")
-	s = strings.TrimPrefix(s, "-")
-	intPart, frac, _ := strings.Cut(s, ".")
-	for i := len(intPart) - 3; i > 0; i -= 3 {
-		intPart = intPart[:i] + "," + intPart[i:]
-	}
-	if frac != "" {
-		intPart += "." + frac
-	}
-	if neg {
-		intPart = "-" + intPart
-	}
-	return intPart
 }
 
 func (r *report) write(opt options) error {
@@ -307,7 +271,7 @@ var palette = map[string]color.Color{
 // group of bars per figure.
 func (r *report) chart(path string) error {
 	subscribersN = r.Opt.Subscribers
-	if !contains(r.Opt.Servers, "centrifugo") || len(r.good("centrifugo")) == 0 {
+	if !slices.Contains(r.Opt.Servers, "centrifugo") || len(r.good("centrifugo")) == 0 {
 		return nil
 	}
 	var ms []metric
@@ -317,7 +281,7 @@ func (r *report) chart(path string) error {
 		}
 	}
 	p := plot.New()
-	p.Title.Text = fmt.Sprintf("Push, %s subscribers: each figure as a ratio to Centrifugo v6's", thousands(r.Opt.Subscribers))
+	p.Title.Text = fmt.Sprintf("Push, %s subscribers: each figure as a ratio to Centrifugo v6's", benchproc.Thousands(r.Opt.Subscribers))
 	p.Y.Label.Text = "× Centrifugo (calls/s: higher is better, others: lower)"
 	var labels []string
 	for _, m := range ms {
@@ -356,23 +320,5 @@ func (r *report) chart(path string) error {
 }
 
 func machine() string {
-	cpu := ""
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, l := range strings.Split(string(b), "\n") {
-			if v, ok := strings.CutPrefix(l, "model name"); ok {
-				cpu = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
-				break
-			}
-		}
-	}
-	kern, _ := exec.Command("uname", "-r").Output()
-	mem := ""
-	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
-		l := strings.SplitN(string(b), "\n", 2)[0]
-		var kb int64
-		fmt.Sscanf(strings.TrimSpace(strings.TrimPrefix(l, "MemTotal:")), "%d", &kb)
-		mem = fmt.Sprintf("%.1f GiB RAM", float64(kb)/(1<<20))
-	}
-	return fmt.Sprintf("%d CPUs (%s), %s, Linux %s, %s; server pinned to CPU 0, subscribers and callers to CPU 1",
-		numCPU(), cpu, mem, strings.TrimSpace(string(kern)), runtime.Version())
+	return benchproc.Machine(pinning.NumCPU()) + "; server pinned to CPU 0, subscribers and callers to CPU 1"
 }

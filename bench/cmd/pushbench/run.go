@@ -7,25 +7,17 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/workerman-go/workerman/bench/internal/benchproc"
 	"github.com/workerman-go/workerman/bench/internal/pushsub"
 )
 
 func logf(format string, a ...any) { log.Printf(format, a...) }
-
-// numCPU is the machine's CPU count, also in the process pinned to one.
-func numCPU() int {
-	if n, err := strconv.Atoi(os.Getenv("PUSHBENCH_PINNED")); err == nil && n > 0 {
-		return n
-	}
-	return runtime.NumCPU()
-}
 
 // sample is what one server measured in one round.
 type sample struct {
@@ -72,7 +64,7 @@ func run(opt options) error {
 				logf("  %s failed: %s", name, smp.Error)
 			} else {
 				logf("  rss/sub %.0f B, group cpu %.2f µs/msg, last delivery p50 %.1f ms, uid %.0f calls/s (%.2f µs CPU/call)",
-					smp.RSSPerSub, smp.GroupCPUPerMsg, percentile(smp.GroupLatencies, 0.5), smp.UIDCallsPerSec, smp.UIDCPUPerCall)
+					smp.RSSPerSub, smp.GroupCPUPerMsg, benchproc.Percentile(smp.GroupLatencies, 0.5), smp.UIDCallsPerSec, smp.UIDCPUPerCall)
 			}
 			rep.Samples = append(rep.Samples, smp)
 		}
@@ -119,9 +111,9 @@ func measure(opt options, bin binaries, tmp, name string, round int) (smp sample
 	if err != nil {
 		return fail(err)
 	}
-	defer s.stop()
+	defer s.Stop()
 	time.Sleep(time.Second) // let start-up settle
-	smp.RSSIdle = s.rss()
+	smp.RSSIdle = s.RSS()
 
 	got := make(chan pushsub.Got, 1024)
 	kids, err := startChildren(opt, bin, s, got)
@@ -131,11 +123,11 @@ func measure(opt options, bin binaries, tmp, name string, round int) (smp sample
 	}
 	t0 := time.Now()
 	if _, err := pushsub.All(kids, "CONNECT", "CONNECTED", 5*time.Minute); err != nil {
-		return fail(fmt.Errorf("%w\n%s", err, s.logTail()))
+		return fail(fmt.Errorf("%w\n%s", err, s.LogTail()))
 	}
 	smp.ConnectSeconds = time.Since(t0).Seconds()
 	time.Sleep(opt.settle)
-	smp.RSSConnected = s.rss()
+	smp.RSSConnected = s.RSS()
 	smp.RSSPerSub = float64(smp.RSSConnected-smp.RSSIdle) / float64(opt.subscribers)
 
 	// Scenario 1: group pushes, one at a time.
@@ -147,7 +139,7 @@ func measure(opt options, bin binaries, tmp, name string, round int) (smp sample
 				stop := startPerf(opt.perf, s, round)
 				defer stop()
 			}
-			cpu0 = s.cpu()
+			cpu0 = s.CPU()
 		}
 		method, body := pushsub.GroupPush(name, "bench", pushsub.Message(name, k, opt.size))
 		start := time.Now().UnixNano()
@@ -172,7 +164,7 @@ func measure(opt options, bin binaries, tmp, name string, round int) (smp sample
 			smp.GroupLatencies = append(smp.GroupLatencies, float64(last-start)/1e6)
 		}
 	}
-	cpu := s.cpu() - cpu0
+	cpu := s.CPU() - cpu0
 	stopPerf()
 	smp.GroupDelivered = int64(opt.pushes) * int64(opt.subscribers)
 	smp.GroupCPUPerMsg = float64(cpu.Microseconds()) / float64(smp.GroupDelivered)
@@ -182,7 +174,7 @@ func measure(opt options, bin binaries, tmp, name string, round int) (smp sample
 		return fail(err)
 	}
 	time.Sleep(opt.settle / 3)
-	smp.RSSBound = s.rss()
+	smp.RSSBound = s.RSS()
 	var (
 		next   atomic.Int64
 		wg     sync.WaitGroup
@@ -191,7 +183,7 @@ func measure(opt options, bin binaries, tmp, name string, round int) (smp sample
 		lat    = make([][]float64, opt.callers)
 	)
 	msg := pushsub.Message(name, -1, opt.size)
-	cpu1 := s.cpu()
+	cpu1 := s.CPU()
 	t1 := time.Now()
 	for c := range opt.callers {
 		wg.Add(1)
@@ -242,13 +234,13 @@ func measure(opt options, bin binaries, tmp, name string, round int) (smp sample
 		time.Sleep(10 * time.Millisecond)
 	}
 	smp.UIDDeliverSecs = time.Since(t1).Seconds()
-	smp.UIDCPUPerCall = float64((s.cpu() - cpu1).Microseconds()) / float64(opt.uidCalls)
+	smp.UIDCPUPerCall = float64((s.CPU() - cpu1).Microseconds()) / float64(opt.uidCalls)
 	smp.UIDCallsPerSec = float64(opt.uidCalls) / callsTook.Seconds()
 	var all []float64
 	for _, l := range lat {
 		all = append(all, l...)
 	}
-	smp.UIDCallLatency = []float64{percentile(all, 0.5), percentile(all, 0.99)}
+	smp.UIDCallLatency = []float64{benchproc.Percentile(all, 0.5), benchproc.Percentile(all, 0.99)}
 	if smp.UIDDelivered != int64(opt.uidCalls) {
 		return fail(fmt.Errorf("sendToUid: %d calls, %d deliveries", opt.uidCalls, smp.UIDDelivered))
 	}
@@ -265,7 +257,7 @@ var perfStop func()
 func startPerf(dir string, s *server, round int) func() {
 	os.MkdirAll(dir, 0o755)
 	out := filepath.Join(dir, fmt.Sprintf("perf-%s-%d.data", s.name, round))
-	cmd := exec.Command("perf", "record", "-F", "999", "-g", "-p", strconv.Itoa(s.pid()), "-o", out)
+	cmd := exec.Command("perf", "record", "-F", "999", "-g", "-p", strconv.Itoa(s.Pid()), "-o", out)
 	cmd.Stdout, cmd.Stderr = io.Discard, os.Stderr
 	if err := cmd.Start(); err != nil {
 		logf("perf: %v", err)

@@ -17,7 +17,7 @@ import (
 // Conn is a lean WebSocket client for load generation: one goroutine
 // reads, any goroutine writes masked frames (under mu), pings are answered
 // with pongs, and nothing is allocated per received frame beyond what the
-// caller keeps. (The same client as bench/cmd/pushbench's.)
+// caller keeps.
 type Conn struct {
 	c   net.Conn
 	r   *bufio.Reader
