@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -223,19 +224,11 @@ func measure(opt options, bin binaries, tmp string, sys system) (smp sample) {
 		if err := push(k); err != nil {
 			return fail(fmt.Errorf("push %d: %w", k, err))
 		}
-		last := int64(0)
-		timeout := time.After(30 * time.Second)
-		for range kids {
-			select {
-			case g := <-got:
-				if g.K != k {
-					return fail(fmt.Errorf("push %d: a subscriber process reported push %d", k, g.K))
-				}
-				last = max(last, g.T)
-			case <-timeout:
-				counts, _ := pushsub.All(kids, "COUNT", "COUNT", 5*time.Second)
-				return fail(fmt.Errorf("push %d: not every member had it after 30 s (lost connections per process: %v)", k, counts))
-			}
+		last, counts, err := pushsub.WaitGot(got, kids, k, 30*time.Second)
+		if errors.Is(err, pushsub.ErrNotAll) {
+			return fail(fmt.Errorf("push %d: not every member had it after 30 s (lost connections per process: %v)", k, counts))
+		} else if err != nil {
+			return fail(fmt.Errorf("push %d: %w", k, err))
 		}
 		if k > 0 {
 			smp.Latencies = append(smp.Latencies, float64(last-start)/1e6)

@@ -422,3 +422,28 @@ func Stop(ps []*Proc) {
 		}
 	}
 }
+
+// ErrNotAll is WaitGot's error when not every process reported the push in
+// time.
+var ErrNotAll = errors.New("not every subscriber process reported the push")
+
+// WaitGot waits until each of the processes ps reported group push k on
+// got (see Start) and returns the time of the last delivery. After d it
+// returns ErrNotAll with the processes' answers to COUNT; a report of
+// another push is an error too.
+func WaitGot(got <-chan Got, ps []*Proc, k int, d time.Duration) (last int64, counts []string, err error) {
+	timeout := time.After(d)
+	for range ps {
+		select {
+		case g := <-got:
+			if g.K != k {
+				return last, nil, fmt.Errorf("a subscriber process reported push %d", g.K)
+			}
+			last = max(last, g.T)
+		case <-timeout:
+			counts, _ := All(ps, "COUNT", "COUNT", 5*time.Second)
+			return last, counts, ErrNotAll
+		}
+	}
+	return last, nil, nil
+}
