@@ -67,14 +67,6 @@ type metric struct {
 	value  func([]sample) float64 // over one system's good samples
 }
 
-func medianOf(ss []sample, f func(sample) float64) float64 {
-	var v []float64
-	for _, s := range ss {
-		v = append(v, f(s))
-	}
-	return benchproc.Percentile(v, 0.5)
-}
-
 func pooled(ss []sample, p float64) float64 {
 	var v []float64
 	for _, s := range ss {
@@ -89,41 +81,45 @@ var metrics = []metric{
 	{name: "push call to last delivery, p90", unit: "ms", format: "%.1f",
 		value: func(ss []sample) float64 { return pooled(ss, 0.9) }},
 	{name: "deliveries per second, burst (first call to last delivery)", unit: "/s", format: "%.0f", higher: true,
-		value: func(ss []sample) float64 { return medianOf(ss, func(s sample) float64 { return s.BurstRate }) }},
+		value: func(ss []sample) float64 { return benchproc.Median(ss, func(s sample) float64 { return s.BurstRate }) }},
 	{name: "sendToGroup calls answered per second during the burst", unit: "/s", format: "%.0f", higher: true,
-		value: func(ss []sample) float64 { return medianOf(ss, func(s sample) float64 { return s.BurstCalls }) }},
+		value: func(ss []sample) float64 { return benchproc.Median(ss, func(s sample) float64 { return s.BurstCalls }) }},
 	{name: "server CPU per delivered message, one at a time (nodes + nats-server)", unit: "µs", format: "%.2f",
-		value: func(ss []sample) float64 { return medianOf(ss, func(s sample) float64 { return s.CPUPerDelivery }) }},
+		value: func(ss []sample) float64 {
+			return benchproc.Median(ss, func(s sample) float64 { return s.CPUPerDelivery })
+		}},
 	{name: "server CPU per delivered message, burst (nodes + nats-server)", unit: "µs", format: "%.2f",
-		value: func(ss []sample) float64 { return medianOf(ss, func(s sample) float64 { return s.BurstCPU }) }},
+		value: func(ss []sample) float64 { return benchproc.Median(ss, func(s sample) float64 { return s.BurstCPU }) }},
 	{name: "NATS messages published per sendToGroup (push subject)", unit: "msgs", format: "%.2f",
 		value: func(ss []sample) float64 {
-			return medianOf(ss, func(s sample) float64 { return perPush(s.Seq.PushIn, s.PushesMeasured) })
+			return benchproc.Median(ss, func(s sample) float64 { return perPush(s.Seq.PushIn, s.PushesMeasured) })
 		}},
 	{name: "NATS deliveries to nodes per sendToGroup (push subject)", unit: "msgs", format: "%.2f",
 		value: func(ss []sample) float64 {
-			return medianOf(ss, func(s sample) float64 { return perPush(s.Seq.PushOut, s.PushesMeasured) })
+			return benchproc.Median(ss, func(s sample) float64 { return perPush(s.Seq.PushOut, s.PushesMeasured) })
 		}},
 	{name: "nodes subscribed to the push subject", unit: "nodes", format: "%.0f",
 		value: func(ss []sample) float64 {
-			return medianOf(ss, func(s sample) float64 { return float64(s.Seq.PushSubs) })
+			return benchproc.Median(ss, func(s sample) float64 { return float64(s.Seq.PushSubs) })
 		}},
 	{name: "NATS in_msgs per sendToGroup, all subjects (/varz)", unit: "msgs", format: "%.2f",
 		value: func(ss []sample) float64 {
-			return medianOf(ss, func(s sample) float64 { return perPush(s.Seq.In, s.PushesMeasured) })
+			return benchproc.Median(ss, func(s sample) float64 { return perPush(s.Seq.In, s.PushesMeasured) })
 		}},
 	{name: "NATS out_msgs per sendToGroup, all subjects (/varz, tap excluded)", unit: "msgs", format: "%.2f",
 		value: func(ss []sample) float64 {
-			return medianOf(ss, func(s sample) float64 { return perPush(s.Seq.Out, s.PushesMeasured) })
+			return benchproc.Median(ss, func(s sample) float64 { return perPush(s.Seq.Out, s.PushesMeasured) })
 		}},
 	{name: "NATS messages per sendToGroup in the burst, published / delivered", unit: "msgs", format: "",
 		value: nil},
 	{name: "RSS, nodes + nats-server, members connected", unit: "MiB", format: "%.1f",
 		value: func(ss []sample) float64 {
-			return medianOf(ss, func(s sample) float64 { return float64(s.RSS) / (1 << 20) })
+			return benchproc.Median(ss, func(s sample) float64 { return float64(s.RSS) / (1 << 20) })
 		}},
 	{name: "time to connect and join all members", unit: "s", format: "%.2f",
-		value: func(ss []sample) float64 { return medianOf(ss, func(s sample) float64 { return s.ConnectSeconds }) }},
+		value: func(ss []sample) float64 {
+			return benchproc.Median(ss, func(s sample) float64 { return s.ConnectSeconds })
+		}},
 }
 
 func (r *report) good(sys system) []sample {
@@ -191,8 +187,8 @@ func (r *report) markdown() string {
 					fmt.Fprintf(&b, " failed |")
 					continue
 				}
-				in := medianOf(g, func(x sample) float64 { return perPush(x.Burst.PushIn, o.Burst) })
-				out := medianOf(g, func(x sample) float64 { return perPush(x.Burst.PushOut, o.Burst) })
+				in := benchproc.Median(g, func(x sample) float64 { return perPush(x.Burst.PushIn, o.Burst) })
+				out := benchproc.Median(g, func(x sample) float64 { return perPush(x.Burst.PushOut, o.Burst) })
 				fmt.Fprintf(&b, " %.2f / %.2f |", in, out)
 			}
 			fmt.Fprintf(&b, "%s\n", strings.Repeat(" |", len(rs)))

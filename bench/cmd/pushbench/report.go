@@ -57,14 +57,6 @@ type metric struct {
 	chart  string                 // label in the chart ("" : not charted)
 }
 
-func medianOf(ss []sample, f func(sample) float64) float64 {
-	var v []float64
-	for _, s := range ss {
-		v = append(v, f(s))
-	}
-	return benchproc.Percentile(v, 0.5)
-}
-
 func pooled(ss []sample, f func(sample) []float64, p float64) float64 {
 	var v []float64
 	for _, s := range ss {
@@ -75,9 +67,11 @@ func pooled(ss []sample, f func(sample) []float64, p float64) float64 {
 
 var metrics = []metric{
 	{name: "RSS per connected subscriber", unit: "B", format: "%.0f", lower: true, budget: 0.1, chart: "RSS/subscriber",
-		value: func(ss []sample) float64 { return medianOf(ss, func(s sample) float64 { return s.RSSPerSub }) }},
+		value: func(ss []sample) float64 { return benchproc.Median(ss, func(s sample) float64 { return s.RSSPerSub }) }},
 	{name: "server CPU per delivered message (sendToGroup)", unit: "µs", format: "%.2f", lower: true, budget: 0.5, chart: "CPU/delivery",
-		value: func(ss []sample) float64 { return medianOf(ss, func(s sample) float64 { return s.GroupCPUPerMsg }) }},
+		value: func(ss []sample) float64 {
+			return benchproc.Median(ss, func(s sample) float64 { return s.GroupCPUPerMsg })
+		}},
 	{name: "push call to last delivery, p50", unit: "ms", format: "%.1f", lower: true, chart: "last delivery p50",
 		value: func(ss []sample) float64 {
 			return pooled(ss, func(s sample) []float64 { return s.GroupLatencies }, 0.5)
@@ -87,27 +81,33 @@ var metrics = []metric{
 			return pooled(ss, func(s sample) []float64 { return s.GroupLatencies }, 0.99)
 		}},
 	{name: "sendToUid calls per second", unit: "calls/s", format: "%.0f", lower: false, chart: "sendToUid calls/s",
-		value: func(ss []sample) float64 { return medianOf(ss, func(s sample) float64 { return s.UIDCallsPerSec }) }},
+		value: func(ss []sample) float64 {
+			return benchproc.Median(ss, func(s sample) float64 { return s.UIDCallsPerSec })
+		}},
 	{name: "server CPU per sendToUid call (API + delivery)", unit: "µs", format: "%.1f", lower: true, chart: "CPU/uid call",
-		value: func(ss []sample) float64 { return medianOf(ss, func(s sample) float64 { return s.UIDCPUPerCall }) }},
+		value: func(ss []sample) float64 {
+			return benchproc.Median(ss, func(s sample) float64 { return s.UIDCPUPerCall })
+		}},
 	{name: "sendToUid call latency p50", unit: "ms", format: "%.2f", lower: true,
 		value: func(ss []sample) float64 {
-			return medianOf(ss, func(s sample) float64 { return at(s.UIDCallLatency, 0) })
+			return benchproc.Median(ss, func(s sample) float64 { return at(s.UIDCallLatency, 0) })
 		}},
 	{name: "sendToUid call latency p99", unit: "ms", format: "%.2f", lower: true,
 		value: func(ss []sample) float64 {
-			return medianOf(ss, func(s sample) float64 { return at(s.UIDCallLatency, 1) })
+			return benchproc.Median(ss, func(s sample) float64 { return at(s.UIDCallLatency, 1) })
 		}},
 	{name: "RSS per subscriber with its uid bound too", unit: "B", format: "%.0f", lower: true,
 		value: func(ss []sample) float64 {
-			return medianOf(ss, func(s sample) float64 { return float64(s.RSSBound-s.RSSIdle) / float64(max(1, subscribersOf(s))) })
+			return benchproc.Median(ss, func(s sample) float64 { return float64(s.RSSBound-s.RSSIdle) / float64(max(1, subscribersOf(s))) })
 		}},
 	{name: "idle RSS before any client", unit: "MiB", format: "%.1f", lower: true,
 		value: func(ss []sample) float64 {
-			return medianOf(ss, func(s sample) float64 { return float64(s.RSSIdle) / (1 << 20) })
+			return benchproc.Median(ss, func(s sample) float64 { return float64(s.RSSIdle) / (1 << 20) })
 		}},
 	{name: "time to connect and join all subscribers", unit: "s", format: "%.2f", lower: true,
-		value: func(ss []sample) float64 { return medianOf(ss, func(s sample) float64 { return s.ConnectSeconds }) }},
+		value: func(ss []sample) float64 {
+			return benchproc.Median(ss, func(s sample) float64 { return s.ConnectSeconds })
+		}},
 }
 
 var subscribersN int

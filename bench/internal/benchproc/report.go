@@ -78,3 +78,12 @@ func Machine(numCPU int) string {
 	return fmt.Sprintf("%d CPUs (%s), %s, Linux %s, %s",
 		numCPU, cpu, mem, strings.TrimSpace(string(kern)), runtime.Version())
 }
+
+// Median of f over ss (nearest rank); NaN when empty.
+func Median[S any](ss []S, f func(S) float64) float64 {
+	var v []float64
+	for _, s := range ss {
+		v = append(v, f(s))
+	}
+	return Percentile(v, 0.5)
+}
