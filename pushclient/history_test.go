@@ -1,7 +1,6 @@
 package pushclient
 
 import (
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -79,16 +78,7 @@ func newHistoryServer(t *testing.T, keep int) *historyServer {
 			s.mu.Unlock()
 		}
 	}
-	if err := w.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := w.Shutdown(sctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-	})
+	listen(t, w)
 	s.url = "ws://" + w.Addr().String() + "/"
 	return s
 }

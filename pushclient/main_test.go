@@ -71,17 +71,8 @@ func newServer(t *testing.T, name string, o serverOptions) *server {
 			return gateway.Message{Data: b}
 		}
 	}
-	if err := w.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := w.Shutdown(sctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-		g.Close()
-	})
+	t.Cleanup(func() { g.Close() }) // after listen's Shutdown (cleanups run last first)
+	listen(t, w)
 	s.url = "ws://" + w.Addr().String() + "/"
 	return s
 }
@@ -178,3 +169,18 @@ func must(t *testing.T, err error) {
 }
 
 func describe(e any) string { return fmt.Sprintf("%T %+v", e, e) }
+
+// listen starts w for the test and stops it gracefully at its end.
+func listen(t *testing.T, w *workerman.Worker) {
+	t.Helper()
+	if err := w.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := w.Shutdown(sctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+	})
+}
