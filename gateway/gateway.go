@@ -136,7 +136,8 @@ type Gateway struct {
 	seed    maphash.Seed
 	topics  [64]sync.Mutex // serialise subscribe/unsubscribe per topic
 	hist    History        // nil: no history
-	streams [64]sync.Mutex // history mode: serialise each stream's appends, deliveries and resumes
+	streams [64]stripe     // history mode: each stream's appends, deliveries and resumes, one at a time, and its position (streams.go)
+	in      inbox          // history mode: other nodes' pushes, on their way to arrive
 
 	deliveries, dropped atomic.Uint64
 }
@@ -210,6 +211,9 @@ func New(w *workerman.Worker, opt Options) (*Gateway, error) {
 		groups:  make(map[string]map[*client]struct{}),
 		seed:    maphash.MakeSeed(),
 	}
+	for i := range g.streams {
+		g.streams[i].pos = make(map[string]Position)
+	}
 	if w == nil {
 		return nil, errors.New("gateway: New needs a worker")
 	}
@@ -226,7 +230,11 @@ func New(w *workerman.Worker, opt Options) (*Gateway, error) {
 		g.log = slog.Default()
 	}
 	g.prefix = g.node + "." + bootID() + "."
+	if g.hist != nil {
+		g.startInbox()
+	}
 	if err := g.broker.Start(g.node, (*handler)(g)); err != nil {
+		g.stopInbox()
 		return nil, err
 	}
 	g.attach(w)
@@ -244,7 +252,9 @@ func (g *Gateway) Close() error {
 	if g.closed.Swap(true) {
 		return nil
 	}
-	return g.broker.Close()
+	err := g.broker.Close()
+	g.stopInbox()
+	return err
 }
 
 func defaultNode() string {
@@ -377,6 +387,9 @@ func (g *Gateway) register(c *workerman.Connection, resume map[string]Position) 
 	if f := g.OnConnect; f != nil {
 		f(cl.id)
 	}
+	if g.hist != nil {
+		g.joined("all")
+	}
 	if resume != nil {
 		g.registerResuming(cl, resume)
 		return
@@ -456,6 +469,9 @@ func (g *Gateway) registerResuming(cl *client, resume map[string]Position) {
 			replay = append(replay, envelope(s, Position{Epoch: cur.Epoch, Offset: e.Offset}, e.Message))
 		}
 		res.Streams[s] = resumedStream{Recovered: ok, Epoch: cur.Epoch, Offset: cur.Offset}
+		if err == nil {
+			g.resumedLocked(ctx, &g.streams[g.streamIndex(s)], s, cur)
+		}
 	}
 	resumed, _ := json.Marshal(res)
 
@@ -579,6 +595,9 @@ func (g *Gateway) addMember(kind, key string, cl *client, change func()) bool {
 		if err := g.broker.Subscribe(topic); err != nil {
 			g.log.Warn("gateway: subscribe failed; the broker restores it when it reconnects", "topic", topic, "err", err)
 		}
+		if g.hist != nil {
+			g.joined(topic)
+		}
 	}
 	return true
 }
@@ -605,6 +624,9 @@ func (g *Gateway) removeMember(kind, key string, cl *client, change func()) {
 	if last {
 		if err := g.broker.Unsubscribe(topic); err != nil {
 			g.log.Warn("gateway: unsubscribe failed", "topic", topic, "err", err)
+		}
+		if g.hist != nil {
+			g.left(topic)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -25,6 +26,10 @@ type Position struct {
 type Entry struct {
 	Offset uint64
 	Message
+	// Exclude are the client IDs the push was not for (the exclude of
+	// SendToGroup and SendToAll): a node that catches its members up
+	// from the history skips them, as the push itself did.
+	Exclude []string
 }
 
 // History keeps the recent messages of every stream ("uid:<uid>",
@@ -34,10 +39,13 @@ type Entry struct {
 // and, by the Gateway, while it holds the stream's lock: they must not
 // call back into the Gateway.
 type History interface {
-	// Append adds m to stream and returns its position: the stream's epoch
-	// and an offset exactly one more than the previous message's (1 for a
-	// history's first). It keeps its own copy of m.Data.
-	Append(ctx context.Context, stream string, m Message) (Position, error)
+	// Append adds m, sent to every member of stream but exclude, and
+	// returns its position: the stream's epoch and an offset exactly one
+	// more than the previous message's (1 for a history's first). It
+	// keeps its own copy of m.Data and exclude. In a cluster, every node
+	// appends to the same history, and the offsets must be the same for
+	// all of them (natsbroker's JetStream history).
+	Append(ctx context.Context, stream string, m Message, exclude []string) (Position, error)
 	// Since returns the messages of stream after from, oldest first, and
 	// the stream's current position (its newest message's, or the offset
 	// its next message follows). An empty from.Epoch means "from the
@@ -46,7 +54,10 @@ type History interface {
 	// from: another epoch, or an offset older than the oldest message kept
 	// (or newer than the newest). A stream with no history yet gets one
 	// (a new epoch, offset 0), so that the answer names the epoch its
-	// next messages will have.
+	// next messages will have. The Gateway reads a stream's current
+	// position with a from it cannot cover (Offset math.MaxUint64), which
+	// must be cheap: no message is read. In a cluster, Since must see
+	// every Append that has returned on any node.
 	Since(ctx context.Context, stream string, from Position) (msgs []Entry, cur Position, recovered bool, err error)
 }
 
@@ -67,7 +78,7 @@ type MemoryHistoryOptions struct {
 // node, and is lost (every epoch changes) when the process ends.
 //
 // Memory: a stream costs about 200 bytes and its name, plus 40 bytes and
-// the message's own bytes per message kept (its ring grows up to Size
+// the message's own bytes per message kept (and its exclude list, if any) (its ring grows up to Size
 // entries), so at most streams × (200 + Size × (40 + average message))
 // bytes. A stream is forgotten TTL after its last
 // message; the sweep that forgets them runs from Append and Since, at most
@@ -94,9 +105,19 @@ type memStream struct {
 }
 
 type memEntry struct {
-	at     int64 // UnixNano
-	data   []byte
-	binary bool
+	stamp   int64 // the time it was kept (UnixNano) << 1 | 1 when binary: an entry is 40 bytes
+	data    []byte
+	exclude *[]string // nil: none (most pushes)
+}
+
+func (e *memEntry) at() int64    { return e.stamp >> 1 }
+func (e *memEntry) binary() bool { return e.stamp&1 == 1 }
+func stamp(at int64, binary bool) int64 {
+	s := at << 1
+	if binary {
+		s |= 1
+	}
+	return s
 }
 
 // NewMemoryHistory makes an empty history in memory.
@@ -134,13 +155,17 @@ func (h *MemoryHistory) Stats() MemoryHistoryStats {
 }
 
 // Append implements History.
-func (h *MemoryHistory) Append(_ context.Context, stream string, m Message) (Position, error) {
+func (h *MemoryHistory) Append(_ context.Context, stream string, m Message, exclude []string) (Position, error) {
 	now := h.now()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.sweepLocked(now, false)
 	st := h.streamLocked(stream, now)
-	e := memEntry{at: now.UnixNano(), data: append([]byte(nil), m.Data...), binary: m.Binary}
+	e := memEntry{stamp: stamp(now.UnixNano(), m.Binary), data: append([]byte(nil), m.Data...)}
+	if len(exclude) > 0 {
+		x := slices.Clone(exclude)
+		e.exclude = &x
+	}
 	switch {
 	case st.n < len(st.ring):
 		st.ring[(st.head+st.n)%len(st.ring)] = e
@@ -189,7 +214,11 @@ func (h *MemoryHistory) Since(_ context.Context, stream string, from Position) (
 	out := make([]Entry, 0, st.n-skip)
 	for i := skip; i < st.n; i++ {
 		e := st.ring[(st.head+i)%len(st.ring)]
-		out = append(out, Entry{Offset: oldest + uint64(i), Message: Message{Data: e.data, Binary: e.binary}})
+		en := Entry{Offset: oldest + uint64(i), Message: Message{Data: e.data, Binary: e.binary()}}
+		if e.exclude != nil {
+			en.Exclude = *e.exclude
+		}
+		out = append(out, en)
 	}
 	return out, cur, true, nil
 }
@@ -211,7 +240,7 @@ func (h *MemoryHistory) streamLocked(stream string, now time.Time) *memStream {
 func (h *MemoryHistory) expireLocked(st *memStream, now time.Time) {
 	for st.n > 0 {
 		e := &st.ring[st.head]
-		if now.UnixNano()-e.at < int64(h.ttl) {
+		if now.UnixNano()-e.at() < int64(h.ttl) {
 			return
 		}
 		h.bytes -= len(e.data)

@@ -30,11 +30,18 @@ func histNode(t *testing.T, h History) *node {
 // histNodeOn is histNode on a worker of the caller's.
 func histNodeOn(t *testing.T, w *workerman.Worker, h History) *node {
 	t.Helper()
+	return histNodeOpts(t, w, Options{Node: "h1", History: h})
+}
+
+// histNodeOpts is histNode with a worker and options of the caller's (a
+// cluster's broker and its shared history).
+func histNodeOpts(t *testing.T, w *workerman.Worker, opt Options) *node {
+	t.Helper()
 	w.OnWebSocketConnect = func(c *workerman.Connection, r *workerman.WebSocketRequest) error {
 		c.SetValue(r.Query())
 		return nil
 	}
-	return newNodeOpts(t, w, Options{Node: "h1", History: h}, func(n *node) {
+	return newNodeOpts(t, w, opt, func(n *node) {
 		n.OnConnect = func(id string) {
 			q, _ := n.Connection(id).Value().(url.Values)
 			if uid := q.Get("uid"); uid != "" {
@@ -433,7 +440,7 @@ func TestMemoryHistoryBounds(t *testing.T) {
 	h := NewMemoryHistory(MemoryHistoryOptions{Size: 4, TTL: time.Minute, Now: clock})
 	c := context.Background()
 	for i := 1; i <= 100; i++ {
-		pos, _ := h.Append(c, "uid:a", Text(fmt.Sprintf("%03d", i)))
+		pos, _ := h.Append(c, "uid:a", Text(fmt.Sprintf("%03d", i)), nil)
 		if pos.Offset != uint64(i) {
 			t.Fatalf("offset %d for message %d", pos.Offset, i)
 		}
@@ -448,8 +455,8 @@ func TestMemoryHistoryBounds(t *testing.T) {
 	// Half a TTL later, two more; a TTL after the first four, only the
 	// two are left.
 	now = now.Add(30 * time.Second)
-	h.Append(c, "uid:a", Text("101"))
-	h.Append(c, "uid:a", Text("102"))
+	h.Append(c, "uid:a", Text("101"), nil)
+	h.Append(c, "uid:a", Text("102"), nil)
 	now = now.Add(30 * time.Second)
 	msgs, cur, ok, _ = h.Since(c, "uid:a", Position{Epoch: cur.Epoch, Offset: 100})
 	if !ok || len(msgs) != 2 || msgs[0].Offset != 101 || cur.Offset != 102 {
@@ -460,7 +467,7 @@ func TestMemoryHistoryBounds(t *testing.T) {
 	}
 	// Many streams, then a TTL of silence: all forgotten, no memory held.
 	for i := range 1000 {
-		h.Append(c, fmt.Sprintf("group:%d", i), Text("x"))
+		h.Append(c, fmt.Sprintf("group:%d", i), Text("x"), nil)
 	}
 	if s := h.Stats(); s.Streams != 1001 || s.Messages != 1002 {
 		t.Fatalf("stats %+v", s)
@@ -473,12 +480,12 @@ func TestMemoryHistoryBounds(t *testing.T) {
 	if ok || again.Epoch == cur.Epoch || again.Offset != 0 {
 		t.Fatalf("after the history was lost: %+v recovered %v, want a new epoch at 0", again, ok)
 	}
-	if pos, _ := h.Append(c, "uid:a", Text("new")); pos != (Position{again.Epoch, 1}) {
+	if pos, _ := h.Append(c, "uid:a", Text("new"), nil); pos != (Position{again.Epoch, 1}) {
 		t.Fatalf("first message of the new history at %+v", pos)
 	}
 	// The sweep runs from Append too: streams nobody asks about go.
 	now = now.Add(2 * time.Minute)
-	h.Append(c, "other", Text("y"))
+	h.Append(c, "other", Text("y"), nil)
 	h.mu.Lock()
 	left := len(h.streams)
 	h.mu.Unlock()
@@ -495,7 +502,7 @@ func TestMemoryHistoryRing(t *testing.T) {
 	var want []string
 	for i := 1; i <= 200; i++ {
 		now = now.Add(time.Second)
-		h.Append(c, "s", Text(strconv.Itoa(i)))
+		h.Append(c, "s", Text(strconv.Itoa(i)), nil)
 		want = append(want, strconv.Itoa(i))
 		if i%7 == 0 {
 			now = now.Add(time.Duration(i%5) * 2 * time.Second) // expire a few
@@ -529,7 +536,7 @@ func TestMemoryHistoryMemory(t *testing.T) {
 	for i := range streams {
 		name := fmt.Sprintf("uid:user%06d", i) // 15 bytes
 		for range 2 * size {
-			h.Append(context.Background(), name, Message{})
+			h.Append(context.Background(), name, Message{}, nil)
 		}
 	}
 	runtime.GC()

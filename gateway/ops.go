@@ -157,16 +157,16 @@ func (g *Gateway) publish(ctx context.Context, topic string, m Message, exclude 
 // order and a client that resumes gets each push once (the replay or
 // live). A push the history did not take is not sent.
 func (g *Gateway) publishHistory(ctx context.Context, topic string, m Message, exclude []string) error {
-	l := &g.streams[g.streamIndex(topic)]
-	l.Lock()
-	defer l.Unlock()
-	pos, err := g.hist.Append(ctx, topic, m)
+	s := &g.streams[g.streamIndex(topic)]
+	s.Lock()
+	defer s.Unlock()
+	pos, err := g.hist.Append(ctx, topic, m, exclude)
 	if err != nil {
 		return fmt.Errorf("gateway: history of %s: %w", topic, err)
 	}
 	payload, _ := json.Marshal(push{Exclude: exclude, Binary: m.Binary, Data: m.Data, Offset: pos.Offset, Epoch: pos.Epoch})
 	err = g.broker.Publish(ctx, topic, payload)
-	g.deliver(topic, envelope(topic, pos, m), exclude)
+	g.arriveLocked(s, topic, pos, m, exclude)
 	return err
 }
 

@@ -78,6 +78,10 @@ func (h *handler) HandlePush(topic string, payload []byte) {
 		return
 	}
 	m := Message{Data: p.Data, Binary: p.Binary}
+	if p.Epoch != "" && g.hist != nil {
+		g.toInbox(topic, p)
+		return
+	}
 	if p.Epoch != "" {
 		m = envelope(topic, Position{Epoch: p.Epoch, Offset: p.Offset}, m)
 	}
