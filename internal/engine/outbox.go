@@ -2,15 +2,19 @@ package engine
 
 import "github.com/workerman-go/workerman/internal/bufpool"
 
-// chunkSize is the size of the pooled chunks that small queued writes are
-// packed into, so that a burst of small messages becomes one writev entry.
+// chunkSize is the size of the pooled chunks the queue is made of. Small
+// queued writes are packed into one chunk, so that a burst of small
+// messages becomes one writev entry; a large write is cut into chunks, so
+// that the queue holds no more than its bytes and one chunk's room (a
+// 64 KiB message in a single pooled buffer took the 128 KiB class: a
+// client that stopped reading held twice its send buffer).
 const chunkSize = 16 << 10
 
 // outbox is the queue of bytes waiting for the socket to become writable.
 // The zero value is empty and holds no memory. It is not safe for concurrent
 // use; the connection's mutex guards it.
 type outbox struct {
-	chunks []*[]byte // chunks[0][off:] is the next byte to write
+	chunks []*[]byte // chunks[0][off:] is the next byte to write; each of chunkSize
 	off    int
 	n      int
 }
@@ -22,19 +26,18 @@ func (o *outbox) len() int {
 	return o.n
 }
 
-// push copies p to the end of the queue.
+// push copies p to the end of the queue: into the room left in the last
+// chunk, then into new chunks.
 func (o *outbox) push(p []byte) {
 	o.n += len(p)
 	if k := len(o.chunks); k > 0 {
 		last := o.chunks[k-1]
-		if room := cap(*last) - len(*last); room > 0 && cap(*last) == chunkSize {
-			m := min(room, len(p))
-			*last = append(*last, p[:m]...)
-			p = p[m:]
-		}
+		m := min(cap(*last)-len(*last), len(p))
+		*last = append(*last, p[:m]...)
+		p = p[m:]
 	}
 	for len(p) > 0 {
-		b := bufpool.Get(max(len(p), chunkSize))
+		b := bufpool.Get(chunkSize)
 		m := copy(*b, p)
 		*b = (*b)[:m]
 		p = p[m:]
