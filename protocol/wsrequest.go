@@ -31,29 +31,31 @@ func NewWebSocketRequest(raw []byte) *WebSocketRequest {
 	return &WebSocketRequest{raw: bytes.Clone(raw)}
 }
 
+// parse makes a string of each part it keeps, never one string of the whole
+// request cut into pieces: what an application keeps from the handshake (a
+// user ID from the query, a cookie) then holds only its own bytes, not the
+// whole request (a few hundred bytes a connection, more with cookies).
 func (r *WebSocketRequest) parse() {
 	if r.parsed {
 		return
 	}
 	r.parsed = true
 	r.header = http.Header{}
-	lines := strings.Split(string(r.raw), "\n")
-	if len(lines) == 0 {
-		return
+	line, rest, _ := bytes.Cut(r.raw, []byte("\n"))
+	if f := bytes.Fields(bytes.TrimRight(line, "\r")); len(f) >= 2 {
+		r.method, r.uri = string(f[0]), string(f[1])
 	}
-	if f := strings.Fields(strings.TrimRight(lines[0], "\r")); len(f) >= 2 {
-		r.method, r.uri = f[0], f[1]
-	}
-	for _, l := range lines[1:] {
-		l = strings.TrimRight(l, "\r")
-		if l == "" {
+	for len(rest) > 0 {
+		line, rest, _ = bytes.Cut(rest, []byte("\n"))
+		line = bytes.TrimRight(line, "\r")
+		if len(line) == 0 {
 			break
 		}
-		k, v, ok := strings.Cut(l, ":")
+		k, v, ok := bytes.Cut(line, []byte(":"))
 		if !ok {
 			continue
 		}
-		r.header.Add(textproto.CanonicalMIMEHeaderKey(strings.TrimSpace(k)), strings.TrimSpace(v))
+		r.header.Add(textproto.CanonicalMIMEHeaderKey(string(bytes.TrimSpace(k))), string(bytes.TrimSpace(v)))
 	}
 }
 
