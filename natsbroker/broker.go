@@ -9,6 +9,9 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -56,6 +59,12 @@ type Options struct {
 	NATSOptions []nats.Option
 	// Logger receives connection changes. Default slog.Default().
 	Logger *slog.Logger
+
+	// History, when set, keeps the cluster's history in JetStream (see
+	// HistoryOptions); Broker.History is then the gateway's
+	// Options.History. The embedded server runs JetStream; an external
+	// NATS must have it on (nats-server -js).
+	History *HistoryOptions
 }
 
 // Broker is gateway.Broker over NATS.
@@ -87,6 +96,7 @@ type Broker struct {
 	subs map[string]*nats.Subscription // topic → its subscription
 	live map[string]time.Time          // other nodes → last heard
 
+	hist    *jsHistory // nil: no history
 	barrier barrier
 	closed  atomic.Bool
 	ready   atomic.Bool // connected, subscriptions known to the server
@@ -132,13 +142,42 @@ func New(opt Options) (*Broker, error) {
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
-	return &Broker{
+	b := &Broker{
 		opt:  opt,
 		log:  opt.Logger,
 		subs: make(map[string]*nats.Subscription),
 		live: make(map[string]time.Time),
 		stop: make(chan struct{}),
-	}, nil
+	}
+	if opt.History != nil {
+		ho := *opt.History
+		if ho.Replicas < 0 || ho.Replicas > 5 {
+			return nil, fmt.Errorf("natsbroker: History.Replicas %d: 1 to 5", ho.Replicas)
+		}
+		if opt.Cluster != "" && len(otherPeers(opt.Cluster, opt.Peers)) == 0 {
+			// JetStream clusters its servers by the routes they are given.
+			return nil, errors.New("natsbroker: History with an embedded server needs Peers: every node's route address, the same list on every node (a single node keeps its history in memory: gateway.NewMemoryHistory)")
+		}
+		if ho.Replicas == 0 {
+			ho.Replicas = 1
+			if opt.Cluster != "" {
+				ho.Replicas = min(3, 1+len(otherPeers(opt.Cluster, opt.Peers)))
+			}
+		}
+		b.hist = newJSHistory(b, ho)
+	}
+	return b, nil
+}
+
+// otherPeers are the peers that are not cluster itself.
+func otherPeers(cluster string, peers []string) []string {
+	var out []string
+	for _, p := range peers {
+		if p != cluster && !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func splitHostPort(hp string) (string, int, error) {
@@ -254,6 +293,10 @@ func (b *Broker) Start(node string, h gateway.Handler) error {
 		b.shutdownServer()
 		return err
 	}
+	if b.hist != nil {
+		b.done.Add(1)
+		go b.hist.start(b.nc)
+	}
 	return nil
 }
 
@@ -279,6 +322,15 @@ func (b *Broker) startServer() (*server.Server, error) {
 	}
 	if port == 0 {
 		so.Cluster.Port = -1 // a random port (tests)
+	}
+	if b.hist != nil {
+		// JetStream's servers are known by name across restarts: the node's.
+		so.ServerName = b.node
+		so.JetStream = true
+		so.StoreDir = b.hist.opt.StoreDir
+		if so.StoreDir == "" {
+			so.StoreDir = filepath.Join(os.TempDir(), "workerman-push", b.opt.ClusterName, b.node)
+		}
 	}
 	for _, p := range b.opt.Peers {
 		u, err := url.Parse("nats-route://" + p)
