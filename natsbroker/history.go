@@ -65,6 +65,21 @@ func (b *Broker) History() gateway.History {
 	return b.hist
 }
 
+// HistoryReady reports whether the history takes pushes: its JetStream
+// stream exists (a cluster's JetStream has none until a majority of its
+// servers is up). True without Options.History.
+func (b *Broker) HistoryReady() bool {
+	if b.hist == nil {
+		return true
+	}
+	select {
+	case <-b.hist.ready:
+		return true
+	default:
+		return false
+	}
+}
+
 // The headers of a message of the history.
 const (
 	hdrEpoch   = "Workerman-Epoch"

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/url"
 	"strconv"
@@ -127,15 +128,20 @@ func dialResume(t *testing.T, n *node, uid string, resume map[string]gateway.Pos
 	return c
 }
 
-// freeAddr is a loopback address with a port free now.
+// freeAddr is a loopback address for a route port, free now, below the
+// ephemeral range (32768 and up on Linux), where another test's outgoing
+// connection could take it before the node binds it.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 1000 {
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(20000+rand.IntN(12000)))
+		if l, err := net.Listen("tcp", addr); err == nil {
+			l.Close()
+			return addr
+		}
 	}
-	defer l.Close()
-	return l.Addr().String()
+	t.Fatal("no free port for a route")
+	return ""
 }
 
 // The History contract on an external nats-server started with -js: two

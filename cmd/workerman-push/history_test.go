@@ -59,7 +59,7 @@ func TestHistoryResume(t *testing.T) {
 	const secret = "s"
 	flags := args("-jwt-secret", secret, "-history-size", "100", "-history-ttl", "1m")
 	n := startRun(t, flags, nil)
-	if !strings.Contains(n.log.String(), "history_size=100 history_ttl=1m0s") {
+	if !strings.Contains(n.log.String(), "history_size=100 history_ttl=1m0s history=memory") {
 		t.Fatalf("start line:\n%s", n.log.String())
 	}
 	tok := token(t, secret, jwt.SigningMethodHS256, jwt.MapClaims{"sub": "alice", "groups": []string{"room"}})
@@ -144,8 +144,12 @@ func TestHistoryFlags(t *testing.T) {
 		{[]string{"-history-size", "10", "-history-ttl", "1h"}, true},
 		{[]string{"-history-size", "-1"}, false},
 		{[]string{"-history-ttl", "0s"}, false},
-		{[]string{"-history-size", "10", "-nats", "nats://127.0.0.1:4222"}, false},
-		{[]string{"-history-size", "10", "-cluster", "127.0.0.1:6222"}, false},
+		{[]string{"-history-size", "10", "-nats", "nats://127.0.0.1:4222"}, true},
+		{[]string{"-history-size", "10", "-nats", "nats://127.0.0.1:4222", "-history-replicas", "3", "-history-file"}, true},
+		{[]string{"-history-size", "10", "-cluster", "127.0.0.1:6222"}, false}, // no -peers: JetStream clusters by routes
+		{[]string{"-history-size", "10", "-cluster", "127.0.0.1:6222", "-peers", "127.0.0.1:6222,127.0.0.1:6223", "-nats-store", "/tmp/x"}, true},
+		{[]string{"-history-size", "10", "-nats", "nats://127.0.0.1:4222", "-history-replicas", "6"}, false},
+		{[]string{"-history-replicas", "-1"}, false},
 		{[]string{"-nats", "nats://127.0.0.1:4222"}, true},
 	} {
 		if _, err := parseConfig(tc.args, nil, &strings.Builder{}); (err == nil) != tc.ok {

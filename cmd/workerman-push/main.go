@@ -93,6 +93,12 @@ type config struct {
 	LogFormat    string        // "text" or "json"
 	LogLevel     slog.Level    // lines below it are not written
 
+	// A cluster's history (JetStream): its copies, on disk or in memory,
+	// and the embedded server's directory.
+	HistoryReplicas int
+	HistoryFile     bool
+	NATSStore       string
+
 	// Not flags: what tests tune.
 	StopTimeout time.Duration // bound of a graceful stop; default 10 s
 	Hook        hookOptions
@@ -125,6 +131,9 @@ func parseConfig(args []string, env func(string) string, out io.Writer) (config,
 	fs.StringVar(&cfg.Peers, "peers", "", "embedded NATS: the other nodes' route addresses (host:port, comma-separated)")
 	fs.IntVar(&cfg.HistorySize, "history-size", 0, "messages kept per stream (uid, group, all) for clients that resume; 0: no history, pushes sent as they are")
 	fs.DurationVar(&cfg.HistoryTTL, "history-ttl", 10*time.Minute, "how long a message is kept for clients that resume")
+	fs.IntVar(&cfg.HistoryReplicas, "history-replicas", 0, "with -nats or -cluster: servers that keep a copy of the history in JetStream, 1 to 5 (default: the embedded cluster's nodes up to 3, or 1 with -nats)")
+	fs.BoolVar(&cfg.HistoryFile, "history-file", false, "with -nats or -cluster: keep the history on disk, so that it survives a restart of every NATS server (default: in memory)")
+	fs.StringVar(&cfg.NATSStore, "nats-store", "", "with -cluster and -history-size: the embedded NATS server's JetStream directory (default <temp dir>/workerman-push/<cluster>/<node-id>)")
 	fs.StringVar(&cfg.LogFormat, "log-format", "text", "log line format: text or json (log/slog's)")
 	fs.TextVar(&cfg.LogLevel, "log-level", slog.LevelInfo, "lowest level logged: debug, info, warn or error")
 	fs.Usage = func() {
@@ -166,8 +175,11 @@ func parseConfig(args []string, env func(string) string, out io.Writer) (config,
 	if cfg.HistoryTTL <= 0 {
 		return cfg, fmt.Errorf("-history-ttl %v: more than 0", cfg.HistoryTTL)
 	}
-	if cfg.HistorySize > 0 && (cfg.NATS != "" || cfg.Cluster != "") {
-		return cfg, errors.New("-history-size with -nats or -cluster: a cluster's history is not supported yet (a node's own history would not follow a client to another node)")
+	if cfg.HistoryReplicas < 0 || cfg.HistoryReplicas > 5 {
+		return cfg, fmt.Errorf("-history-replicas %d: 1 to 5 (0: the default)", cfg.HistoryReplicas)
+	}
+	if cfg.HistorySize > 0 && cfg.Cluster != "" && cfg.Peers == "" {
+		return cfg, errors.New("-history-size with -cluster needs -peers: every node's route address, the same list on every node (JetStream clusters its servers by their routes); a single node keeps its history in memory without -cluster")
 	}
 	if cfg.LogFormat != "text" && cfg.LogFormat != "json" {
 		return cfg, fmt.Errorf("-log-format %q: text or json", cfg.LogFormat)

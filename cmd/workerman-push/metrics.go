@@ -93,6 +93,8 @@ func (s *server) unhealthy() string {
 		return "draining"
 	case s.broker != nil && !s.broker.Healthy():
 		return "cluster broker unreachable"
+	case s.broker != nil && !s.broker.HistoryReady():
+		return "history not ready (JetStream has no majority of its servers yet)"
 	}
 	return ""
 }

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gobwas/ws"
 	dto "github.com/prometheus/client_model/go"
@@ -223,18 +224,28 @@ func TestNodeStatsCluster(t *testing.T) {
 	a.mustCall(t, "sendToGroup", map[string]any{"group": "g", "message": "hi"})
 	cc.expectText("hi")
 
-	out := nodeStatsOf(t, a)
-	if out.Partial != "" || len(out.Nodes) != 3 {
-		t.Fatalf("getNodeStats on a: %+v", out)
-	}
-	for i, want := range []nodeStats{
+	want := []nodeStats{
 		{Node: "a", Healthy: true},
 		// Sent: each client's handshake answer and welcome, and c's push.
 		{Node: "b", Connections: 2, Clients: 2, MessagesSent: 4, Healthy: true},
 		{Node: "c", Connections: 1, Clients: 1, Groups: 1, MessagesSent: 3, Deliveries: 1, Healthy: true},
-	} {
-		if out.Nodes[i] != want {
-			t.Errorf("row %d: %+v, want %+v", i, out.Nodes[i], want)
+	}
+	// The counters move just after the bytes are written: the client may
+	// read the push first. Asked again, with a bound.
+	var out nodeStatsAnswer
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		out = nodeStatsOf(t, a)
+		if out.Partial != "" || len(out.Nodes) != 3 {
+			t.Fatalf("getNodeStats on a: %+v", out)
+		}
+		if slices.Equal(out.Nodes, want) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for i := range want {
+		if out.Nodes[i] != want[i] {
+			t.Errorf("row %d: %+v, want %+v", i, out.Nodes[i], want[i])
 		}
 	}
 	if v := value(t, scrape(t, b), "workerman_push_clients"); v != 2 {

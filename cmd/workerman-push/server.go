@@ -100,21 +100,27 @@ func newServer(cfg config, log *slog.Logger) (*server, error) {
 	s.w = w
 
 	opt := gateway.Options{Node: cfg.NodeID, Logger: log}
-	if cfg.HistorySize > 0 {
-		opt.History = gateway.NewMemoryHistory(gateway.MemoryHistoryOptions{Size: cfg.HistorySize, TTL: cfg.HistoryTTL})
-	}
 	if cfg.NATS != "" || cfg.Cluster != "" {
-		b, err := natsbroker.New(natsbroker.Options{
+		bo := natsbroker.Options{
 			URLs:    splitList(cfg.NATS),
 			Cluster: cfg.Cluster,
 			Peers:   splitList(cfg.Peers),
 			Logger:  log,
-		})
+		}
+		if cfg.HistorySize > 0 {
+			// The cluster's history, in JetStream: a client resumes on any node.
+			bo.History = &natsbroker.HistoryOptions{Size: cfg.HistorySize, TTL: cfg.HistoryTTL,
+				Replicas: cfg.HistoryReplicas, File: cfg.HistoryFile, StoreDir: cfg.NATSStore}
+		}
+		b, err := natsbroker.New(bo)
 		if err != nil {
 			return nil, err
 		}
 		s.broker = b
 		opt.Broker = &statsBroker{Broker: b, stats: s.nodeStatsIfReady}
+		opt.History = b.History()
+	} else if cfg.HistorySize > 0 {
+		opt.History = gateway.NewMemoryHistory(gateway.MemoryHistoryOptions{Size: cfg.HistorySize, TTL: cfg.HistoryTTL})
 	}
 	g, err := gateway.New(w, opt)
 	if err != nil {
@@ -175,7 +181,11 @@ func (s *server) start() error {
 		"history_size", s.cfg.HistorySize,
 	}
 	if s.cfg.HistorySize > 0 {
-		attrs = append(attrs, "history_ttl", s.cfg.HistoryTTL.String())
+		where := "memory"
+		if s.broker != nil {
+			where = "jetstream"
+		}
+		attrs = append(attrs, "history_ttl", s.cfg.HistoryTTL.String(), "history", where)
 	}
 	if s.broker != nil {
 		if a := s.broker.ClusterAddr(); a != nil {

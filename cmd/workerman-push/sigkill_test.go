@@ -193,12 +193,20 @@ var procStarted = regexp.MustCompile(`msg="workerman-push started" clients=(\S+)
 // (SIGTERM, then SIGKILL after 15 s) unless it was killed.
 func startProc(t *testing.T, bin, name, seed string) *procNode {
 	t.Helper()
+	extra := []string{"-cluster", "127.0.0.1:0"}
+	if seed != "" {
+		extra = append(extra, "-peers", seed)
+	}
+	return startProcWith(t, bin, name, extra...)
+}
+
+// startProcWith starts node name with the flags extra (which must give
+// -cluster), as startProc does.
+func startProcWith(t *testing.T, bin, name string, extra ...string) *procNode {
+	t.Helper()
 	n := &procNode{name: name, log: newLogBuf(), key: "key-" + name,
 		http: &http.Client{Transport: &http.Transport{}, Timeout: 10 * time.Second}}
-	argv := (args("-node-id", name, "-cluster", "127.0.0.1:0", "-api-key", n.key, "-count", "1"))
-	if seed != "" {
-		argv = append(argv, "-peers", seed)
-	}
+	argv := append(args("-node-id", name, "-api-key", n.key, "-count", "1"), extra...)
 	n.cmd = exec.Command(bin, argv...)
 	n.cmd.Stdout, n.cmd.Stderr = n.log, n.log
 	if err := n.cmd.Start(); err != nil {
