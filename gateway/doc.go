@@ -111,7 +111,9 @@
 // position: an unknown epoch (the history was lost), or an offset older
 // than the oldest message kept; the client then reloads its state and
 // goes on from the epoch and offset given. A stream with no history yet
-// is recovered, at offset 0 of the epoch its first message will have.
+// is recovered, at offset 0 of the epoch its first message will have (or,
+// from a history that names no epoch before the first message, such as
+// natsbroker's, an empty epoch: "from the oldest message kept").
 // Replayed messages are queued like any write: a replay that does not fit
 // the client's send buffer closes the connection, and the client resumes
 // again from what it got.
@@ -131,9 +133,18 @@
 // sleep), and TTL as that absence.
 //
 // History is an interface so that a cluster keeps its history where every
-// node reads it (JetStream, through natsbroker); a MemoryHistory serves
-// one node: a client of a cluster that resumes on another node finds an
-// epoch it does not know, and gets recovered false.
+// node reads it: natsbroker's, in NATS JetStream (a MemoryHistory serves
+// one node). In a cluster, each node keeps the position its members have
+// reached in every stream they read, and delivers a stream's pushes in
+// offset order, whichever node pushed them: pushes of two nodes may
+// arrive in either order, and a node that gets a later offset first
+// fills the gap from the history (skipping the clients each push
+// excluded) and drops the earlier push when it comes. A node that gets
+// its first member of a stream reads the stream's position: the member
+// gets every push after it. A resuming client's node brings its other
+// members up to the end of the replay before the client is reachable.
+// So on every node, every member gets each push of a stream once, in
+// offset order.
 //
 // # Cluster
 //

@@ -54,10 +54,12 @@ type History interface {
 	// from: another epoch, or an offset older than the oldest message kept
 	// (or newer than the newest). A stream with no history yet gets one
 	// (a new epoch, offset 0), so that the answer names the epoch its
-	// next messages will have. The Gateway reads a stream's current
-	// position with a from it cannot cover (Offset math.MaxUint64), which
-	// must be cheap: no message is read. In a cluster, Since must see
-	// every Append that has returned on any node.
+	// next messages will have, or answers an empty epoch at offset 0 (a
+	// client resumes that as "from the oldest message kept"). The
+	// Gateway reads a stream's current position with a from it cannot
+	// cover (Offset math.MaxUint64), which must be cheap: no message is
+	// read. In a cluster, Since must see every Append that has returned on
+	// any node.
 	Since(ctx context.Context, stream string, from Position) (msgs []Entry, cur Position, recovered bool, err error)
 }
 

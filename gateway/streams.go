@@ -49,6 +49,13 @@ func (g *Gateway) interested(topic string) bool {
 	return g.index(kind + ":")[key] != nil
 }
 
+// leadsTo reports whether pos is in the history at is in: the same
+// epoch, or at is the position of a stream that had no message (an empty
+// epoch, offset 0), whose first history any epoch starts.
+func leadsTo(at, pos Position) bool {
+	return at.Epoch == pos.Epoch || (at.Epoch == "" && at.Offset == 0)
+}
+
 // arriveLocked delivers the push at pos of topic to this node's members,
 // in its place in the stream's order; s is topic's stripe, locked.
 func (g *Gateway) arriveLocked(s *stripe, topic string, pos Position, m Message, exclude []string) {
@@ -57,7 +64,7 @@ func (g *Gateway) arriveLocked(s *stripe, topic string, pos Position, m Message,
 		return
 	}
 	at, ok := s.pos[topic]
-	if ok && at.Epoch == pos.Epoch {
+	if ok && leadsTo(at, pos) {
 		switch {
 		case pos.Offset <= at.Offset:
 			return // delivered already, by a catch-up
@@ -80,7 +87,7 @@ func (g *Gateway) catchUpLocked(s *stripe, topic string, at Position, upTo uint6
 	ctx, cancel := context.WithTimeout(context.Background(), historyTimeout)
 	defer cancel()
 	msgs, cur, ok, err := g.hist.Since(ctx, topic, at)
-	if err != nil || !ok || cur.Epoch != at.Epoch || cur.Offset < upTo {
+	if err != nil || !ok || !leadsTo(at, cur) || cur.Offset < upTo {
 		g.log.Warn("gateway: pushes of a stream arrived out of order and the history cannot fill the gap; members miss the messages between",
 			"stream", topic, "from", at.Offset, "to", upTo, "err", err)
 		return false
@@ -131,17 +138,17 @@ func (g *Gateway) left(topic string) {
 // come), so that every member, the new one too, goes on from cur.
 func (g *Gateway) resumedLocked(ctx context.Context, s *stripe, topic string, cur Position) {
 	at, ok := s.pos[topic]
-	if !ok || at.Epoch != cur.Epoch || at.Offset >= cur.Offset {
+	if !ok || !leadsTo(at, cur) || at.Offset >= cur.Offset {
 		// at.Offset > cur.Offset cannot happen with a history that sees
 		// every Append that returned (the node delivers a push only after
 		// its Append returned).
-		if !ok || at.Epoch != cur.Epoch {
+		if !ok || !leadsTo(at, cur) {
 			s.pos[topic] = cur
 		}
 		return
 	}
 	msgs, now, found, err := g.hist.Since(ctx, topic, at)
-	if err != nil || !found || now.Epoch != cur.Epoch {
+	if err != nil || !found || !leadsTo(at, now) {
 		g.log.Warn("gateway: catching the node's members up for a resuming client failed; they miss the messages between",
 			"stream", topic, "from", at.Offset, "to", cur.Offset, "err", err)
 		s.pos[topic] = cur

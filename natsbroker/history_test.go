@@ -381,3 +381,56 @@ drain:
 		t.Fatalf("history after: %v %v", ok, err)
 	}
 }
+
+// Two nodes push to one new stream at once; a member on a third node gets
+// every offset from 1 once, in order, whichever node's push arrives
+// first (a node fills a gap from JetStream and drops what it delivered
+// already).
+func TestHistoryTwoPublishersOneStream(t *testing.T) {
+	s := jsServer(t)
+	opt := Options{URLs: []string{clientURL(s)}, History: &HistoryOptions{Size: 2000, TTL: time.Hour}}
+	var nodes []*node
+	for _, name := range []string{"p1", "p2", "m"} {
+		n := histNode(t, name, opt)
+		waitHistory(t, n)
+		nodes = append(nodes, n)
+	}
+	c := ctx(t)
+	member := dialResume(t, nodes[2], "alice", nil)
+	const each = 300
+	errs := make(chan error, 2)
+	for _, p := range nodes[:2] {
+		go func() {
+			for i := range each {
+				if err := p.SendToUID(c, "alice", gateway.Text(p.Node()+"-"+strconv.Itoa(i))); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	seen := map[string]bool{}
+	epoch := ""
+	for want := uint64(1); want <= 2*each; want++ {
+		f := wait(t, member.frames, fmt.Sprintf("offset %d", want))
+		if f.Type != "message" || f.Stream != "uid:alice" || f.Offset != want || (epoch != "" && f.Epoch != epoch) || seen[f.Data] {
+			t.Fatalf("got %s, want offset %d", f.raw, want)
+		}
+		epoch, seen[f.Data] = f.Epoch, true
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Nothing else: a marker sent now is the next frame.
+	ids, err := nodes[2].ClientIDsByUID(c, "alice")
+	if err != nil || len(ids) != 1 {
+		t.Fatal(ids, err)
+	}
+	must(t, nodes[2].SendToClient(c, ids[0], gateway.Text("marker")))
+	if f := wait(t, member.frames, "the marker"); f.Type != "message" || f.Stream != "" || f.Data != "marker" {
+		t.Fatalf("after the pushes: %s", f.raw)
+	}
+}
