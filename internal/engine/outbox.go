@@ -2,19 +2,25 @@ package engine
 
 import "github.com/workerman-go/workerman/internal/bufpool"
 
-// chunkSize is the size of the pooled chunks the queue is made of. Small
-// queued writes are packed into one chunk, so that a burst of small
-// messages becomes one writev entry; a large write is cut into chunks, so
-// that the queue holds no more than its bytes and one chunk's room (a
-// 64 KiB message in a single pooled buffer took the 128 KiB class: a
-// client that stopped reading held twice its send buffer).
-const chunkSize = 16 << 10
+// The queue is made of pooled chunks. Small queued writes are packed into
+// one chunk of chunkSize, so that a burst of small messages becomes one
+// writev entry. A large write goes into chunks as large as it, up to
+// maxChunkSize, and the next write first fills the room left in the last
+// chunk: the queue holds its bytes and less than one chunk of room. (A
+// write in a single pooled buffer of the next power of two took twice its
+// size: a client that stopped reading 64 KiB messages held twice its send
+// buffer.) Chunks no smaller than a large write keep the spans few: the
+// runtime keeps the descriptors of the most spans the heap ever had.
+const (
+	chunkSize    = 16 << 10
+	maxChunkSize = 64 << 10
+)
 
 // outbox is the queue of bytes waiting for the socket to become writable.
 // The zero value is empty and holds no memory. It is not safe for concurrent
 // use; the connection's mutex guards it.
 type outbox struct {
-	chunks []*[]byte // chunks[0][off:] is the next byte to write; each of chunkSize
+	chunks []*[]byte // chunks[0][off:] is the next byte to write
 	off    int
 	n      int
 }
@@ -37,7 +43,7 @@ func (o *outbox) push(p []byte) {
 		p = p[m:]
 	}
 	for len(p) > 0 {
-		b := bufpool.Get(chunkSize)
+		b := bufpool.Get(min(max(len(p), chunkSize), maxChunkSize))
 		m := copy(*b, p)
 		*b = (*b)[:m]
 		p = p[m:]

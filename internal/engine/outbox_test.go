@@ -30,8 +30,8 @@ func (o *outbox) contents() []byte {
 }
 
 // The queue keeps what was pushed, in order, and takes no more memory than
-// its bytes and one chunk's room, whatever the sizes of the writes: a
-// large write does not take the next power of two.
+// its bytes and one chunk's room, whatever the sizes of the writes (a
+// large write does not take the next power of two), in few chunks.
 func TestOutboxHoldsItsBytesAndAChunk(t *testing.T) {
 	cases := []struct {
 		name   string
@@ -55,8 +55,11 @@ func TestOutboxHoldsItsBytesAndAChunk(t *testing.T) {
 				if !bytes.Equal(o.contents(), want) {
 					t.Fatalf("%s: the queue's bytes differ from what was pushed", when)
 				}
-				if h := o.held(); h > o.off+o.len()+chunkSize {
+				if h := o.held(); h > o.off+o.len()+maxChunkSize || h > 2*(o.off+o.len())+chunkSize {
 					t.Fatalf("%s: %d bytes queued in chunks of %d bytes", when, o.len(), h)
+				}
+				if n, most := len(o.chunks), (o.off+o.len())/(maxChunkSize/2)+2; n > most {
+					t.Fatalf("%s: %d bytes queued in %d chunks, more than %d", when, o.len(), n, most)
 				}
 			}
 			for i, n := range tc.writes {
@@ -151,7 +154,7 @@ func TestSlowReaderQueueOfLargeMessages(t *testing.T) {
 			if queued < limit && e.name == "platform" {
 				t.Fatalf("full with %d bytes queued, limit %d", queued, limit)
 			}
-			if held > queued+chunkSize {
+			if held > queued+maxChunkSize {
 				t.Fatalf("%d bytes queued take %d bytes of chunks", queued, held)
 			}
 
