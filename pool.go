@@ -87,7 +87,7 @@ func (p *callbackPool) submit(c *Connection) {
 	}
 	now := time.Now() // only when queueing: a free goroutine costs no clock read
 	p.mu.Lock()
-	p.queue = append(p.queue, waiting{c, now})
+	p.enqueue(waiting{c, now})
 	p.queued.Add(1)
 	if p.soft && p.timer == nil && !p.closed {
 		p.seen = p.finished.Load()
@@ -162,12 +162,41 @@ func (p *callbackPool) take() *Connection {
 	p.queue[p.head] = waiting{}
 	p.head++
 	if p.head == len(p.queue) {
-		p.queue, p.head = p.queue[:0], 0
+		p.emptied()
 	}
 	p.queued.Add(-1)
 	p.taken++
 	p.waited += time.Since(w.since)
 	return w.c
+}
+
+// queueKeep is the most waiting places the queue keeps when it empties; a
+// queue that grew for a burst gives its memory back.
+const queueKeep = 256
+
+// enqueue appends w to the queue (the caller holds mu). When the slice is
+// full and at least half of it was taken already, the waiting connections
+// move to its front first: a queue that never empties under a steady load
+// stays the size of the most that waited at once, instead of growing by
+// every connection that ever passed through it.
+func (p *callbackPool) enqueue(w waiting) {
+	if len(p.queue) == cap(p.queue) && p.head > 0 && p.head >= len(p.queue)/2 {
+		n := copy(p.queue, p.queue[p.head:])
+		clear(p.queue[n:])
+		p.queue, p.head = p.queue[:n], 0
+	}
+	p.queue = append(p.queue, w)
+}
+
+// emptied resets the queue once every connection in it was taken (the
+// caller holds mu). A slice the queue's peak grew is dropped.
+func (p *callbackPool) emptied() {
+	if cap(p.queue) > queueKeep {
+		p.queue = nil
+	} else {
+		p.queue = p.queue[:0]
+	}
+	p.head = 0
 }
 
 // checkStall runs stallAfter after the queue was found waiting. When no
@@ -197,7 +226,7 @@ func (p *callbackPool) checkStall() {
 	clear(p.queue[p.head : p.head+n])
 	p.head += n
 	if p.head == len(p.queue) {
-		p.queue, p.head = p.queue[:0], 0
+		p.emptied()
 	}
 	p.queued.Add(-int64(n))
 	p.taken += uint64(n)

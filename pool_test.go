@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -175,5 +176,78 @@ func TestPoolSizeCapsAndNeverBlocksASend(t *testing.T) {
 	wait(t, full, "the sink's OnBufferFull")
 	if p := cc.peak.Load(); p > 1 {
 		t.Fatalf("%d callbacks ran at once with PoolSize 1", p)
+	}
+}
+
+// queueCap is the capacity of the pool's queue of waiting connections.
+func (p *callbackPool) queueCap() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return cap(p.queue)
+}
+
+// The queue of waiting connections keeps no memory for its peak: after a
+// burst of connections waited behind a blocked callback and ran, the
+// queue's slice is given back.
+func TestPoolQueueShrinksAfterABurst(t *testing.T) {
+	leakcheck.Check(t)
+	const conns = 600
+	release := make(chan struct{})
+	blocked := make(chan struct{})
+	done := make(chan struct{}, conns)
+	w := &Worker{URI: "text://127.0.0.1:0", PoolSize: 1}
+	w.OnMessage = func(c *Connection, data []byte) {
+		if string(data) == "block" {
+			close(blocked)
+			<-release
+			return
+		}
+		done <- struct{}{}
+	}
+	addr := serve(t, w)
+	dial(t, addr).Write([]byte("block\n"))
+	wait(t, blocked, "the blocking callback")
+	dialLines(t, addr, conns, 1)
+	pool := w.reactor().pool
+	for pool.queued.Load() < conns {
+		runtime.Gosched() // the lines reach the loops and queue behind the block
+	}
+	if c := pool.queueCap(); c < conns {
+		t.Fatalf("%d connections wait in a queue of capacity %d", conns, c)
+	}
+	close(release)
+	for range conns {
+		wait(t, done, "a queued callback")
+	}
+	if c := pool.queueCap(); c > queueKeep {
+		t.Fatalf("the emptied queue keeps room for %d connections (at most %d)", c, queueKeep)
+	}
+}
+
+// Under a steady load the queue may never empty: it stays about the size
+// of the most connections that waited at once, not of all that passed.
+func TestPoolQueueStaysItsPeakSizeWhenItNeverEmpties(t *testing.T) {
+	p := &callbackPool{}
+	const most, passed = 100, 100000
+	c := new(Connection)
+	p.mu.Lock()
+	for i := range passed {
+		p.enqueue(waiting{c: c})
+		p.queued.Add(1)
+		if i >= most {
+			p.mu.Unlock()
+			p.take()
+			p.mu.Lock()
+		}
+		if c := cap(p.queue); c > 4*most {
+			p.mu.Unlock()
+			t.Fatalf("after %d connections, %d waiting in a queue of capacity %d", i+1, len(p.queue)-p.head, c)
+		}
+	}
+	p.mu.Unlock()
+	for p.take() != nil {
+	}
+	if c := p.queueCap(); c > queueKeep {
+		t.Fatalf("the emptied queue keeps room for %d connections", c)
 	}
 }
