@@ -259,8 +259,16 @@ func (l *loop) runTasks() {
 		l.exec(&tasks[i])
 		tasks[i] = task{}
 	}
+	// The two lists take turns; one that a burst grew (thousands of
+	// connections handed over at once) is not kept for the next.
+	if cap(tasks) > maxSpareTasks {
+		tasks = nil
+	}
 	l.spare = tasks[:0]
 }
+
+// maxSpareTasks is the most tasks a spare list keeps room for.
+const maxSpareTasks = 256
 
 func (l *loop) exec(t *task) {
 	switch t.kind {
