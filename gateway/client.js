@@ -124,7 +124,9 @@
  * itself. (So a sendToClient push that reaches a new client, with no
  * positions, before any push of a stream did comes as its envelope's
  * JSON text.) {"type":"resumed","streams":{...}} is read as such only as
- * a reply to resume, once per connection.
+ * a reply to resume: once after the welcome, then once more for each
+ * stream resumed that the first did not name, when the backend binds the
+ * client to its uid or group (the server replays it then).
  *
  * Reconnecting: a connection that fails, or ends before its welcome, moves
  * on to the next URL of the list; one that ends after its welcome comes back
@@ -248,14 +250,17 @@
 
   P._open = function (url, token) {
     var self = this, welcomed = false, ws, query = [];
-    // awaitResumed: resume was sent, and the server's answer to it is due.
-    var conn = { url: url, awaitResumed: false };
+    // awaitResumed: resume was sent, and the server's answer to it is due;
+    // awaitStreams: the streams resumed that the answer did not name yet
+    // (the backend binds the client to them later: each bind answers
+    // with its own resumed frame).
+    var conn = { url: url, awaitResumed: false, awaitStreams: Object.create(null) };
     if (token) query.push("token=" + encodeURIComponent(token));
     for (var s in this._positions) {
       conn.awaitResumed = true;
-      query.push("resume=" + encodeURIComponent(JSON.stringify(this._positions)));
-      break;
+      conn.awaitStreams[s] = true;
     }
+    if (conn.awaitResumed) query.push("resume=" + encodeURIComponent(JSON.stringify(this._positions)));
     var full = query.length ? url + (url.indexOf("?") < 0 ? "?" : "&") + query.join("&") : url;
     try {
       ws = new WebSocket(full);
@@ -307,8 +312,9 @@
   // tracks its stream's position, drops a duplicate.
   P._received = function (conn, data, binary) {
     var v = binary ? null : parseObject(data);
-    if (v && conn.awaitResumed && v.type === "resumed" && isObject(v.streams)) {
+    if (v && v.type === "resumed" && isObject(v.streams) && (conn.awaitResumed || awaited(conn.awaitStreams, v.streams))) {
       conn.awaitResumed = false;
+      for (var s in v.streams) delete conn.awaitStreams[s];
       this._history = true;
       this._resumed(v.streams, conn.url);
       return;
@@ -330,6 +336,17 @@
     }
     this._emit("onmessage", env.data, { binary: env.binary, stream: env.stream, offset: env.offset, epoch: env.epoch });
   };
+
+  // awaited: every stream of a later resumed frame is one resumed and
+  // not answered yet.
+  function awaited(waiting, streams) {
+    var any = false;
+    for (var s in streams) {
+      if (waiting[s] !== true) return false;
+      any = true;
+    }
+    return any;
+  }
 
   // _resumed takes the server's answer to resume: every stream named goes
   // on from the epoch and offset given.

@@ -365,9 +365,26 @@ const tests = {
       ["message", '{"type":"resumed","streams":{}}'],
     ]);
     assert.deepStrictEqual(p.positions(), { "uid:alice": { epoch: "e1", offset: 3 }, all: { epoch: "e10", offset: 6 } });
+    s.msg(env("group:late", 4, "e7", "g4"));
     s.serverClose(1001);
     s = await waitsThen(0, "ws://h/");
-    assert.deepStrictEqual(resumeOf(s), { "uid:alice": { epoch: "e1", offset: 3 }, all: { epoch: "e10", offset: 6 } });
+    assert.deepStrictEqual(resumeOf(s), { "uid:alice": { epoch: "e1", offset: 3 }, all: { epoch: "e10", offset: 6 }, "group:late": { epoch: "e7", offset: 4 } });
+    // The backend joins the client to group:late after connect: the
+    // server answers that stream with a resumed frame of its own, once.
+    s.welcome("h.3", "alice");
+    s.msg(JSON.stringify({ type: "resumed", streams: { "uid:alice": { recovered: true, epoch: "e1", offset: 3 }, all: { recovered: true, epoch: "e10", offset: 6 } } }));
+    s.msg(env("group:late", 5, "e7", "g5"));
+    s.msg(JSON.stringify({ type: "resumed", streams: { "group:late": { recovered: true, epoch: "e7", offset: 5 } } }));
+    s.msg(JSON.stringify({ type: "resumed", streams: { "group:late": { recovered: true, epoch: "e7", offset: 5 } } })); // answered: a push
+    s.msg(JSON.stringify({ type: "resumed", streams: { "uid:alice": { recovered: true, epoch: "e1", offset: 3 } } })); // answered: a push
+    assert.deepStrictEqual(p.events.slice(-6), [
+      ["welcome", "h.3", "alice", "ws://h/"],
+      ["resumed", { "uid:alice": { recovered: true, epoch: "e1", offset: 3 }, all: { recovered: true, epoch: "e10", offset: 6 } }, [], "ws://h/"],
+      ["message", "g5"],
+      ["resumed", { "group:late": { recovered: true, epoch: "e7", offset: 5 } }, [], "ws://h/"],
+      ["message", '{"type":"resumed","streams":{"group:late":{"recovered":true,"epoch":"e7","offset":5}}}'],
+      ["message", '{"type":"resumed","streams":{"uid:alice":{"recovered":true,"epoch":"e1","offset":3}}}'],
+    ]);
     p.close();
   },
   async "an offset jump (a push this client was left out of) is delivered and becomes the position"() {

@@ -118,6 +118,14 @@
 // the client's send buffer closes the connection, and the client resumes
 // again from what it got.
 //
+// A uid or group the client resumes but cannot read at connect (the
+// backend binds it later, as GatewayWorker apps do on the connect event;
+// at most MaxPendingStreams of them) is resumed when the bind or join
+// comes: the replay of that stream, then a resumed frame naming it alone,
+// then its live pushes, with the same seam. The push clients take a
+// resumed frame as such only for streams they resumed and no earlier
+// answer named.
+//
 // The resume parameter is read from the handshake by the gateway itself
 // (it takes over the worker's OnWebSocketConnect, running one set before
 // New first): a malformed one (not a JSON object of {"epoch": string,

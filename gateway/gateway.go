@@ -180,6 +180,10 @@ type client struct {
 	session map[string]json.RawMessage
 	gone    bool       // detached: in no index, found by no operation
 	last    ClientInfo // what it was when detached
+	// History mode: the positions of the streams the client resumed but
+	// could not read yet (a uid or group the backend binds it to after
+	// connect); guarded by mu. The bind replays from there.
+	pending map[string]Position
 
 	mu sync.Mutex
 }
@@ -431,9 +435,16 @@ func (g *Gateway) registerResuming(cl *client, resume map[string]Position) {
 		return false
 	}
 	streams := make([]string, 0, len(resume))
-	for s := range resume {
-		if readable(s) {
+	for s, pos := range resume {
+		switch {
+		case readable(s):
 			streams = append(streams, s)
+		case (strings.HasPrefix(s, "uid:") || strings.HasPrefix(s, "group:")) && checkKey("stream", s[strings.IndexByte(s, ':')+1:]) == nil &&
+			len(cl.pending) < MaxPendingStreams:
+			if cl.pending == nil {
+				cl.pending = make(map[string]Position)
+			}
+			cl.pending[s] = pos
 		}
 	}
 	g.mu.RUnlock()
@@ -573,6 +584,10 @@ func (g *Gateway) topicLock(topic string) *sync.Mutex {
 // after it reaches cl. false: cl is gone.
 func (g *Gateway) addMember(kind, key string, cl *client, change func()) bool {
 	topic := kind + key
+	if from, ok := cl.pending[topic]; ok && g.hist != nil {
+		delete(cl.pending, topic)
+		return g.addMemberResuming(kind, key, cl, change, from)
+	}
 	l := g.topicLock(topic)
 	l.Lock()
 	defer l.Unlock()

@@ -364,6 +364,11 @@ type resumedStream struct {
 // groups.
 const MaxResumeStreams = 10000
 
+// MaxPendingStreams bounds the streams of one client's resume parameter
+// that it cannot read at connect and that wait for the backend to bind or
+// join it (the rest are ignored).
+const MaxPendingStreams = 256
+
 // ErrMalformedResume: a resume parameter that is not a JSON object of
 // {"epoch": string, "offset": integer ≥ 0} objects. The handshake is
 // refused with 400.

@@ -231,3 +231,82 @@ func readFrom(a *hclient, next uint64, total int, resumed bool) (map[uint64]stri
 	}
 	return got, nil
 }
+
+// A client resumes streams it cannot read yet (the backend binds and
+// joins it after connect, on its connect event, as GatewayWorker apps
+// do): the bind or join replays what it missed there, then a resumed
+// frame for that stream, then the live pushes, with no gap and no
+// duplicate while pushes keep coming.
+func TestHistoryResumeAfterBind(t *testing.T) {
+	leakcheck.Check(t)
+	h := NewMemoryHistory(MemoryHistoryOptions{Size: 1000})
+	n := histNode(t, h)
+	c := ctx(t)
+	for i := 1; i <= 5; i++ {
+		must(t, n.SendToGroup(c, "late", Text(strconv.Itoa(i))))
+	}
+	for i := 1; i <= 3; i++ {
+		must(t, n.SendToUID(c, "bob", Text("b"+strconv.Itoa(i))))
+	}
+	_, room, _, _ := h.Since(c, "group:late", Position{})
+	a := mustDialHist(t, n, resumeQ(url.Values{}, map[string]Position{
+		"group:late": {Epoch: room.Epoch, Offset: 2},
+		"uid:bob":    {},
+		"group:none": {Epoch: "x", Offset: 1}, // never joined: nothing
+	}))
+	if f := a.next(t); f.Type != "resumed" || len(f.Streams) != 0 {
+		t.Fatalf("at connect, nothing readable: %s", f.raw)
+	}
+	const total = 300
+	pushed := make(chan error, 1)
+	go func() {
+		for i := 6; i <= total; i++ {
+			if err := n.SendToGroup(c, "late", Text(strconv.Itoa(i))); err != nil {
+				pushed <- err
+				return
+			}
+		}
+		pushed <- nil
+	}()
+	must(t, n.JoinGroup(c, a.id, "late"))
+	must(t, n.BindUID(c, a.id, "bob"))
+	next := map[string]uint64{"group:late": 3, "uid:bob": 1}
+	seam := map[string]bool{}
+	for next["group:late"] <= total || !seam["uid:bob"] {
+		f := a.next(t)
+		switch f.Type {
+		case "resumed":
+			if len(f.Streams) != 1 {
+				t.Fatalf("one stream per late resume: %s", f.raw)
+			}
+			for s, st := range f.Streams {
+				if seam[s] || !st.Recovered || st.Offset != next[s]-1 {
+					t.Fatalf("resumed %s, next %d", f.raw, next[s])
+				}
+				seam[s] = true
+			}
+		case "message":
+			want := strconv.FormatUint(next[f.Stream], 10)
+			if f.Stream == "uid:bob" {
+				want = "b" + want
+			}
+			if f.Offset != next[f.Stream] || f.Data == nil || *f.Data != want {
+				t.Fatalf("got %s, want %s #%d", f.raw, f.Stream, next[f.Stream])
+			}
+			next[f.Stream]++
+		default:
+			t.Fatalf("unexpected %s", f.raw)
+		}
+	}
+	if !seam["group:late"] || next["uid:bob"] != 4 {
+		t.Fatalf("seams %v, bob at %d", seam, next["uid:bob"])
+	}
+	if err := <-pushed; err != nil {
+		t.Fatal(err)
+	}
+	// Joined again later: live only, no second replay.
+	must(t, n.LeaveGroup(c, a.id, "late"))
+	must(t, n.JoinGroup(c, a.id, "late"))
+	must(t, n.SendToGroup(c, "late", Text("again")))
+	a.expectMsg(t, "group:late", total+1, room.Epoch, "again")
+}

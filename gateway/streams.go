@@ -2,10 +2,13 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"math"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/workerman-go/workerman/protocol"
 )
 
 // History mode keeps, for every stream this node's members read, the
@@ -231,4 +234,81 @@ func (g *Gateway) stopInbox() {
 	close(in.wake)
 	in.mu.Unlock()
 	<-in.done
+}
+
+// addMemberResuming is addMember for a client that resumed topic at
+// connect, before it could read it (the backend binds or joins it later,
+// as GatewayWorker apps do on the connect event): it gets the messages
+// after from, then a resumed frame for topic, then the live pushes, with
+// no gap and no duplicate at the seam, as at connect. cl.mu is held.
+func (g *Gateway) addMemberResuming(kind, key string, cl *client, change func(), from Position) bool {
+	topic := kind + key
+	l := g.topicLock(topic)
+	l.Lock()
+	defer l.Unlock()
+	g.mu.RLock()
+	gone, first := cl.gone, g.index(kind)[key] == nil
+	g.mu.RUnlock()
+	if gone {
+		return false
+	}
+	if first {
+		if err := g.broker.Subscribe(topic); err != nil {
+			g.log.Warn("gateway: subscribe failed; the broker restores it when it reconnects", "topic", topic, "err", err)
+		}
+	}
+	s := &g.streams[g.streamIndex(topic)]
+	s.Lock()
+	defer s.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), historyTimeout)
+	defer cancel()
+	msgs, cur, ok, err := g.hist.Since(ctx, topic, from)
+	if err != nil {
+		g.log.Warn("gateway: reading a stream's history failed; the client resumes it as lost", "stream", topic, "err", err)
+		msgs, ok = nil, false
+	} else {
+		// The node's other members first, up to cur: the client is not a
+		// member yet, so it gets none of it twice.
+		g.resumedLocked(ctx, s, topic, cur)
+	}
+	g.mu.Lock()
+	if cl.gone {
+		empty := g.index(kind)[key] == nil
+		g.mu.Unlock()
+		if first && empty {
+			g.broker.Unsubscribe(topic)
+			delete(s.pos, topic)
+		}
+		return false
+	}
+	idx := g.index(kind)
+	m := idx[key]
+	if m == nil {
+		m = make(map[*client]struct{})
+		idx[key] = m
+	}
+	m[cl] = struct{}{}
+	change()
+	g.mu.Unlock()
+	// Live pushes of topic wait for s: the replay and resumed go first.
+	failed := false
+	for _, e := range msgs {
+		m := envelope(topic, Position{Epoch: cur.Epoch, Offset: e.Offset}, e.Message)
+		if cl.conn.SendMessage(m.typ(), m.Data) != nil {
+			failed = true
+			g.dropped.Add(1)
+			break
+		}
+		g.deliveries.Add(1)
+	}
+	if !failed {
+		res, _ := json.Marshal(resumedFrame{Type: "resumed", Streams: map[string]resumedStream{
+			topic: {Recovered: ok, Epoch: cur.Epoch, Offset: cur.Offset}}})
+		failed = cl.conn.SendMessage(protocol.TextMessage, res) != nil
+	}
+	if failed {
+		// As at connect: the client resumes again from what it got.
+		cl.conn.Close()
+	}
+	return true
 }

@@ -73,7 +73,9 @@ type Options struct {
 	// OnResumed runs with the server's answer to a connection's resume,
 	// after the replayed messages (OnMessage) and before the live ones.
 	// A stream whose Recovered is false lost messages: the program
-	// reloads its state for it (see Resumed.Lost).
+	// reloads its state for it (see Resumed.Lost). It runs again, for
+	// those streams, when the backend binds the client after connect to
+	// a uid or group it resumed (the server replays that stream then).
 	OnResumed func(c *Client, r Resumed)
 	// OnClose runs once per attempt, when it ended or failed, with where
 	// and when the next attempt goes. After Close, a connection that was
@@ -219,6 +221,10 @@ type attempt struct {
 	err      error
 	// resuming: resume was sent, and the server's answer to it is due.
 	resuming bool
+	// awaiting: the streams resumed that no answer named yet (the backend
+	// binds the client to them later: each bind answers with its own
+	// resumed frame).
+	awaiting map[string]bool
 }
 
 // New returns a client of the push service at urls (ws:// or wss://;
@@ -457,6 +463,10 @@ func (c *Client) dialLocked(a *attempt, token string) error {
 			return fmt.Errorf("pushclient: resume: %w", err)
 		}
 		resume, a.resuming = string(b), true
+		a.awaiting = make(map[string]bool, len(c.positions))
+		for s := range c.positions {
+			a.awaiting[s] = true
+		}
 	}
 	conn := workerman.NewAsyncConnection(attemptURL(a.url, token, resume))
 	conn.ConnectTimeout = c.opt.ConnectTimeout
@@ -585,8 +595,11 @@ func (c *Client) push(a *attempt, data []byte, binary bool) {
 		c.mu.Unlock()
 		return
 	}
-	if f.resumed != nil && a.resuming {
+	if f.resumed != nil && (a.resuming || a.awaited(f.resumed)) {
 		a.resuming = false
+		for s := range f.resumed {
+			delete(a.awaiting, s)
+		}
 		c.history = true
 		for s, st := range f.resumed {
 			c.positions[s] = Position{Epoch: st.Epoch, Offset: st.Offset}
@@ -616,6 +629,20 @@ func (c *Client) push(a *attempt, data []byte, binary bool) {
 	if fn := c.opt.OnMessage; fn != nil {
 		fn(c, m)
 	}
+}
+
+// awaited reports whether every stream of a later resumed frame is one
+// the attempt resumed and no answer named yet.
+func (a *attempt) awaited(streams map[string]StreamResumed) bool {
+	if len(streams) == 0 {
+		return false
+	}
+	for s := range streams {
+		if !a.awaiting[s] {
+			return false
+		}
+	}
+	return true
 }
 
 // frame is what parseFrame found in a text frame.

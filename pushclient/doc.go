@@ -115,6 +115,9 @@
 // push that reaches a new client, with no positions, before any push of a
 // stream did comes as its envelope's JSON text.) A
 // {"type":"resumed","streams":{…}} frame is read as the answer to resume
-// only on a connection that sent resume, once. The JS client follows the
-// same rules.
+// only on a connection that sent resume: once after the welcome, then once
+// more for streams resumed that no answer named yet (the server answers
+// for a uid or group when the backend binds the client to it after
+// connect, with that stream's replay). The JS client follows the same
+// rules.
 package pushclient

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"reflect"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -562,4 +563,32 @@ func TestParseFrame(t *testing.T) {
 			t.Errorf("parseFrame(%s) = %+v, want %+v", tc.in, got, tc.want)
 		}
 	}
+}
+
+// Against the real gateway: the client resumes a group it is not in yet;
+// the backend joins it after connect, and the client gets what it missed
+// there, then OnResumed for that group, then the live pushes.
+func TestHistoryResumedAfterBind(t *testing.T) {
+	h := gateway.NewMemoryHistory(gateway.MemoryHistoryOptions{Size: 100})
+	s := newServer(t, "late", serverOptions{history: h})
+	for i := 1; i <= 5; i++ {
+		must(t, s.SendToGroup(ctx(t), "room", gateway.Text(strconv.Itoa(i))))
+	}
+	_, room, _, _ := h.Since(ctx(t), "group:room", gateway.Position{})
+	r := newRecorder()
+	o := r.options(fast)
+	o.Resume = map[string]Position{"group:room": {room.Epoch, 2}}
+	c, err := New([]string{s.url}, o)
+	must(t, err)
+	defer closeAndWait(t, c)
+	w := r.welcome(t, s.url)
+	if first := nextOf[Resumed](t, r); len(first.Streams) != 0 {
+		t.Fatalf("at connect: %+v", first)
+	}
+	must(t, s.JoinGroup(ctx(t), w.ClientID, "room"))
+	must(t, s.SendToGroup(ctx(t), "room", gateway.Text("6")))
+	if got, want := r.deliveries(t, 5), []string{"group:room 3 3", "group:room 4 4", "group:room 5 5", "resumed lost=[]", "group:room 6 6"}; !slices.Equal(got, want) {
+		t.Fatalf("after the join: %q, want %q", got, want)
+	}
+	samePositions(t, c.Positions(), map[string]Position{"group:room": {room.Epoch, 6}})
 }

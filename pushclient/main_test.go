@@ -38,6 +38,7 @@ type serverOptions struct {
 	uid       string // bound to every client before its welcome
 	reject    bool   // refuse every handshake with 401
 	noWelcome bool   // send no welcome frame
+	history   gateway.History
 }
 
 func newServer(t *testing.T, name string, o serverOptions) *server {
@@ -53,7 +54,7 @@ func newServer(t *testing.T, name string, o serverOptions) *server {
 		}
 		return nil
 	}
-	g, err := gateway.New(w, gateway.Options{Node: name})
+	g, err := gateway.New(w, gateway.Options{Node: name, History: o.history})
 	if err != nil {
 		t.Fatal(err)
 	}
