@@ -99,14 +99,43 @@ var pushStarted = regexp.MustCompile(`msg="workerman-push started" clients=(\S+)
 // with key; it is stopped with SIGTERM when the test ends.
 func startPushServer(t *testing.T, key string) *pushServer {
 	t.Helper()
+	return runPush(t, buildPush(t), "-listen", "websocket://127.0.0.1:0", "-api", "http://127.0.0.1:0",
+		"-api-key", key, "-node-id", "dash", "-count", "1").pushServer
+}
+
+// buildPush builds cmd/workerman-push into a temporary directory.
+func buildPush(t *testing.T) string {
+	t.Helper()
 	bin := filepath.Join(t.TempDir(), "workerman-push")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	if out, err := exec.CommandContext(ctx, "go", "build", "-C", "../cmd/workerman-push", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("building workerman-push: %v\n%s", err, out)
 	}
-	cmd := exec.Command(bin, "-listen", "websocket://127.0.0.1:0", "-api", "http://127.0.0.1:0",
-		"-api-key", key, "-node-id", "dash", "-count", "1")
+	return bin
+}
+
+// pushProc is a running workerman-push process.
+type pushProc struct {
+	*pushServer
+	js     string // http://127.0.0.1:port/workerman-push.js
+	stop   func() // SIGTERM, and the wait for a clean exit
+	output *procOutput
+}
+
+var pushJS = regexp.MustCompile(`msg="workerman-push started" clients=\S+ js=(\S+) `)
+
+// runPush runs bin with argv (which must give -api-key) until stop or the
+// end of the test.
+func runPush(t *testing.T, bin string, argv ...string) *pushProc {
+	t.Helper()
+	key := ""
+	for i, a := range argv {
+		if a == "-api-key" && i+1 < len(argv) {
+			key = argv[i+1]
+		}
+	}
+	cmd := exec.Command(bin, argv...)
 	out := &procOutput{changed: make(chan struct{}, 1)}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
@@ -118,23 +147,28 @@ func startPushServer(t *testing.T, key string) *pushServer {
 		exitErr = cmd.Wait()
 		close(exited)
 	}()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-			if exitErr != nil {
-				t.Errorf("workerman-push: %v\n%s", exitErr, out.String())
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-exited:
+				if exitErr != nil {
+					t.Errorf("workerman-push: %v\n%s", exitErr, out.String())
+				}
+			case <-time.After(30 * time.Second):
+				cmd.Process.Kill()
+				<-exited
+				t.Errorf("workerman-push still running 30 s after SIGTERM")
 			}
-		case <-time.After(30 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-			t.Errorf("workerman-push still running 30 s after SIGTERM")
-		}
-	})
+		})
+	}
+	t.Cleanup(stop)
 	deadline := time.After(30 * time.Second)
 	for {
 		if m := pushStarted.FindStringSubmatch(out.String()); m != nil {
-			return &pushServer{clients: m[1], api: m[2], key: key}
+			js := pushJS.FindStringSubmatch(out.String())
+			return &pushProc{pushServer: &pushServer{clients: m[1], api: m[2], key: key}, js: js[1], stop: stop, output: out}
 		}
 		select {
 		case <-out.changed:

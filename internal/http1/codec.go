@@ -382,7 +382,12 @@ func appendResponseHead(dst []byte, st answer, r *protocol.Response, length int6
 	dst = fmt.Appendf(dst, "HTTP/1.1 %d %s\r\n", status, http.StatusText(status))
 	h := r.Header
 	streaming := r.Streaming()
-	if h.Get("Content-Type") == "" && !streaming {
+	// 1xx, 204 and 304 have no body (RFC 9110 6.4.1): no default
+	// Content-Type and no Content-Length. A 304's headers update the
+	// cached response's, so a Content-Type there would replace the
+	// cached one (a script's, with nosniff, would then be refused).
+	bodiless := noBody(status)
+	if h.Get("Content-Type") == "" && !streaming && !bodiless {
 		dst = append(dst, "Content-Type: text/html;charset=utf-8\r\n"...)
 	}
 	for k, vs := range h {
@@ -396,7 +401,7 @@ func appendResponseHead(dst []byte, st answer, r *protocol.Response, length int6
 	if h.Get("Date") == "" {
 		dst = fmt.Appendf(dst, "Date: %s\r\n", time.Now().UTC().Format(http.TimeFormat))
 	}
-	if length >= 0 && !streaming {
+	if length >= 0 && !streaming && !bodiless {
 		dst = fmt.Appendf(dst, "Content-Length: %d\r\n", length)
 	}
 	if st.keepAlive {
@@ -423,10 +428,16 @@ func bodyLength(st answer, r *protocol.Response) int64 {
 
 func appendResponse(dst []byte, st answer, r *protocol.Response, length int64, body []byte) []byte {
 	dst = appendResponseHead(dst, st, r, length)
-	if st.head {
+	if st.head || noBody(r.Status) {
 		return dst
 	}
 	return append(dst, body...)
+}
+
+// noBody reports whether a response with status has no body: 1xx, 204
+// No Content and 304 Not Modified (status 0 is 200).
+func noBody(status int) bool {
+	return (status >= 100 && status < 200) || status == http.StatusNoContent || status == http.StatusNotModified
 }
 
 func appendEvent(dst []byte, e protocol.ServerSentEvent) []byte {

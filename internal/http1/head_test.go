@@ -77,3 +77,27 @@ func TestHeadKeepsContentLength(t *testing.T) {
 		})
 	}
 }
+
+// 204 and 304 have no body: no default Content-Type (a 304's headers
+// replace the cached response's: a script's type would become text/html,
+// and a browser with nosniff refuses it), no Content-Length, no body bytes
+// even when the handler gave some.
+func TestNoBodyStatuses(t *testing.T) {
+	const get = "GET /workerman-push.js HTTP/1.1\r\nHost: x\r\n\r\n"
+	for _, status := range []int{http.StatusNotModified, http.StatusNoContent} {
+		out := answerTo(t, get, &protocol.Response{Status: status,
+			Header: http.Header{"Etag": {`"abc"`}, "Content-Length": {"22809"}}, Body: []byte("stray")})
+		hdr, body, ok := strings.Cut(out, "\r\n\r\n")
+		if !ok || body != "" {
+			t.Fatalf("%d: %q", status, out)
+		}
+		if strings.Contains(hdr, "Content-Type") || strings.Contains(hdr, "Content-Length") || !strings.Contains(hdr, "Etag: \"abc\"") {
+			t.Fatalf("%d: head %q", status, hdr)
+		}
+	}
+	// A 200 keeps its default type and length.
+	out := answerTo(t, get, &protocol.Response{Status: http.StatusOK, Body: []byte("hi")})
+	if !strings.Contains(out, "Content-Type: text/html;charset=utf-8\r\n") || !strings.Contains(out, "Content-Length: 2\r\n") {
+		t.Fatalf("200: %q", out)
+	}
+}
