@@ -7,6 +7,10 @@
 // with the orchestrator, to CPU 1. Servers are interleaved round by round;
 // per-round figures are reported as medians, latencies pooled over rounds.
 //
+// With -servers ours+history,centrifugo+history (beside ours and
+// centrifugo) the same scenarios run with history on: the cost of
+// history per delivery, history on / off, in the same run.
+//
 // Scenario 1: N WebSocket subscribers of one group; a sendToGroup of 64 B,
 // repeated (each push waits until every subscriber has it): server CPU per
 // delivered message, time from the push call to the last delivery, RSS per
@@ -48,12 +52,27 @@ type options struct {
 	smoke       bool
 }
 
-var allServers = []string{"ours", "gorilla-hub", "centrifugo"}
+// allServers run by default; knownServers may be asked for: the two push
+// servers with history (a stream of the last 100 messages per uid and
+// group, pushes as envelopes; Centrifugo's history with recovery on every
+// channel), to see what history costs per delivery.
+var (
+	allServers   = []string{"ours", "gorilla-hub", "centrifugo"}
+	knownServers = append(slices.Clone(allServers), "ours+history", "centrifugo+history")
+)
+
+// historySize is what the +history servers keep per stream or channel.
+const historySize = 100
+
+// kindOf is the kind of server name is: ours, centrifugo, gorilla-hub.
+func kindOf(name string) string { return strings.TrimSuffix(name, "+history") }
+
+func withHistory(name string) bool { return strings.HasSuffix(name, "+history") }
 
 func main() {
 	var (
 		opt     options
-		servers = flag.String("servers", strings.Join(allServers, ","), "servers to run, comma-separated: ours, gorilla-hub, centrifugo")
+		servers = flag.String("servers", strings.Join(allServers, ","), "servers to run, comma-separated: ours, gorilla-hub, centrifugo, ours+history, centrifugo+history")
 		// child and server roles of this same binary
 		childMode = flag.Bool("child", false, "internal: run as a subscriber process")
 		hubMode   = flag.Bool("hub", false, "internal: run the gorilla-hub server")
@@ -98,8 +117,8 @@ func main() {
 	opt.servers = nil
 	for _, s := range strings.Split(*servers, ",") {
 		if s = strings.TrimSpace(s); s != "" {
-			if !slices.Contains(allServers, s) {
-				log.Fatalf("unknown server %q (want %s)", s, strings.Join(allServers, ", "))
+			if !slices.Contains(knownServers, s) {
+				log.Fatalf("unknown server %q (want %s)", s, strings.Join(knownServers, ", "))
 			}
 			opt.servers = append(opt.servers, s)
 		}

@@ -121,6 +121,17 @@ func at(v []float64, i int) float64 {
 	return math.NaN()
 }
 
+// historyPairs are the servers run both with and without history.
+func historyPairs(servers []string) []string {
+	var out []string
+	for _, s := range servers {
+		if !withHistory(s) && slices.Contains(servers, s+"+history") {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 func (r *report) good(server string) []sample {
 	var out []sample
 	for _, s := range r.Samples {
@@ -157,6 +168,10 @@ func (r *report) markdown() string {
 		}
 		fmt.Fprintf(&b, " budget (ours / centrifugo) |")
 	}
+	hist := historyPairs(servers)
+	for _, base := range hist {
+		fmt.Fprintf(&b, " %s: history on / off |", base)
+	}
 	fmt.Fprintf(&b, "\n|---|")
 	for range servers {
 		fmt.Fprintf(&b, "---:|")
@@ -168,6 +183,9 @@ func (r *report) markdown() string {
 			}
 		}
 		fmt.Fprintf(&b, "---|")
+	}
+	for range hist {
+		fmt.Fprintf(&b, "---:|")
 	}
 	fmt.Fprintln(&b)
 	for _, m := range metrics {
@@ -212,7 +230,19 @@ func (r *report) markdown() string {
 				fmt.Fprintf(&b, " |")
 			}
 		}
+		for _, base := range hist {
+			off, ok1 := vals[base]
+			on, ok2 := vals[base+"+history"]
+			if !ok1 || !ok2 || off == 0 {
+				fmt.Fprintf(&b, " – |")
+				continue
+			}
+			fmt.Fprintf(&b, " %.2f× |", on/off)
+		}
 		fmt.Fprintln(&b)
+	}
+	if len(hist) > 0 {
+		fmt.Fprintf(&b, "\nHistory on / off: the server with history (%d messages kept per uid and group, pushes as envelopes; Centrifugo: history and recovery on every channel) over the same server without, same run. Budget: ours ≤ 1.5× in server CPU per delivered message.\n", historySize)
 	}
 	fmt.Fprintln(&b)
 	var fails []string

@@ -89,7 +89,7 @@ func startChildren(opt options, bin binaries, s *server, got chan<- pushsub.Got)
 		for j := range 4 {
 			srcs = append(srcs, fmt.Sprintf("127.0.%d.%d", 10+i, 1+j))
 		}
-		c, err := pushsub.Start(got, bin.self, "-child", "-kind", s.name, "-ws", s.ws, "-api", s.api, "-key", apiKey,
+		c, err := pushsub.Start(got, bin.self, "-child", "-kind", kindOf(s.name), "-ws", s.ws, "-api", s.api, "-key", apiKey,
 			"-n", strconv.Itoa(n), "-base", strconv.Itoa(base), "-sources", strings.Join(srcs, ","),
 			"-parallel", strconv.Itoa(opt.parallel))
 		if err != nil {
@@ -142,9 +142,9 @@ func measure(opt options, bin binaries, tmp, name string, round int) (smp sample
 			}
 			cpu0 = s.CPU()
 		}
-		method, body := pushsub.GroupPush(name, "bench", pushsub.Message(name, k, opt.size))
+		method, body := pushsub.GroupPush(kindOf(name), "bench", pushsub.Message(kindOf(name), k, opt.size))
 		start := time.Now().UnixNano()
-		if err := pushsub.Call(hc, s.api, apiKey, name, method, body); err != nil {
+		if err := pushsub.Call(hc, s.api, apiKey, kindOf(name), method, body); err != nil {
 			return fail(fmt.Errorf("push %d: %w", k, err))
 		}
 		last, counts, err := pushsub.WaitGot(got, kids, k, 30*time.Second)
@@ -175,7 +175,7 @@ func measure(opt options, bin binaries, tmp, name string, round int) (smp sample
 		errAny error
 		lat    = make([][]float64, opt.callers)
 	)
-	msg := pushsub.Message(name, -1, opt.size)
+	msg := pushsub.Message(kindOf(name), -1, opt.size)
 	cpu1 := s.CPU()
 	t1 := time.Now()
 	for c := range opt.callers {
@@ -187,9 +187,9 @@ func measure(opt options, bin binaries, tmp, name string, round int) (smp sample
 				if i >= int64(opt.uidCalls) {
 					return
 				}
-				method, body := pushsub.UIDPush(name, "u"+strconv.Itoa(int(i%int64(opt.subscribers))), msg)
+				method, body := pushsub.UIDPush(kindOf(name), "u"+strconv.Itoa(int(i%int64(opt.subscribers))), msg)
 				cs := time.Now()
-				if err := pushsub.Call(hc, s.api, apiKey, name, method, body); err != nil {
+				if err := pushsub.Call(hc, s.api, apiKey, kindOf(name), method, body); err != nil {
 					errMu.Lock()
 					errAny = err
 					errMu.Unlock()

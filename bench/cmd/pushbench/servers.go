@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/workerman-go/workerman/bench/internal/benchproc"
@@ -32,12 +33,12 @@ func prepare(opt options, tmp string) (binaries, error) {
 	if b.self, err = os.Executable(); err != nil {
 		return b, err
 	}
-	if slices.Contains(opt.servers, "ours") {
+	if slices.Contains(opt.servers, "ours") || slices.Contains(opt.servers, "ours+history") {
 		if b.ours, b.oursRev, err = benchproc.BuildOurs(tmp); err != nil {
 			return b, err
 		}
 	}
-	if slices.Contains(opt.servers, "centrifugo") {
+	if slices.Contains(opt.servers, "centrifugo") || slices.Contains(opt.servers, "centrifugo+history") {
 		if b.centrifugo, err = benchproc.CentrifugoBinary(opt.centrifugo); err != nil {
 			return b, err
 		}
@@ -64,12 +65,15 @@ func startServer(name string, bin binaries, tmp string) (*server, error) {
 	s := &server{name: name}
 	logPath := filepath.Join(tmp, name+".log")
 	var args []string
-	switch name {
+	switch kindOf(name) {
 	case "ours":
 		s.ws = fmt.Sprintf("ws://127.0.0.1:%d/", p1)
 		s.api = fmt.Sprintf("http://127.0.0.1:%d", p2)
 		args = []string{bin.ours, "-listen", fmt.Sprintf("websocket://127.0.0.1:%d", p1),
 			"-api", s.api, "-api-key", apiKey}
+		if withHistory(name) {
+			args = append(args, "-history-size", strconv.Itoa(historySize))
+		}
 	case "gorilla-hub":
 		s.ws = fmt.Sprintf("ws://127.0.0.1:%d/", p1)
 		s.api = fmt.Sprintf("http://127.0.0.1:%d", p2)
@@ -79,7 +83,19 @@ func startServer(name string, bin binaries, tmp string) (*server, error) {
 		s.ws = fmt.Sprintf("ws://127.0.0.1:%d/connection/websocket", p1)
 		s.api = fmt.Sprintf("http://127.0.0.1:%d", p1)
 		cfg := filepath.Join(tmp, "centrifugo.json")
-		if err := os.WriteFile(cfg, benchproc.CentrifugoConfig(p1, apiKey, nil), 0o644); err != nil {
+		var extra map[string]any
+		if withHistory(name) {
+			// History with recovery on every channel, as ours keeps it for
+			// every uid and group.
+			extra = map[string]any{"channel": map[string]any{"without_namespace": map[string]any{
+				"allow_subscribe_for_client":    true,
+				"allow_subscribe_for_anonymous": true,
+				"history_size":                  historySize,
+				"history_ttl":                   "600s",
+				"force_recovery":                true,
+			}}}
+		}
+		if err := os.WriteFile(cfg, benchproc.CentrifugoConfig(p1, apiKey, extra), 0o644); err != nil {
 			return nil, err
 		}
 		args = []string{bin.centrifugo, "--config", cfg}
@@ -103,9 +119,9 @@ func (s *server) probe(hc *http.Client) error {
 	if err := benchproc.DialWS(s.ws); err != nil {
 		return err
 	}
-	if s.name == "centrifugo" {
-		return pushsub.Call(hc, s.api, apiKey, s.name, "info", map[string]any{})
+	if kindOf(s.name) == "centrifugo" {
+		return pushsub.Call(hc, s.api, apiKey, pushsub.Centrifugo, "info", map[string]any{})
 	}
 	// a push to a group nobody is in: 200 when the API is up
-	return pushsub.Call(hc, s.api, apiKey, s.name, "sendToGroup", map[string]string{"group": "probe", "message": "probe"})
+	return pushsub.Call(hc, s.api, apiKey, kindOf(s.name), "sendToGroup", map[string]string{"group": "probe", "message": "probe"})
 }
