@@ -492,6 +492,10 @@ func (g *Gateway) registerResuming(cl *client, resume map[string]Position) {
 		return
 	}
 	g.welcomeLocked(cl)
+	g.mu.Unlock()
+	// The replay without Gateway.mu: other clients' resumes and pushes go
+	// on meanwhile. The client is not reachable by pushes yet, and those
+	// of the streams it resumes wait for their locks.
 	failed := false
 	for _, m := range replay {
 		if cl.conn.SendMessage(m.typ(), m.Data) != nil {
@@ -504,7 +508,8 @@ func (g *Gateway) registerResuming(cl *client, resume map[string]Position) {
 	if !failed {
 		failed = cl.conn.SendMessage(protocol.TextMessage, resumed) != nil
 	}
-	if !failed {
+	g.mu.Lock()
+	if !failed && !cl.gone {
 		g.ready[cl] = struct{}{}
 	}
 	g.mu.Unlock()

@@ -153,3 +153,6 @@ func (w *Conn) Next() ([]byte, error) {
 
 // Close closes the connection.
 func (w *Conn) Close() { w.c.Close() }
+
+// SetDeadline bounds the reads and writes that follow (zero: none).
+func (w *Conn) SetDeadline(t time.Time) error { return w.c.SetDeadline(t) }
