@@ -57,7 +57,7 @@ type options struct {
 func main() {
 	var (
 		opt   options
-		kinds = flag.String("servers", "ours,centrifugo", "servers to run, comma-separated: ours, centrifugo")
+		kinds = flag.String("servers", "ours,centrifugo", "servers to run, comma-separated: ours, centrifugo, ours+history (ours with -history-size 100: the cluster's history in JetStream)")
 		// roles of this same binary
 		childMode = flag.Bool("child", false, "internal: run as a subscriber process")
 		natsdMode = flag.Bool("natsd", false, "internal: run the nats-server")
@@ -126,8 +126,8 @@ func main() {
 		if s = strings.TrimSpace(s); s == "" {
 			continue
 		}
-		if s != pushsub.Ours && s != pushsub.Centrifugo {
-			log.Fatalf("unknown server %q (want ours, centrifugo)", s)
+		if s != pushsub.Ours && s != pushsub.Centrifugo && s != oursHistory {
+			log.Fatalf("unknown server %q (want ours, centrifugo, ours+history)", s)
 		}
 		opt.kinds = append(opt.kinds, s)
 	}

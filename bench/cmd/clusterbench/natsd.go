@@ -20,14 +20,24 @@ import (
 // runNatsd is the -natsd role: a nats-server on 127.0.0.1:port with its
 // monitoring endpoint on 127.0.0.1:httpPort, until stdin closes.
 func runNatsd(port, httpPort int) {
+	// JetStream on, for ours+history (the cluster's history); unused by
+	// the others.
+	store, err := os.MkdirTemp("", "clusterbench-js")
+	if err != nil {
+		fmt.Println("ERR", err)
+		os.Exit(1)
+	}
+	defer os.RemoveAll(store)
 	s, err := server.NewServer(&server.Options{
-		Host:     "127.0.0.1",
-		Port:     port,
-		HTTPHost: "127.0.0.1",
-		HTTPPort: httpPort,
-		NoSigs:   true,
-		NoLog:    true,
-		MaxConn:  1000,
+		Host:      "127.0.0.1",
+		Port:      port,
+		HTTPHost:  "127.0.0.1",
+		HTTPPort:  httpPort,
+		NoSigs:    true,
+		NoLog:     true,
+		MaxConn:   1000,
+		JetStream: true,
+		StoreDir:  store,
 	})
 	if err != nil {
 		fmt.Println("ERR", err)

@@ -31,12 +31,13 @@ func prepare(opt options, tmp string) (binaries, error) {
 	if b.self, err = os.Executable(); err != nil {
 		return b, err
 	}
-	if slices.Contains(opt.kinds, pushsub.Ours) && opt.oursBin != "" {
+	wantOurs := slices.Contains(opt.kinds, pushsub.Ours) || slices.Contains(opt.kinds, oursHistory)
+	if wantOurs && opt.oursBin != "" {
 		b.ours, b.oursRev = opt.oursBin, opt.oursRev
 		if b.oursRev == "" {
 			b.oursRev = "a given binary (" + opt.oursBin + ")"
 		}
-	} else if slices.Contains(opt.kinds, pushsub.Ours) {
+	} else if wantOurs {
 		if b.ours, b.oursRev, err = benchproc.BuildOurs(tmp); err != nil {
 			return b, err
 		}
@@ -71,12 +72,15 @@ func startNode(kind string, i int, bin binaries, tmp, natsURL string) (*node, er
 	n := &node{kind: kind, name: fmt.Sprintf("node%d", i)}
 	logPath := filepath.Join(tmp, fmt.Sprintf("%s-node%d.log", kind, i))
 	var args []string
-	switch kind {
+	switch kindOf(kind) {
 	case pushsub.Ours:
 		n.ws = fmt.Sprintf("ws://127.0.0.1:%d/", p1)
 		n.api = fmt.Sprintf("http://127.0.0.1:%d", p2)
 		args = []string{bin.ours, "-listen", fmt.Sprintf("websocket://127.0.0.1:%d", p1),
 			"-api", n.api, "-api-key", apiKey, "-nats", natsURL, "-node-id", n.name}
+		if kind == oursHistory {
+			args = append(args, "-history-size", "100")
+		}
 	case pushsub.Centrifugo:
 		n.ws = fmt.Sprintf("ws://127.0.0.1:%d/connection/websocket", p1)
 		n.api = fmt.Sprintf("http://127.0.0.1:%d", p1)

@@ -146,6 +146,11 @@ func (r *report) ratios() []ratio {
 			ratio{fmt.Sprintf("ours / centrifugo, %d nodes", n), system{pushsub.Ours, n}, system{pushsub.Centrifugo, n}},
 			ratio{"ours / centrifugo, 1 node", system{pushsub.Ours, 1}, system{pushsub.Centrifugo, 1}})
 	}
+	if slices.Contains(r.Opt.Servers, pushsub.Ours) && slices.Contains(r.Opt.Servers, oursHistory) {
+		out = append(out,
+			ratio{fmt.Sprintf("ours: history on / off, %d nodes", n), system{oursHistory, n}, system{pushsub.Ours, n}},
+			ratio{"ours: history on / off, 1 node", system{oursHistory, 1}, system{pushsub.Ours, 1}})
+	}
 	for _, k := range r.Opt.Servers {
 		out = append(out, ratio{fmt.Sprintf("%s: %d nodes / 1 node", k, n), system{k, n}, system{k, 1}})
 	}

@@ -27,9 +27,16 @@ func (s system) String() string {
 	return fmt.Sprintf("%s, %d nodes", s.Kind, s.Nodes)
 }
 
+// oursHistory is ours with -history-size: the cluster's history in the
+// nats-server's JetStream, pushes as envelopes.
+const oursHistory = "ours+history"
+
+// kindOf is the kind of server a system's kind runs: ours or centrifugo.
+func kindOf(kind string) string { return strings.TrimSuffix(kind, "+history") }
+
 // pushSubject is the NATS subject that carries a push to the group.
 func pushSubject(kind string) string {
-	if kind == pushsub.Centrifugo {
+	if kindOf(kind) == pushsub.Centrifugo {
 		return "centrifugo.client." + group // its broker's prefix + ".client." + channel
 	}
 	return "workerman.g." + base64.RawURLEncoding.EncodeToString([]byte(group)) // natsbroker: u.<b64>, g.<b64>
@@ -185,7 +192,7 @@ func measure(opt options, bin binaries, tmp string, sys system) (smp sample) {
 		for j := range 4 {
 			srcs = append(srcs, fmt.Sprintf("127.0.%d.%d", 10+i, 1+j))
 		}
-		p, err := pushsub.Start(got, bin.self, "-child", "-kind", sys.Kind, "-ws", n.ws, "-api", n.api,
+		p, err := pushsub.Start(got, bin.self, "-child", "-kind", kindOf(sys.Kind), "-ws", n.ws, "-api", n.api,
 			"-n", strconv.Itoa(cnt), "-sources", strings.Join(srcs, ","), "-parallel", strconv.Itoa(opt.parallel))
 		if err != nil {
 			return fail(err)
@@ -208,8 +215,8 @@ func measure(opt options, bin binaries, tmp string, sys system) (smp sample) {
 	api := nodes[0].api
 	subj := pushSubject(sys.Kind)
 	push := func(k int) error {
-		method, body := pushsub.GroupPush(sys.Kind, group, pushsub.Message(sys.Kind, k, opt.size))
-		return pushsub.Call(hc, api, apiKey, sys.Kind, method, body)
+		method, body := pushsub.GroupPush(kindOf(sys.Kind), group, pushsub.Message(kindOf(sys.Kind), k, opt.size))
+		return pushsub.Call(hc, api, apiKey, kindOf(sys.Kind), method, body)
 	}
 	var c0 natsCounts
 	var cpu0 time.Duration
