@@ -48,8 +48,10 @@ func (w *Worker) Broadcast(data []byte, exclude ...*Connection) int {
 // once, so sending it to 10,000 connections costs 10,000 writes and no
 // encoding or allocation per connection. Connections of other codecs, and
 // WebSocket connections whose handshake is not complete, encode it as
-// SendMessage would. A PreparedMessage is immutable and safe to share
-// between goroutines.
+// SendMessage would. A connection that cannot write the frame at once (a
+// slow reader) queues a reference to it, not a copy: slow readers of one
+// broadcast hold its frame once between them. A PreparedMessage is
+// immutable and safe to share between goroutines.
 type PreparedMessage struct {
 	typ  protocol.MessageType
 	data []byte
@@ -126,7 +128,7 @@ func (c *Connection) SendPrepared(m *PreparedMessage) error {
 		if f := m.wsFrame(typ); f != nil {
 			err := ErrClosed
 			if !c.closing.Load() {
-				err = c.write(f, true)
+				err = c.writeBytes(f, true, true) // a slow reader queues a reference, not a copy
 			}
 			c.sendMu.Unlock()
 			return err

@@ -2,7 +2,9 @@ package workerman
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
+	"runtime"
 	"strconv"
 	"testing"
 
@@ -230,4 +232,61 @@ func TestMulticastShortListAllocs(t *testing.T) {
 	if a := testing.AllocsPerRun(100, func() { Multicast(conns, m, conns[0]) }); a != 0 {
 		t.Fatalf("Multicast to %d connections: %.1f allocations, want 0", len(conns), a)
 	}
+}
+
+// A broadcast that slow readers cannot take at once is queued for them as
+// a reference to its one frame, not a copy each: 16 connections that read
+// nothing while 6 broadcasts of 1 MiB go out hold tens of megabytes in
+// their queues (the kernel takes the first 2.6 MB or so of each on
+// loopback), and the heap grows by about the frames alone. Then each reads
+// every message, whole and in order.
+func TestBroadcastToSlowReadersQueuesOneFrame(t *testing.T) {
+	engines(t, func(t *testing.T, goroutines bool) {
+		const readers, msgs, size = 16, 6, 1 << 20
+		w := wsEchoWorker(goroutines)
+		w.MaxSendBufferSize = 8 << 20 // nothing is dropped
+		joined := make(chan *Connection, readers)
+		w.OnWebSocketConnected = func(c *Connection, _ *WebSocketRequest) { joined <- c }
+		addr := serve(t, w)
+		clients := make([]*rawWS, readers)
+		conns := make([]*Connection, readers)
+		for i := range clients {
+			clients[i] = dialWS(t, addr)
+			conns[i] = wait(t, joined, "a handshake")
+		}
+		heap := func() int64 {
+			runtime.GC()
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			return int64(ms.HeapAlloc)
+		}
+		payloads := make([][]byte, msgs)
+		for i := range payloads {
+			payloads[i] = bytes.Repeat([]byte{byte('a' + i)}, size)
+		}
+		before := heap()
+		for i, p := range payloads {
+			if n := w.Broadcast(p); n != readers {
+				t.Fatalf("broadcast %d reached %d of %d", i, n, readers)
+			}
+		}
+		grown := heap() - before
+		queued := 0
+		for _, c := range conns {
+			queued += c.SendQueueSize()
+		}
+		if queued < 16<<20 {
+			t.Fatalf("only %d bytes queued: the kernel took the rest, the test proves nothing", queued)
+		}
+		if grown > int64(queued/4) {
+			t.Fatalf("%d bytes queued for slow readers grew the heap by %d", queued, grown)
+		}
+		for i, c := range clients {
+			for k, p := range payloads {
+				if f := c.next(); f.op != 1 || !bytes.Equal(f.payload, p) {
+					t.Fatalf("client %d, message %d: op %d, %d bytes, not the broadcast", i, k, f.op, len(f.payload))
+				}
+			}
+		}
+	})
 }

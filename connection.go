@@ -206,12 +206,30 @@ func (c *Connection) sendMessage(m protocol.Message, drop bool) error {
 // false a full buffer queues anyway (Pipe, whose source is paused by the
 // full buffer instead). The caller holds sendMu.
 func (c *Connection) write(out []byte, drop bool) error {
+	return c.writeBytes(out, drop, false)
+}
+
+// writeBytes is write; shared bytes never change (a prepared message's
+// frame), and the engine may queue them by reference instead of a copy.
+func (c *Connection) writeBytes(out []byte, drop, shared bool) error {
 	if len(out) == 0 {
 		return nil
 	}
 	limit := c.MaxSendBufferSize()
 	drains := c.drains.Load() // before the write: see markFull
-	queued, err := c.tc.Write(out, limit, drop)
+	var sw engine.SharedWriter
+	if shared {
+		sw, _ = c.tc.(engine.SharedWriter)
+	}
+	var (
+		queued int
+		err    error
+	)
+	if sw != nil {
+		queued, err = sw.WriteShared(out, limit, drop)
+	} else {
+		queued, err = c.tc.Write(out, limit, drop)
+	}
 	switch {
 	case err == engine.ErrFull:
 		c.post(jobError, ErrSendBufferFull) // counts the drop

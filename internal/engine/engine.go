@@ -76,6 +76,16 @@ type Conn interface {
 	RemoteAddr() net.Addr
 }
 
+// SharedWriter is implemented by the connections that can queue bytes by
+// reference. WriteShared is Write for bytes that never change (a frame
+// built once and sent to many connections): what the kernel does not take
+// at once may be queued as a reference to p rather than a copy, so that
+// slow readers of one broadcast hold it once between them, not once each.
+// p must not be modified afterwards.
+type SharedWriter interface {
+	WriteShared(p []byte, limit int, drop bool) (queued int, err error)
+}
+
 // Reason is a bit set of reasons to stop reading.
 type Reason uint8
 

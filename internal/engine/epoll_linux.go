@@ -632,6 +632,14 @@ func (c *fdConn) wantedEventsLocked() uint32 {
 }
 
 func (c *fdConn) Write(p []byte, limit int, drop bool) (int, error) {
+	return c.write(p, limit, drop, false)
+}
+
+func (c *fdConn) WriteShared(p []byte, limit int, drop bool) (int, error) {
+	return c.write(p, limit, drop, true)
+}
+
+func (c *fdConn) write(p []byte, limit int, drop, shared bool) (int, error) {
 	c.mu.Lock()
 	st := c.state.Load()
 	if st != stOpen && st != stConnecting {
@@ -670,7 +678,11 @@ func (c *fdConn) Write(p []byte, limit int, drop bool) (int, error) {
 	if c.out == nil {
 		c.out = new(outbox)
 	}
-	c.out.push(p)
+	if shared {
+		c.out.pushShared(p)
+	} else {
+		c.out.push(p)
+	}
 	c.updateEventsLocked()
 	q := c.queued()
 	c.mu.Unlock()

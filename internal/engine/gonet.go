@@ -424,6 +424,14 @@ func (c *goConn) finish() {
 }
 
 func (c *goConn) Write(p []byte, limit int, drop bool) (int, error) {
+	return c.write(p, limit, drop, false)
+}
+
+func (c *goConn) WriteShared(p []byte, limit int, drop bool) (int, error) {
+	return c.write(p, limit, drop, true)
+}
+
+func (c *goConn) write(p []byte, limit int, drop, shared bool) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.state != stOpen && c.state != stConnecting {
@@ -439,7 +447,11 @@ func (c *goConn) Write(p []byte, limit int, drop bool) (int, error) {
 	if c.writing || c.out.len() > 0 || q+len(p) >= limit {
 		c.waited = true
 	}
-	c.out.push(p)
+	if shared {
+		c.out.pushShared(p)
+	} else {
+		c.out.push(p)
+	}
 	if !c.writing && c.state == stOpen && c.started {
 		c.writing = true
 		go c.writeLoop()
@@ -481,14 +493,14 @@ func (c *goConn) writeLoop() {
 		bufs := make(net.Buffers, 0, len(chunks))
 		for i, ch := range chunks {
 			if i == 0 {
-				bufs = append(bufs, (*ch)[off:])
+				bufs = append(bufs, ch.bytes()[off:])
 			} else {
-				bufs = append(bufs, *ch)
+				bufs = append(bufs, ch.bytes())
 			}
 		}
 		w, err := bufs.WriteTo(c.nc)
 		for _, ch := range chunks {
-			bufferPut(ch)
+			ch.release()
 		}
 		c.mu.Lock()
 		c.inflight = 0

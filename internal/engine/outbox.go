@@ -16,11 +16,38 @@ const (
 	maxChunkSize = 64 << 10
 )
 
+// minShared is the least length a shared write is queued by reference
+// rather than copied: below it, packing into a chunk costs less than a
+// writev entry of its own.
+const minShared = 1 << 10
+
+// chunk is one entry of the queue: a pooled buffer the queue owns, or the
+// bytes of a shared write (a frame built once for many connections),
+// queued by reference and never written to.
+type chunk struct {
+	buf    *[]byte // from bufpool, owned; nil for shared bytes
+	shared []byte
+}
+
+func (c chunk) bytes() []byte {
+	if c.buf != nil {
+		return *c.buf
+	}
+	return c.shared
+}
+
+// release gives an owned buffer back to the pool.
+func (c chunk) release() {
+	if c.buf != nil {
+		bufpool.Put(c.buf)
+	}
+}
+
 // outbox is the queue of bytes waiting for the socket to become writable.
 // The zero value is empty and holds no memory. It is not safe for concurrent
 // use; the connection's mutex guards it.
 type outbox struct {
-	chunks []*[]byte // chunks[0][off:] is the next byte to write
+	chunks []chunk // chunks[0].bytes()[off:] is the next byte to write
 	off    int
 	n      int
 }
@@ -36,8 +63,8 @@ func (o *outbox) len() int {
 // chunk, then into new chunks.
 func (o *outbox) push(p []byte) {
 	o.n += len(p)
-	if k := len(o.chunks); k > 0 {
-		last := o.chunks[k-1]
+	if k := len(o.chunks); k > 0 && o.chunks[k-1].buf != nil {
+		last := o.chunks[k-1].buf
 		m := min(cap(*last)-len(*last), len(p))
 		*last = append(*last, p[:m]...)
 		p = p[m:]
@@ -47,8 +74,20 @@ func (o *outbox) push(p []byte) {
 		m := copy(*b, p)
 		*b = (*b)[:m]
 		p = p[m:]
-		o.chunks = append(o.chunks, b)
+		o.chunks = append(o.chunks, chunk{buf: b})
 	}
+}
+
+// pushShared queues p, which must not change until written: by reference
+// when it is long enough, so that a frame sent to many slow connections
+// is held once, not once per connection.
+func (o *outbox) pushShared(p []byte) {
+	if len(p) < minShared {
+		o.push(p)
+		return
+	}
+	o.n += len(p)
+	o.chunks = append(o.chunks, chunk{shared: p})
 }
 
 // iovecs appends the queued bytes to dst, at most max entries.
@@ -58,9 +97,9 @@ func (o *outbox) iovecs(dst [][]byte, max int) [][]byte {
 			break
 		}
 		if i == 0 {
-			dst = append(dst, (*c)[o.off:])
+			dst = append(dst, c.bytes()[o.off:])
 		} else {
-			dst = append(dst, *c)
+			dst = append(dst, c.bytes())
 		}
 	}
 	return dst
@@ -71,14 +110,14 @@ func (o *outbox) consume(n int) {
 	o.n -= n
 	for n > 0 {
 		c := o.chunks[0]
-		rest := len(*c) - o.off
+		rest := len(c.bytes()) - o.off
 		if n < rest {
 			o.off += n
 			return
 		}
 		n -= rest
-		bufpool.Put(c)
-		o.chunks[0] = nil
+		c.release()
+		o.chunks[0] = chunk{}
 		o.chunks = o.chunks[1:]
 		o.off = 0
 	}
@@ -90,7 +129,7 @@ func (o *outbox) consume(n int) {
 // reset drops everything queued.
 func (o *outbox) reset() {
 	for _, c := range o.chunks {
-		bufpool.Put(c)
+		c.release()
 	}
 	o.chunks, o.off, o.n = nil, 0, 0
 }

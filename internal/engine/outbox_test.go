@@ -5,17 +5,22 @@ import (
 	"errors"
 	"io"
 	"net"
+	"slices"
 	"testing"
 	"time"
 
+	"github.com/workerman-go/workerman/internal/bufpool"
 	"github.com/workerman-go/workerman/internal/leakcheck"
 )
 
-// held is the memory the queue's chunks take.
+// held is the memory the queue's own chunks take (shared bytes are not
+// the queue's).
 func (o *outbox) held() int {
 	n := 0
 	for _, c := range o.chunks {
-		n += cap(*c)
+		if c.buf != nil {
+			n += cap(*c.buf)
+		}
 	}
 	return n
 }
@@ -84,20 +89,16 @@ func TestOutboxHoldsItsBytesAndAChunk(t *testing.T) {
 // queueMemory is what a connection's queue holds: bytes and the memory of
 // its chunks (those not handed to the goroutine engine's writer).
 func queueMemory(c Conn) (queued, held int) {
-	switch c := c.(type) {
-	case *fdConn:
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		if c.out == nil {
-			return 0, 0
-		}
-		return c.out.off + c.out.len(), c.out.held()
-	case *goConn:
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		return c.out.off + c.out.len(), c.out.held()
+	if q, ok := c.(interface{ queueMemory() (int, int) }); ok {
+		return q.queueMemory()
 	}
 	return 0, 0
+}
+
+func (c *goConn) queueMemory() (queued, held int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.out.off + c.out.len(), c.out.held()
 }
 
 // A peer that does not read makes large messages queue until the send
@@ -169,5 +170,42 @@ func TestSlowReaderQueueOfLargeMessages(t *testing.T) {
 			peer.Close()
 			waitFor(t, closed, "OnClose")
 		})
+	}
+}
+
+// Shared bytes are queued by reference, in order with copied ones, and
+// never go to the buffer pool once written, even when their capacity is a
+// pool class's; short ones are copied.
+func TestOutboxSharedBytes(t *testing.T) {
+	shared := bytes.Repeat([]byte{'s'}, 64<<10) // the capacity of a pool class
+	short := []byte("short shared")
+	var o outbox
+	o.push([]byte("head"))
+	o.pushShared(shared)
+	o.pushShared(short)
+	o.push([]byte("tail"))
+	want := slices.Concat([]byte("head"), shared, short, []byte("tail"))
+	if !bytes.Equal(o.contents(), want) {
+		t.Fatal("the queue's bytes differ from what was pushed")
+	}
+	if h := o.held(); h > 2*chunkSize {
+		t.Fatalf("%d bytes of chunks: the shared bytes were copied", h)
+	}
+	if n := len(o.chunks); n != 3 {
+		t.Fatalf("%d chunks, want 3: head, the shared bytes, short and tail copied together", n)
+	}
+	o.consume(10)
+	o.consume(o.len() - 10)
+	o.reset()
+	var got []*[]byte
+	for range 100 {
+		b := bufpool.Get(64 << 10)
+		if &(*b)[0] == &shared[0] {
+			t.Fatal("the shared bytes went to the buffer pool")
+		}
+		got = append(got, b)
+	}
+	for _, b := range got {
+		bufpool.Put(b)
 	}
 }

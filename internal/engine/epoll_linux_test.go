@@ -36,3 +36,12 @@ func TestLoopTaskListsShrinkAfterABurst(t *testing.T) {
 		t.Fatalf("the task lists keep room for %d tasks", c)
 	}
 }
+
+func (c *fdConn) queueMemory() (queued, held int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.out == nil {
+		return 0, 0
+	}
+	return c.out.off + c.out.len(), c.out.held()
+}
