@@ -255,6 +255,8 @@ type resources struct {
 	HeapUnused int64 `json:"heap_unused"` // free room in the spans in use (fragmentation)
 	HeapFree   int64 `json:"heap_free"`   // free spans not yet returned to the OS
 	Metadata   int64 `json:"metadata"`    // the runtime's own structures (span descriptors, GC and page metadata)
+	SpanMeta   int64 `json:"span_meta"`   // of which span descriptors
+	Threads    int64 `json:"threads"`     // OS threads: each keeps two stacks (g0, signals) for good
 	Goroutines int   `json:"goroutines"`
 	FDs        int   `json:"fds"`
 	Conns      int   `json:"conns"`
@@ -344,7 +346,9 @@ func (s *serverProc) measure(name string) (resources, error) {
 		return r, err
 	}
 	r.RSS, r.RSSAnon, r.FDs = procstat.RSS(s.pid()), statusKB(s.pid(), "RssAnon:"), countFDs(s.pid())
+	r.Threads = statusKB(s.pid(), "Threads:") >> 10
 	r.Goroutines, r.Conns, r.HeapInuse, r.StackInuse = min(r.Goroutines, st.Goroutines), st.Conns, st.HeapInuse, st.StackInuse
 	r.HeapAlloc, r.HeapObjs, r.HeapUnused, r.HeapFree, r.Metadata = st.HeapAlloc, st.HeapObjects, st.HeapUnused, st.HeapFree, st.Metadata
+	r.SpanMeta = st.SpanMetadata
 	return r, nil
 }

@@ -349,13 +349,15 @@ func (s *suite) finish() int {
 	row("RSS", human(s.before.RSS), human(s.peak.RSS), human(s.after.RSS), pct(s.after.RSS, s.before.RSS), fmt.Sprintf("+%.0f%% (at least +%s)", o.tolerance*100, human(o.rssSlack)))
 	row("  of which anonymous", human(s.before.RSSAnon), "", human(s.after.RSSAnon), pct(s.after.RSSAnon, s.before.RSSAnon), "")
 	if !push { // the push server does not tell its heap
-		row("  Go heap in use", human(s.before.HeapInuse), "", human(s.after.HeapInuse), pct(s.after.HeapInuse, s.before.HeapInuse), "")
+		row("  Go heap in use", human(s.before.HeapInuse), human(s.peak.HeapInuse), human(s.after.HeapInuse), pct(s.after.HeapInuse, s.before.HeapInuse), "")
 		row("    of which live objects", human(s.before.HeapAlloc), "", human(s.after.HeapAlloc), pct(s.after.HeapAlloc, s.before.HeapAlloc), "")
 		row("    heap objects", fmt.Sprint(s.before.HeapObjs), "", fmt.Sprint(s.after.HeapObjs), pct(s.after.HeapObjs, s.before.HeapObjs), "")
 		row("    free room in its spans", human(s.before.HeapUnused), "", human(s.after.HeapUnused), pct(s.after.HeapUnused, s.before.HeapUnused), "(fragmentation)")
 		row("  Go heap free, not released", human(s.before.HeapFree), "", human(s.after.HeapFree), pct(s.after.HeapFree, s.before.HeapFree), "")
 		row("  runtime metadata", human(s.before.Metadata), "", human(s.after.Metadata), pct(s.after.Metadata, s.before.Metadata), "(span descriptors, GC and page metadata)")
+		row("    of which span descriptors", human(s.before.SpanMeta), "", human(s.after.SpanMeta), pct(s.after.SpanMeta, s.before.SpanMeta), "(as many as the heap ever had spans)")
 		row("  goroutine stacks", human(s.before.StackInuse), "", human(s.after.StackInuse), pct(s.after.StackInuse, s.before.StackInuse), "")
+		row("    OS threads", fmt.Sprint(s.before.Threads), "", fmt.Sprint(s.after.Threads), pct(s.after.Threads, s.before.Threads), "(each keeps 48 KiB of stacks)")
 	}
 	if push {
 		row("goroutines", "n/a", "n/a", "n/a", "", "(the push server does not expose them)")

@@ -314,7 +314,14 @@ func (s *suite) sample() (stop func()) {
 			s.peakMu.Lock()
 			s.peak.RSS, s.peak.FDs = max(s.peak.RSS, r.RSS), max(s.peak.FDs, r.FDs)
 			s.peak.Goroutines, s.peak.Conns = max(s.peak.Goroutines, r.Goroutines), max(s.peak.Conns, r.Conns)
+			newPeak := st.HeapInuse > s.peak.HeapInuse+s.peak.HeapInuse/10
+			s.peak.HeapInuse = max(s.peak.HeapInuse, st.HeapInuse)
 			s.peakMu.Unlock()
+			if dir := os.Getenv("SOAK_PROFILE_DIR"); dir != "" && newPeak && !srv.push {
+				// What the heap is made of at its peak: the runtime's own
+				// structures stay sized for it.
+				srv.request(fmt.Sprintf("HEAPPROFILE %s/peak-%d.pprof", dir, srv.pid()), "PROFILED", 30*time.Second)
+			}
 			if s.o.verbose && time.Since(last) >= time.Second {
 				last = time.Now()
 				if s.o.target == "push" {

@@ -96,6 +96,7 @@ type serverStats struct {
 	HeapUnused         int64             `json:"heap_unused"`
 	HeapFree           int64             `json:"heap_free"`
 	Metadata           int64             `json:"metadata"`
+	SpanMetadata       int64             `json:"span_metadata"` // of which span descriptors (never returned: the most spans the heap had)
 	Conns              int               `json:"conns"`
 	Open               map[string]int64  `json:"open"`
 	Accepted           uint64            `json:"accepted"`
@@ -473,13 +474,14 @@ func (s *soakServer) stats() serverStats {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	st := serverStats{
-		Goroutines:  runtime.NumGoroutine(),
-		HeapInuse:   int64(ms.HeapInuse),
-		HeapAlloc:   int64(ms.HeapAlloc),
-		HeapObjects: int64(ms.HeapObjects),
-		StackInuse:  int64(ms.StackInuse),
-		HeapUnused:  memClass("/memory/classes/heap/unused:bytes"),
-		HeapFree:    memClass("/memory/classes/heap/free:bytes"),
+		Goroutines:   runtime.NumGoroutine(),
+		HeapInuse:    int64(ms.HeapInuse),
+		HeapAlloc:    int64(ms.HeapAlloc),
+		HeapObjects:  int64(ms.HeapObjects),
+		StackInuse:   int64(ms.StackInuse),
+		HeapUnused:   memClass("/memory/classes/heap/unused:bytes"),
+		HeapFree:     memClass("/memory/classes/heap/free:bytes"),
+		SpanMetadata: memClass("/memory/classes/metadata/mspan/inuse:bytes") + memClass("/memory/classes/metadata/mspan/free:bytes"),
 		Metadata: memClass("/memory/classes/metadata/mspan/inuse:bytes") + memClass("/memory/classes/metadata/mspan/free:bytes") +
 			memClass("/memory/classes/metadata/mcache/inuse:bytes") + memClass("/memory/classes/metadata/mcache/free:bytes") +
 			memClass("/memory/classes/metadata/other:bytes"),
