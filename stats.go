@@ -44,7 +44,8 @@ type Stats struct {
 	// MessagesSent counts the writes handed to the sockets, written at
 	// once or queued: each send that returned nil (Send, SendMessage,
 	// SendRaw, SendPrepared, SendResponse, SendEvent, SendChunk; one per
-	// connection for Broadcast and Multicast), and what the protocol
+	// connection for Broadcast and Multicast; one per message for
+	// SendMessages), and what the protocol
 	// sends by itself: a WebSocket handshake response (with what was sent
 	// before it, in one write), pings, pongs and close frames, HTTP error
 	// responses, each chunk of a file response. Dropped sends are not

@@ -496,18 +496,7 @@ func (g *Gateway) registerResuming(cl *client, resume map[string]Position) {
 	// The replay without Gateway.mu: other clients' resumes and pushes go
 	// on meanwhile. The client is not reachable by pushes yet, and those
 	// of the streams it resumes wait for their locks.
-	failed := false
-	for _, m := range replay {
-		if cl.conn.SendMessage(m.typ(), m.Data) != nil {
-			failed = true
-			g.dropped.Add(1)
-			break
-		}
-		g.deliveries.Add(1)
-	}
-	if !failed {
-		failed = cl.conn.SendMessage(protocol.TextMessage, resumed) != nil
-	}
+	failed := g.sendReplay(cl, replay, resumed)
 	g.mu.Lock()
 	if !failed && !cl.gone {
 		g.ready[cl] = struct{}{}

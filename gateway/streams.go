@@ -291,24 +291,34 @@ func (g *Gateway) addMemberResuming(kind, key string, cl *client, change func(),
 	change()
 	g.mu.Unlock()
 	// Live pushes of topic wait for s: the replay and resumed go first.
-	failed := false
+	replay := make([]Message, 0, len(msgs))
 	for _, e := range msgs {
-		m := envelope(topic, Position{Epoch: cur.Epoch, Offset: e.Offset}, e.Message)
-		if cl.conn.SendMessage(m.typ(), m.Data) != nil {
-			failed = true
-			g.dropped.Add(1)
-			break
-		}
-		g.deliveries.Add(1)
+		replay = append(replay, envelope(topic, Position{Epoch: cur.Epoch, Offset: e.Offset}, e.Message))
 	}
-	if !failed {
-		res, _ := json.Marshal(resumedFrame{Type: "resumed", Streams: map[string]resumedStream{
-			topic: {Recovered: ok, Epoch: cur.Epoch, Offset: cur.Offset}}})
-		failed = cl.conn.SendMessage(protocol.TextMessage, res) != nil
-	}
-	if failed {
+	res, _ := json.Marshal(resumedFrame{Type: "resumed", Streams: map[string]resumedStream{
+		topic: {Recovered: ok, Epoch: cur.Epoch, Offset: cur.Offset}}})
+	if g.sendReplay(cl, replay, res) {
 		// As at connect: the client resumes again from what it got.
 		cl.conn.Close()
 	}
 	return true
+}
+
+// sendReplay sends a resuming client its replay (text envelopes) and the
+// resumed frame, in one write where the connection allows
+// (Connection.SendMessages): a replay of 100 messages is one system call,
+// not 100. true: it failed (the send buffer could not take it, or the
+// connection is closing); nothing of it was sent then.
+func (g *Gateway) sendReplay(cl *client, replay []Message, resumed []byte) (failed bool) {
+	batch := make([][]byte, 0, len(replay)+1)
+	for _, m := range replay {
+		batch = append(batch, m.Data)
+	}
+	batch = append(batch, resumed)
+	if cl.conn.SendMessages(protocol.TextMessage, batch) != nil {
+		g.dropped.Add(uint64(len(replay)))
+		return true
+	}
+	g.deliveries.Add(uint64(len(replay)))
+	return false
 }
