@@ -258,6 +258,7 @@ type resources struct {
 	SpanMeta   int64 `json:"span_meta"`   // of which span descriptors
 	Threads    int64 `json:"threads"`     // OS threads: each keeps two stacks (g0, signals) for good
 	Goroutines int   `json:"goroutines"`
+	GoPeak     int64 `json:"go_peak"` // the most goroutines the process had at once: the runtime keeps each one's descriptor
 	FDs        int   `json:"fds"`
 	Conns      int   `json:"conns"`
 }
@@ -350,5 +351,6 @@ func (s *serverProc) measure(name string) (resources, error) {
 	r.Goroutines, r.Conns, r.HeapInuse, r.StackInuse = min(r.Goroutines, st.Goroutines), st.Conns, st.HeapInuse, st.StackInuse
 	r.HeapAlloc, r.HeapObjs, r.HeapUnused, r.HeapFree, r.Metadata = st.HeapAlloc, st.HeapObjects, st.HeapUnused, st.HeapFree, st.Metadata
 	r.SpanMeta = st.SpanMetadata
+	r.GoPeak = st.GoroutinePeak
 	return r, nil
 }

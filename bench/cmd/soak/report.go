@@ -363,6 +363,7 @@ func (s *suite) finish() int {
 		row("goroutines", "n/a", "n/a", "n/a", "", "(the push server does not expose them)")
 	} else {
 		row("goroutines", fmt.Sprint(s.before.Goroutines), fmt.Sprint(s.peak.Goroutines), fmt.Sprint(s.after.Goroutines), pct(int64(s.after.Goroutines), int64(s.before.Goroutines)), fmt.Sprintf("+%.0f%%", o.tolerance*100))
+		row("  most at once in the process", fmt.Sprint(s.before.GoPeak), "", fmt.Sprint(s.after.GoPeak), pct(s.after.GoPeak, s.before.GoPeak), "(sampled every 10 ms; about 500 B each stay)")
 	}
 	row("open fds", fmt.Sprint(s.before.FDs), fmt.Sprint(s.peak.FDs), fmt.Sprint(s.after.FDs), pct(int64(s.after.FDs), int64(s.before.FDs)), fmt.Sprintf("+%.0f%%", o.tolerance*100))
 	row("connections", fmt.Sprint(s.before.Conns), fmt.Sprint(s.peak.Conns), fmt.Sprint(s.after.Conns), "", "")
