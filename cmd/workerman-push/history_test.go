@@ -7,9 +7,11 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gobwas/ws"
 	"github.com/golang-jwt/jwt/v5"
+	natsserver "github.com/nats-io/nats-server/v2/server"
 )
 
 // hmsg is a frame of history mode, decoded.
@@ -156,4 +158,65 @@ func TestHistoryFlags(t *testing.T) {
 			t.Errorf("%v: %v", tc.args, err)
 		}
 	}
+}
+
+// With -nats and -history-size the history is in the NATS server's
+// JetStream (nats-server -js): a client resumes on another node, and on a
+// node that restarted, with exactly what it missed (recovered true, the
+// same epoch).
+func TestHistoryExternalNATS(t *testing.T) {
+	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
+		JetStream: true, StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server did not start")
+	}
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	const secret = "s"
+	flags := func(node string) []string {
+		return args("-node-id", node, "-nats", "nats://"+ns.Addr().String(), "-jwt-secret", secret, "-history-size", "100")
+	}
+	a := startRun(t, flags("a"), nil)
+	b := startRun(t, flags("b"), nil)
+	for _, n := range []*node{a, b} {
+		waitStatus(t, strings.TrimSuffix(n.api, "/api/")+"/readyz", http.StatusOK)
+		if !strings.Contains(n.log.String(), "history=jetstream") {
+			t.Fatalf("start line:\n%s", n.log.String())
+		}
+	}
+	tok := token(t, secret, jwt.SigningMethodHS256, jwt.MapClaims{"sub": "alice"})
+
+	c := dial(t, a, q(tok))
+	b.mustCall(t, "sendToUid", map[string]any{"uid": "alice", "message": "a1"})
+	ep := c.expectPush("uid:alice", 1, "", "a1").Epoch
+	c.conn.Close()
+	b.mustCall(t, "sendToUid", map[string]any{"uid": "alice", "message": "a2"})
+	a.mustCall(t, "sendToUid", map[string]any{"uid": "alice", "message": "a3"})
+
+	// On the other node.
+	d := dial(t, b, resumeQuery(tok, map[string]any{"uid:alice": map[string]any{"epoch": ep, "offset": 1}}))
+	d.expectPush("uid:alice", 2, ep, "a2")
+	d.expectPush("uid:alice", 3, ep, "a3")
+	if m := d.next(); m.Type != "resumed" || !m.Streams["uid:alice"].Recovered || m.Streams["uid:alice"].Offset != 3 {
+		t.Fatalf("resumed on b: %s", m.raw)
+	}
+	d.conn.Close()
+	b.mustCall(t, "sendToUid", map[string]any{"uid": "alice", "message": "a4"})
+
+	// On a node that restarted: the history is NATS's, not the node's.
+	if err := a.stop(); err != nil {
+		t.Fatal(err)
+	}
+	a = startRun(t, flags("a"), nil)
+	waitStatus(t, strings.TrimSuffix(a.api, "/api/")+"/readyz", http.StatusOK)
+	e := dial(t, a, resumeQuery(tok, map[string]any{"uid:alice": map[string]any{"epoch": ep, "offset": 3}}))
+	e.expectPush("uid:alice", 4, ep, "a4")
+	if m := e.next(); m.Type != "resumed" || !m.Streams["uid:alice"].Recovered || m.Streams["uid:alice"].Epoch != ep {
+		t.Fatalf("resumed after a restart: %s", m.raw)
+	}
+	b.mustCall(t, "sendToUid", map[string]any{"uid": "alice", "message": "a5"})
+	e.expectPush("uid:alice", 5, ep, "a5")
 }
