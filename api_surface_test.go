@@ -46,6 +46,7 @@ var userCalls = map[string]func(c *Connection){
 	"SendChunk":            func(c *Connection) { c.SendChunk([]byte("x")) },
 	"SendEvent":            func(c *Connection) { c.SendEvent(ServerSentEvent{Data: "x"}) },
 	"SendMessage":          func(c *Connection) { c.SendMessage(protocol.BinaryMessage, []byte{0xff}) },
+	"SendMessages":         func(c *Connection) { c.SendMessages(protocol.TextMessage, [][]byte{[]byte("x"), {0xff}}) },
 	"SendPrepared":         func(c *Connection) { c.SendPrepared(preparedX) },
 	"SendQueueSize":        func(c *Connection) { c.SendQueueSize() },
 	"SendRaw":              func(c *Connection) { c.SendRaw(nil) },
