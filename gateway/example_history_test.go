@@ -24,8 +24,9 @@ func ExampleNewMemoryHistory() {
 		log.Fatal(err)
 	}
 	g.OnConnect = func(id string) {
-		// Bind and join here: a client resumes the streams it reads when
-		// OnConnect returns.
+		// Bind and join here (the client resumes them right after its
+		// welcome) or later, from the backend (a bind or join then
+		// replays that stream, with a resumed frame of its own).
 	}
 	workerman.RunAll()
 }
