@@ -2,7 +2,9 @@ package workerman
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,9 +46,23 @@ type instance struct {
 	closed   traffic // what the connections no longer listed moved
 }
 
+// EngineEnv names the environment variable that picks the engine every
+// worker runs on: "epoll" (the default on Linux: event loops, no goroutine
+// per connection) or "goroutine" (a goroutine per connection, the default
+// elsewhere). It exists so that one test suite runs on each engine (CI
+// runs it on both); a program has no reason to set it.
+const EngineEnv = "WORKERMAN_ENGINE"
+
 func newReactor(loops, poolSize int, tick time.Duration, log *slog.Logger, goroutines bool) (*reactor, error) {
 	cfg := engine.Config{Loops: loops}
 	var eng engine.Engine
+	switch e := os.Getenv(EngineEnv); e {
+	case "", "epoll":
+	case "goroutine":
+		goroutines = true
+	default:
+		return nil, fmt.Errorf("workerman: %s=%q: want epoll or goroutine", EngineEnv, e)
+	}
 	if goroutines {
 		eng = engine.NewGoroutine(cfg)
 	} else {
