@@ -209,7 +209,10 @@ func TestPoolQueueShrinksAfterABurst(t *testing.T) {
 	wait(t, blocked, "the blocking callback")
 	dialLines(t, addr, conns, 1)
 	pool := w.reactor().pool
-	for pool.queued.Load() < conns {
+	for deadline := time.Now().Add(10 * time.Second); pool.queued.Load() < conns; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d connections queued behind the blocked callback", pool.queued.Load(), conns)
+		}
 		runtime.Gosched() // the lines reach the loops and queue behind the block
 	}
 	if c := pool.queueCap(); c < conns {
