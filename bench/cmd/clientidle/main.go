@@ -1,0 +1,155 @@
+// Command clientidle measures the memory of idle WebSocket clients in one
+// process: N workerman AsyncConnections (ws://) connected to an echo
+// server in another process, doing nothing, against the same number of
+// gorilla/websocket client connections, each kind in a fresh process of
+// its own. It reports the Go heap and the resident size per client,
+// after a GC that returns free memory to the OS.
+//
+//	cd bench && go run ./cmd/clientidle                # 10,000 clients of each kind
+//	cd bench && go run ./cmd/clientidle -n 1000
+package main
+
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"log"
+	"net/url"
+	"os"
+	"os/exec"
+	"runtime"
+	"runtime/debug"
+	"runtime/pprof"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/workerman-go/workerman"
+	"github.com/workerman-go/workerman/bench/internal/procstat"
+)
+
+func main() {
+	n := flag.Int("n", 10000, "clients")
+	kind := flag.String("kind", "", "internal: run the clients of one kind (workerman, gorilla) against -addr")
+	addr := flag.String("addr", "", "internal: the server")
+	heapProfile := flag.String("heapprofile", "", "write a heap profile of the clients (with -kind)")
+	flag.Parse()
+	if *kind != "" {
+		runClients(*kind, *addr, *n, *heapProfile)
+		return
+	}
+	srv := exec.Command("go", "run", "./cmd/benchserver", "-impl", "workerman", "-proto", "websocket")
+	srv.Stderr = os.Stderr
+	out, _ := srv.StdoutPipe()
+	stdin, _ := srv.StdinPipe() // the server runs until its stdin closes
+	defer stdin.Close()
+	if err := srv.Start(); err != nil {
+		log.Fatal(err)
+	}
+	defer srv.Process.Kill()
+	sc := bufio.NewScanner(out)
+	var serverAddr string
+	for sc.Scan() {
+		if a, ok := strings.CutPrefix(sc.Text(), "READY "); ok {
+			serverAddr = a
+			break
+		}
+	}
+	if serverAddr == "" {
+		log.Fatal("the server did not start")
+	}
+	go func() {
+		for sc.Scan() {
+		}
+	}()
+	self, _ := os.Executable()
+	fmt.Printf("| %d idle WebSocket clients in one process | Go heap per client | RSS per client |\n|---|---:|---:|\n", *n)
+	for _, k := range []string{"workerman", "gorilla"} {
+		c := exec.Command(self, "-kind", k, "-addr", serverAddr, "-n", fmt.Sprint(*n))
+		c.Stderr = os.Stderr
+		b, err := c.Output()
+		if err != nil {
+			log.Fatalf("%s: %v", k, err)
+		}
+		fmt.Print(string(b))
+	}
+}
+
+func runClients(kind, addr string, n int, heapProfile string) {
+	u := &url.URL{Scheme: "ws", Host: addr, Path: "/"}
+	measure := func() (heap, rss int64) {
+		runtime.GC()
+		debug.FreeOSMemory()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return int64(ms.HeapInuse), procstat.RSS(os.Getpid())
+	}
+	// The library's shared client side up before the baseline.
+	warm := workerman.NewAsyncConnection("ws://" + addr + "/")
+	warmed := make(chan struct{})
+	warm.OnWebSocketConnect = func(*workerman.AsyncConnection, *workerman.WebSocketResponse) { close(warmed) }
+	warm.OnError = func(_ *workerman.AsyncConnection, err error) { log.Fatalf("warm-up: %v", err) }
+	if err := warm.Connect(); err != nil {
+		log.Fatal(err)
+	}
+	<-warmed
+	time.Sleep(200 * time.Millisecond)
+	heap0, rss0 := measure()
+	var keep []any
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 200)
+	var mu sync.Mutex
+	for i := range n {
+		sem <- struct{}{}
+		wg.Add(1)
+		switch kind {
+		case "workerman":
+			c := workerman.NewAsyncConnection(u.String())
+			done := make(chan struct{})
+			var once sync.Once
+			c.OnWebSocketConnect = func(*workerman.AsyncConnection, *workerman.WebSocketResponse) { once.Do(func() { close(done) }) }
+			c.OnError = func(_ *workerman.AsyncConnection, err error) { log.Fatalf("client %d: %v", i, err) }
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				if err := c.Connect(); err != nil {
+					log.Fatal(err)
+				}
+				<-done
+			}()
+			mu.Lock()
+			keep = append(keep, c)
+			mu.Unlock()
+		case "gorilla":
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				conn, _, err := websocket.DefaultDialer.Dial(u.String(), nil)
+				if err != nil {
+					log.Fatal(err)
+				}
+				go func() { // a reader, as a gorilla client must have to see pings and closes
+					for {
+						if _, _, err := conn.ReadMessage(); err != nil {
+							return
+						}
+					}
+				}()
+				mu.Lock()
+				keep = append(keep, conn)
+				mu.Unlock()
+			}()
+		}
+	}
+	wg.Wait()
+	time.Sleep(time.Second)
+	heap1, rss1 := measure()
+	if heapProfile != "" {
+		f, _ := os.Create(heapProfile)
+		pprof.WriteHeapProfile(f)
+		f.Close()
+	}
+	fmt.Printf("| %s | %d B | %d B |\n", kind, (heap1-heap0)/int64(n), (rss1-rss0)/int64(n))
+	runtime.KeepAlive(keep)
+}
