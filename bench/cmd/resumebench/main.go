@@ -35,7 +35,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/workerman-go/workerman/bench/internal/benchproc"
@@ -311,25 +310,12 @@ func measure(opt options, kind, bin, tmp string) (smp sample) {
 
 // each runs f for every client, parallel at a time.
 func each(clients []*client, parallel int, f func(*client) error) error {
-	var wg sync.WaitGroup
-	var first atomic.Value
-	sem := make(chan struct{}, parallel)
-	for _, c := range clients {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			if err := f(c); err != nil {
-				first.CompareAndSwap(nil, fmt.Errorf("%s: %w", c.name, err))
-			}
-		}()
-	}
-	wg.Wait()
-	if err, _ := first.Load().(error); err != nil {
-		return err
-	}
-	return nil
+	return pushsub.Each(len(clients), parallel, func(i int) error {
+		if err := f(clients[i]); err != nil {
+			return fmt.Errorf("%s: %w", clients[i].name, err)
+		}
+		return nil
+	})
 }
 
 // pushAll pushes msg to every client's stream, batch streams per call.

@@ -128,11 +128,15 @@ func (c *subscriber) say(format string, a ...any) {
 
 // each runs f for every index, opt.Parallel at a time, and returns the
 // first error.
-func (c *subscriber) each(n int, f func(i int) error) error {
+func (c *subscriber) each(n int, f func(i int) error) error { return Each(n, c.opt.Parallel, f) }
+
+// Each runs f for every index below n, parallel at a time, and returns
+// the first error; after an error it starts no more.
+func Each(n, parallel int, f func(i int) error) error {
 	var (
 		wg    sync.WaitGroup
 		first atomic.Value
-		sem   = make(chan struct{}, c.opt.Parallel)
+		sem   = make(chan struct{}, max(1, parallel))
 	)
 	for i := range n {
 		if first.Load() != nil {
