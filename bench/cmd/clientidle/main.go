@@ -1,8 +1,9 @@
-// Command clientidle measures the memory of idle WebSocket clients in one
+// Command clientidle measures what idle WebSocket clients cost in one
 // process: N workerman AsyncConnections (ws://) connected to an echo
 // server in another process, doing nothing, against the same number of
-// gorilla/websocket client connections, each kind in a fresh process of
-// its own. It reports the Go heap and the resident size per client,
+// gorilla/websocket client connections (each with the reader goroutine a
+// gorilla client needs), each kind in a fresh process of its own. It
+// reports the Go heap, the resident size and the goroutines per client,
 // after a GC that returns free memory to the OS.
 //
 //	cd bench && go run ./cmd/clientidle                # 10,000 clients of each kind
@@ -64,7 +65,7 @@ func main() {
 		}
 	}()
 	self, _ := os.Executable()
-	fmt.Printf("| %d idle WebSocket clients in one process | Go heap per client | RSS per client |\n|---|---:|---:|\n", *n)
+	fmt.Printf("| %d idle WebSocket clients in one process | Go heap per client | RSS per client | goroutines per client |\n|---|---:|---:|---:|\n", *n)
 	for _, k := range []string{"workerman", "gorilla"} {
 		c := exec.Command(self, "-kind", k, "-addr", serverAddr, "-n", fmt.Sprint(*n))
 		c.Stderr = os.Stderr
@@ -96,6 +97,7 @@ func runClients(kind, addr string, n int, heapProfile string) {
 	<-warmed
 	time.Sleep(200 * time.Millisecond)
 	heap0, rss0 := measure()
+	g0 := runtime.NumGoroutine()
 	var keep []any
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 200)
@@ -144,12 +146,14 @@ func runClients(kind, addr string, n int, heapProfile string) {
 	}
 	wg.Wait()
 	time.Sleep(time.Second)
+	time.Sleep(2200 * time.Millisecond) // idle: the callback pool lets its workers go
 	heap1, rss1 := measure()
+	g1 := runtime.NumGoroutine()
 	if heapProfile != "" {
 		f, _ := os.Create(heapProfile)
 		pprof.WriteHeapProfile(f)
 		f.Close()
 	}
-	fmt.Printf("| %s | %d B | %d B |\n", kind, (heap1-heap0)/int64(n), (rss1-rss0)/int64(n))
+	fmt.Printf("| %s | %d B | %d B | %.2f |\n", kind, (heap1-heap0)/int64(n), (rss1-rss0)/int64(n), float64(g1-g0)/float64(n))
 	runtime.KeepAlive(keep)
 }
