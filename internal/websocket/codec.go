@@ -117,15 +117,14 @@ func init() {
 // the peer sends (RFC 6455, strictly), reassembles fragmented messages,
 // inflates compressed ones and frames what the connection sends.
 type Codec struct {
-	cfg  *Config
-	ccfg *ClientConfig // client side; nil on the server
-	key  string        // client side: Sec-WebSocket-Key
+	cfg    *Config
+	client *clientSide // nil on the server: an idle server connection's codec stays in 128 bytes
 
 	// Callback-goroutine-owned: Decode.
 	frag      *[]byte                                   // reassembly buffer
 	held      *[]byte                                   // buffer of the last message, released at the next Decode
 	request   atomic.Pointer[protocol.WebSocketRequest] // read by Connection.WebSocketRequest from any goroutine
-	rejection []byte                                    // the HTTP answer to a refused handshake
+	rejection *[]byte                                   // the HTTP answer to a refused handshake
 
 	// Send-lock-owned.
 	pending     *[]byte // frames sent before the handshake completed
@@ -155,7 +154,13 @@ type Codec struct {
 	upgraded       bool // the handshake packet was decoded
 }
 
-func (c *Codec) isClient() bool { return c.ccfg != nil }
+// clientSide is what only a client's codec has.
+type clientSide struct {
+	cfg *ClientConfig
+	key string // Sec-WebSocket-Key
+}
+
+func (c *Codec) isClient() bool { return c.client != nil }
 
 // Established reports whether the handshake completed.
 func (c *Codec) Established() bool { return c.established.Load() }
@@ -199,7 +204,7 @@ func (c *Codec) Input(conn protocol.Conn, buf []byte) (int, error) {
 	if err != nil || !ok {
 		return 0, err
 	}
-	if err := checkFrame(h, c.scan.inMessage, c.ccfg == nil); err != nil {
+	if err := checkFrame(h, c.scan.inMessage, c.client == nil); err != nil {
 		return 0, err
 	}
 	if max := conn.MaxPackageSize(); h.length > uint64(max) {
@@ -258,7 +263,7 @@ var (
 func (c *Codec) inputHandshake(buf []byte) (int, error) {
 	// Garbage (a TLS hello on a plain port, a stray protocol) is refused at
 	// once instead of after the size bound or the timeout.
-	if c.ccfg != nil {
+	if c.client != nil {
 		if n := min(len(buf), 5); !bytes.Equal(buf[:n], []byte("HTTP/")[:n]) {
 			return 0, &protocol.HandshakeError{Status: http.StatusBadGateway, Err: errNotHTTP}
 		}
@@ -298,7 +303,7 @@ func (c *Codec) Decode(conn protocol.Conn, packet []byte) (protocol.Message, err
 		c.held = nil
 	}
 	if !c.upgraded {
-		if c.ccfg != nil {
+		if c.client != nil {
 			return c.clientHandshake(packet)
 		}
 		return c.handshake(conn, packet)
@@ -448,7 +453,8 @@ func (c *Codec) handshake(conn protocol.Conn, packet []byte) (protocol.Message, 
 				he.Status = rej.StatusCode()
 			}
 		}
-		c.rejection = rw.w.Bytes()
+		b := rw.w.Bytes()
+		c.rejection = &b
 		return protocol.Message{}, he
 	}
 	c.upgraded = true
@@ -587,7 +593,7 @@ func (c *Codec) Encode(_ protocol.Conn, dst []byte, m protocol.Message) ([]byte,
 // maskKey is nil on the server and a fresh random key per frame on the
 // client (RFC 6455 section 5.3).
 func (c *Codec) maskKey() *[4]byte {
-	if c.ccfg == nil {
+	if c.client == nil {
 		return nil
 	}
 	var k [4]byte
@@ -604,7 +610,7 @@ func (c *Codec) errorResponse(err error) []byte {
 	var he *protocol.HandshakeError
 	if errors.As(err, &he) {
 		if c.rejection != nil {
-			return c.rejection
+			return *c.rejection
 		}
 		return httpResponse(he.Status, "")
 	}

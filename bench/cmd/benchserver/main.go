@@ -1,7 +1,8 @@
 // Command benchserver runs one echo server for the benchmark runner. It
 // prints "READY <addr>" once listening. On SIGUSR1 it collects garbage,
-// returns free memory to the OS and prints "GC", so that the runner reads
-// a resident size that holds live memory only. A line "BROADCAST <n>" on
+// returns free memory to the OS (and, with BENCH_HEAPPROFILE set, writes a
+// heap profile there) and prints "GC", so that the runner reads a resident
+// size that holds live memory only. A line "BROADCAST <n>" on
 // stdin sends an n-byte message to every client and prints "SENT <count>".
 package main
 
@@ -37,6 +38,9 @@ func main() {
 		pprof.StartCPUProfile(f)
 		defer pprof.StopCPUProfile()
 	}
+	if os.Getenv("BENCH_HEAPPROFILE") != "" {
+		runtime.MemProfileRate = 1 // every allocation: exact sizes per connection
+	}
 	s, err := servers.Start(*impl, *proto, *addr)
 	if err != nil {
 		log.Fatal(err)
@@ -66,6 +70,12 @@ func main() {
 			}
 			runtime.GC()
 			debug.FreeOSMemory()
+			if path := os.Getenv("BENCH_HEAPPROFILE"); path != "" {
+				if f, err := os.Create(path); err == nil {
+					pprof.WriteHeapProfile(f)
+					f.Close()
+				}
+			}
 			say("GC")
 		case l, ok := <-lines:
 			if !ok {

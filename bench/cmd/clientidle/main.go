@@ -35,9 +35,10 @@ func main() {
 	kind := flag.String("kind", "", "internal: run the clients of one kind (workerman, gorilla) against -addr")
 	addr := flag.String("addr", "", "internal: the server")
 	heapProfile := flag.String("heapprofile", "", "write a heap profile of the clients (with -kind)")
+	hold := flag.Duration("hold", 0, "with -kind: keep the clients connected this long after measuring (to profile the server meanwhile)")
 	flag.Parse()
 	if *kind != "" {
-		runClients(*kind, *addr, *n, *heapProfile)
+		runClients(*kind, *addr, *n, *heapProfile, *hold)
 		return
 	}
 	srv := exec.Command("go", "run", "./cmd/benchserver", "-impl", "workerman", "-proto", "websocket")
@@ -77,7 +78,7 @@ func main() {
 	}
 }
 
-func runClients(kind, addr string, n int, heapProfile string) {
+func runClients(kind, addr string, n int, heapProfile string, hold time.Duration) {
 	u := &url.URL{Scheme: "ws", Host: addr, Path: "/"}
 	measure := func() (heap, rss int64) {
 		runtime.GC()
@@ -155,5 +156,6 @@ func runClients(kind, addr string, n int, heapProfile string) {
 		f.Close()
 	}
 	fmt.Printf("| %s | %d B | %d B | %.2f |\n", kind, (heap1-heap0)/int64(n), (rss1-rss0)/int64(n), float64(g1-g0)/float64(n))
+	time.Sleep(hold)
 	runtime.KeepAlive(keep)
 }
