@@ -641,6 +641,13 @@ func (c *goConn) LocalAddr() net.Addr {
 
 // ---- dialing ----
 
+// dialTimeout is a connect that ran out of time: its own error, and
+// os.ErrDeadlineExceeded.
+type dialTimeout struct{ err error }
+
+func (e dialTimeout) Error() string   { return e.err.Error() }
+func (e dialTimeout) Unwrap() []error { return []error{e.err, os.ErrDeadlineExceeded} }
+
 func (e *goEngine) Dial(d DialRequest) DialConn {
 	c := &goConn{e: e, inst: e.pick(), state: stConnecting, resume: make(chan struct{}), closed: make(chan struct{}), dialReq: &d}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -691,6 +698,11 @@ func (c *goConn) connect(done func(error)) {
 		c.mu.Unlock()
 		c.cancel()
 		c.e.untrack(c)
+		if errors.Is(c.dialCtx.Err(), context.DeadlineExceeded) && !errors.Is(err, os.ErrDeadlineExceeded) {
+			// As on the epoll engine: a connect that ran out of time is
+			// os.ErrDeadlineExceeded (net's own dial timeout is not).
+			err = dialTimeout{err}
+		}
 		done(fmt.Errorf("workerman: connect %s: %w", d.Address, err))
 		return
 	}
