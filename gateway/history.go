@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"sync"
@@ -198,6 +199,13 @@ func (h *MemoryHistory) Since(_ context.Context, stream string, from Position) (
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.sweepLocked(now, false)
+	if from.Offset == math.MaxUint64 && h.streams[stream] == nil {
+		// Only the current position (a node's first member of a stream):
+		// a stream with no history yet is "before the first message",
+		// and is not made, so that every uid bound costs nothing here
+		// until it gets a message.
+		return nil, Position{}, false, nil
+	}
 	st := h.streamLocked(stream, now)
 	cur := Position{Epoch: st.epoch, Offset: st.last}
 	oldest := st.last - uint64(st.n) + 1 // offset of ring[head]

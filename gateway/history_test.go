@@ -646,3 +646,22 @@ func TestHistoryFullBufferCloses(t *testing.T) {
 		t.Fatalf("got %.80s, want resumed at %d", f.raw, pushed)
 	}
 }
+
+// A node's first member of a stream reads the stream's current position;
+// in the memory history that makes no stream: binding a uid costs nothing
+// there until the uid gets a message.
+func TestMemoryHistoryJoinMakesNoStream(t *testing.T) {
+	leakcheck.Check(t)
+	h := NewMemoryHistory(MemoryHistoryOptions{Size: 10})
+	n := histNode(t, h)
+	a := mustDialHist(t, n, url.Values{"uid": {"alice"}, "group": {"room"}})
+	if st := h.Stats(); st.Streams != 0 {
+		t.Fatalf("%d streams after a client bound a uid and joined a group, want 0", st.Streams)
+	}
+	c := ctx(t)
+	must(t, n.SendToUID(c, "alice", Text("one")))
+	a.expectMsg(t, "uid:alice", 1, "", "one")
+	if st := h.Stats(); st.Streams != 1 || st.Messages != 1 {
+		t.Fatalf("after a push: %+v", st)
+	}
+}
