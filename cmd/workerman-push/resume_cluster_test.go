@@ -39,8 +39,14 @@ func TestSIGKILLResume(t *testing.T) {
 			"-history-size", "20000", "-jwt-secret", secret, "-nats-store", t.TempDir()))
 	}
 	for _, n := range nodes {
-		// Ready once JetStream has its majority and the history exists.
-		waitStatus(t, strings.TrimSuffix(n.api, "api/")+"readyz", 200)
+		// Ready once JetStream has its majority, a meta leader and the
+		// history's stream: seconds on a busy machine (bounded polling).
+		u := strings.TrimSuffix(n.api, "api/") + "readyz"
+		for deadline := time.Now().Add(60 * time.Second); httpGet(t, u) != 200; time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s never answered 200 within 60 s; node log:\n%s", u, n.log.String())
+			}
+		}
 	}
 	victim, pusher := nodes[0], nodes[1]
 
