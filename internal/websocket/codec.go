@@ -453,8 +453,9 @@ func (c *Codec) handshake(conn protocol.Conn, packet []byte) (protocol.Message, 
 				he.Status = rej.StatusCode()
 			}
 		}
-		b := rw.w.Bytes()
-		c.rejection = &b
+		if b := rw.w.Bytes(); len(b) > 0 {
+			c.rejection = &b
+		}
 		return protocol.Message{}, he
 	}
 	c.upgraded = true
