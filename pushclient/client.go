@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -487,6 +488,12 @@ func (c *Client) dialLocked(a *attempt, token string) error {
 	conn.OnError = func(_ *workerman.AsyncConnection, err error) {
 		if errors.Is(err, workerman.ErrSendBufferFull) || errors.Is(err, workerman.ErrInvalidUTF8) {
 			return // a Send's failure: Send returned it, the connection goes on
+		}
+		if errors.Is(err, protocol.ErrHandshakeTimeout) || errors.Is(err, os.ErrDeadlineExceeded) {
+			// The connect's or the handshake's own clock (both
+			// ConnectTimeout) ran out before the attempt's: the same
+			// failure.
+			err = fmt.Errorf("%w: %s within %v (%w)", ErrConnectTimeout, a.url, c.opt.ConnectTimeout, err)
 		}
 		c.mu.Lock()
 		if a.err == nil {
