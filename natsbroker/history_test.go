@@ -35,40 +35,6 @@ func jsServer(t *testing.T) *server.Server {
 	return s
 }
 
-// histNode is a node whose gateway keeps its history in JetStream; its
-// clients bind the uid of their query (?uid=) before they are reachable.
-func histNode(t *testing.T, name string, o Options) *node {
-	t.Helper()
-	b, err := New(testOptions(o))
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := &workerman.Worker{URI: "websocket://127.0.0.1:0"}
-	w.OnWebSocketConnect = func(c *workerman.Connection, r *workerman.WebSocketRequest) error {
-		c.SetValue(r.Query().Get("uid"))
-		return nil
-	}
-	g, err := gateway.New(w, gateway.Options{Node: name, Broker: b, History: b.History()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	g.Welcome = func(c gateway.ClientInfo) gateway.Message {
-		out, _ := json.Marshal(map[string]string{"type": "welcome", "client_id": c.ID})
-		return gateway.Message{Data: out}
-	}
-	g.OnConnect = func(id string) {
-		if uid, _ := g.Connection(id).Value().(string); uid != "" {
-			g.BindUID(context.Background(), id, uid)
-		}
-	}
-	if err := w.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	n := &node{Gateway: g, b: b, w: w, addr: w.Addr().String()}
-	t.Cleanup(n.stop)
-	return n
-}
-
 // waitHistory waits until the node's history takes appends.
 func waitHistory(t *testing.T, n *node) {
 	t.Helper()
@@ -152,7 +118,7 @@ func freeAddr(t *testing.T) string {
 func TestHistoryExternalJetStream(t *testing.T) {
 	s := jsServer(t)
 	opt := Options{URLs: []string{clientURL(s)}, History: &HistoryOptions{Size: 50, TTL: time.Hour}}
-	a, b := histNode(t, "a", opt), histNode(t, "b", opt)
+	a, b := newNode(t, "a", opt), newNode(t, "b", opt)
 	waitHistory(t, a)
 	waitHistory(t, b)
 	ha, hb := a.b.History(), b.b.History()
@@ -227,7 +193,7 @@ func TestHistoryExternalJetStream(t *testing.T) {
 // expired is gone: its next message starts a new epoch at offset 1.
 func TestHistoryTTL(t *testing.T) {
 	s := jsServer(t)
-	n := histNode(t, "a", Options{URLs: []string{clientURL(s)}, History: &HistoryOptions{Size: 10, TTL: time.Second}})
+	n := newNode(t, "a", Options{URLs: []string{clientURL(s)}, History: &HistoryOptions{Size: 10, TTL: time.Second}})
 	waitHistory(t, n)
 	h := n.b.History()
 	c := ctx(t)
@@ -262,7 +228,7 @@ func TestHistoryEmbeddedClusterNodeKilled(t *testing.T) {
 	}
 	var nodes []*node
 	for i, name := range []string{"n1", "n2", "n3"} {
-		nodes = append(nodes, histNode(t, name, Options{Cluster: peers[i], Peers: peers,
+		nodes = append(nodes, newNode(t, name, Options{Cluster: peers[i], Peers: peers,
 			History: &HistoryOptions{Size: 20000, StoreDir: t.TempDir()}}))
 	}
 	for _, n := range nodes {
@@ -391,7 +357,7 @@ func TestHistoryTwoPublishersOneStream(t *testing.T) {
 	opt := Options{URLs: []string{clientURL(s)}, History: &HistoryOptions{Size: 2000, TTL: time.Hour}}
 	var nodes []*node
 	for _, name := range []string{"p1", "p2", "m"} {
-		n := histNode(t, name, opt)
+		n := newNode(t, name, opt)
 		waitHistory(t, n)
 		nodes = append(nodes, n)
 	}

@@ -52,6 +52,9 @@ type node struct {
 	addr string
 }
 
+// newNode starts a node; with o.History its gateway keeps the cluster's
+// history in JetStream. A client that connects with ?uid= is bound to it
+// before it is reachable.
 func newNode(t *testing.T, name string, o Options) *node {
 	t.Helper()
 	b, err := New(testOptions(o))
@@ -59,13 +62,22 @@ func newNode(t *testing.T, name string, o Options) *node {
 		t.Fatal(err)
 	}
 	w := &workerman.Worker{URI: "websocket://127.0.0.1:0"}
-	g, err := gateway.New(w, gateway.Options{Node: name, Broker: b})
+	w.OnWebSocketConnect = func(c *workerman.Connection, r *workerman.WebSocketRequest) error {
+		c.SetValue(r.Query().Get("uid"))
+		return nil
+	}
+	g, err := gateway.New(w, gateway.Options{Node: name, Broker: b, History: b.History()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	g.Welcome = func(c gateway.ClientInfo) gateway.Message {
 		out, _ := json.Marshal(map[string]string{"type": "welcome", "client_id": c.ID})
 		return gateway.Message{Data: out}
+	}
+	g.OnConnect = func(id string) {
+		if uid, _ := g.Connection(id).Value().(string); uid != "" {
+			g.BindUID(context.Background(), id, uid)
+		}
 	}
 	if err := w.Listen(); err != nil {
 		t.Fatal(err)
