@@ -591,7 +591,18 @@ func (c *fdConn) resume() {
 	if c.eofPending && c.paused.Load() == 0 && c.state.Load() == stOpen {
 		c.deliverEOF()
 	}
+	if r, ok := c.h.(resumer); ok && c.paused.Load() == 0 && c.state.Load() == stOpen {
+		r.onResume()
+	}
 }
+
+// resumer is a Handler that keeps input of its own (a TLS layer's decrypted
+// bytes): resume hands it the turn after the connection's buffered bytes.
+type resumer interface{ onResume() }
+
+// postResume makes the loop run resume, as a ResumeRead that cleared the
+// last reason does.
+func (c *fdConn) postResume() { c.loop.post(task{kind: taskResume, c: c}) }
 
 func (c *fdConn) fdClosedLoop() bool {
 	c.mu.Lock()

@@ -46,7 +46,7 @@ func (e *epollEngine) Listen(spec *Listener, accept AcceptFunc) error {
 		return listenUDP(spec, accept, e.Loops())
 	}
 	if spec.TLS != nil {
-		return e.gor.Listen(spec, accept)
+		return e.listenTLS(spec, accept)
 	}
 	family, sa, err := listenSockaddr(spec.Network, spec.Address)
 	if err != nil {
@@ -219,7 +219,7 @@ func (l *loop) adopt(fd int, sa unix.Sockaddr, ln *fdListener) {
 // Dial prepares a connect on the least-loaded loop.
 func (e *epollEngine) Dial(d DialRequest) DialConn {
 	if d.TLS != nil {
-		return e.gor.Dial(d)
+		return e.dialTLS(d)
 	}
 	l := e.leastLoaded()
 	l.n.Add(1)
