@@ -306,7 +306,7 @@ func (l *loop) exec(t *task) {
 	case taskDial:
 		l.startDial(t.c)
 	case taskDialTimeout:
-		if d := t.c.dial; d != nil {
+		if d := t.c.dialing(); d != nil {
 			t.c.dialFailed(fmt.Errorf("workerman: connect %s: %w", d.addr, os.ErrDeadlineExceeded))
 		}
 	}
@@ -356,31 +356,80 @@ var errEngineStopped = fmt.Errorf("workerman: engine stopped: %w", net.ErrClosed
 
 // fdConn is a connection served by a loop. Fields marked loop-owned are only
 // touched by the loop goroutine; the others are guarded by mu or atomic. It
-// is kept small: an idle connection is this struct and its Handler only.
+// is kept small: an idle connection is this struct and its Handler only,
+// and this struct stays in the runtime's 112-byte size class (a test holds
+// it there). What few connections need is in x.
 type fdConn struct {
-	loop     *loop
-	h        Handler
-	out      *outbox     // queued output; nil when nothing is queued
-	in       *[]byte     // loop-owned: bytes not yet consumed
-	timer    *time.Timer // dial timeout, flush stall or linger deadline
-	dial     *dialState  // while connecting
-	ln       *fdListener // the listener that accepted it, if any
-	closeErr error
-	nread    atomic.Uint64
-	written  uint64
-	mu       sync.Mutex
-	state    atomic.Uint32
-	paused   atomic.Uint32
-	fd       int32
-	need     int32  // loop-owned: bytes OnRead wants before it is called again
-	events   uint32 // current epoll interest; 0 = not registered
+	loop    *loop
+	h       Handler
+	out     *outbox     // queued output; nil when nothing is queued
+	in      *[]byte     // loop-owned: bytes not yet consumed
+	x       *connExtra  // guarded by mu; nil until needed
+	ln      *fdListener // the listener that accepted it, if any
+	nread   atomic.Uint64
+	written uint64
+	mu      sync.Mutex
+	state   atomic.Uint32
+	paused  atomic.Uint32
+	fd      int32
+	need    int32  // loop-owned: bytes OnRead wants before it is called again
+	events  uint32 // current epoll interest; 0 = not registered
 
 	eof        bool // peer shut down its side; no more reading
 	fdClosed   bool
 	notified   bool // OnClose was called
 	eofPending bool // loop-owned: EOF seen while paused with input buffered
 
-	remote peerAddr
+	remote peerAddr // guarded by mu (set before the connection is shared, or while it dials)
+}
+
+// connExtra is the part of a connection that few connections need: one that
+// dials, closes with output queued or lingers, failed with an error, or has
+// an IPv6 peer. It is allocated by the first of these that happens (see
+// extraLocked) and, like the fields of fdConn it extends, guarded by mu.
+type connExtra struct {
+	dial     *dialState  // while connecting
+	timer    *time.Timer // dial timeout, flush stall or linger deadline
+	closeErr error       // why the connection failed, if it did
+	ip6      [16]byte    // the peer's address when remote.kind is 6
+}
+
+// extraLocked returns c.x, allocating it; the caller holds mu (or c is not
+// shared yet).
+func (c *fdConn) extraLocked() *connExtra {
+	if c.x == nil {
+		c.x = new(connExtra)
+	}
+	return c.x
+}
+
+func (c *fdConn) dialLocked() *dialState {
+	if c.x == nil {
+		return nil
+	}
+	return c.x.dial
+}
+
+// dialing returns the dial state while the connection connects, nil once it
+// is connected. What it returns may be read without mu except done and err.
+func (c *fdConn) dialing() *dialState {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.dialLocked()
+}
+
+func (c *fdConn) closeErrLocked() error {
+	if c.x == nil {
+		return nil
+	}
+	return c.x.closeErr
+}
+
+// setCloseErrLocked records why the connection failed (nothing for nil).
+func (c *fdConn) setCloseErrLocked(err error) {
+	if err != nil {
+		c.extraLocked().closeErr = err
+	}
 }
 
 // dialState is what a connection needs only while it connects.
@@ -701,8 +750,8 @@ func (c *fdConn) write(p []byte, limit int, drop, shared bool) (int, error) {
 }
 
 func (c *fdConn) closedErrLocked() error {
-	if c.closeErr != nil && !errors.Is(c.closeErr, net.ErrClosed) {
-		return fmt.Errorf("workerman: connection closed: %w (%w)", net.ErrClosed, c.closeErr)
+	if err := c.closeErrLocked(); err != nil && !errors.Is(err, net.ErrClosed) {
+		return fmt.Errorf("workerman: connection closed: %w (%w)", net.ErrClosed, err)
 	}
 	return fmt.Errorf("workerman: connection closed: %w", net.ErrClosed)
 }
@@ -714,7 +763,7 @@ func (c *fdConn) failLocked(err error) {
 		return
 	}
 	c.state.Store(stDead)
-	c.closeErr = err
+	c.setCloseErrLocked(err) // none was recorded: only a dead connection has one
 	c.dropOutput()
 	c.loop.post(task{kind: taskClose, c: c})
 }
@@ -817,7 +866,7 @@ func (c *fdConn) Close() {
 func (c *fdConn) armFlushTimerLocked(progress uint64) {
 	timeout := c.loop.e.cfg.FlushTimeout
 	c.stopTimerLocked()
-	c.timer = time.AfterFunc(timeout, func() {
+	c.extraLocked().timer = time.AfterFunc(timeout, func() {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		if c.state.Load() != stClosing {
@@ -832,9 +881,9 @@ func (c *fdConn) armFlushTimerLocked(progress uint64) {
 }
 
 func (c *fdConn) stopTimerLocked() {
-	if c.timer != nil {
-		c.timer.Stop()
-		c.timer = nil
+	if c.x != nil && c.x.timer != nil {
+		c.x.timer.Stop()
+		c.x.timer = nil
 	}
 }
 
@@ -854,7 +903,7 @@ func (c *fdConn) startLinger() {
 	}
 	unix.Shutdown(int(c.fd), unix.SHUT_WR)
 	c.stopTimerLocked()
-	c.timer = time.AfterFunc(LingerTimeout, func() {
+	c.extraLocked().timer = time.AfterFunc(LingerTimeout, func() {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		if c.state.Load() == stLinger {
@@ -879,21 +928,23 @@ func (c *fdConn) Destroy(err error) {
 
 // closeFD closes the descriptor and tells the handler (loop goroutine only).
 func (c *fdConn) closeFD(err error) {
-	if c.dial != nil {
+	c.mu.Lock()
+	if c.dialLocked() != nil {
+		c.mu.Unlock()
 		c.dialFailed(err)
 		return
 	}
-	c.mu.Lock()
 	if c.fdClosed {
 		c.mu.Unlock()
 		return
 	}
 	c.fdClosed = true
 	c.state.Store(stDead)
-	if c.closeErr == nil {
-		c.closeErr = err
+	if recorded := c.closeErrLocked(); recorded != nil {
+		err = recorded
+	} else {
+		c.setCloseErrLocked(err)
 	}
-	err = c.closeErr
 	c.dropOutput()
 	c.stopTimerLocked()
 	unix.EpollCtl(c.loop.epfd, unix.EPOLL_CTL_DEL, int(c.fd), nil)
@@ -948,7 +999,11 @@ func (c *fdConn) ResumeRead(r Reason) {
 	}
 }
 
-func (c *fdConn) RemoteAddr() net.Addr { return c.remote.addr() }
+func (c *fdConn) RemoteAddr() net.Addr {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.remoteAddrLocked()
+}
 
 func (c *fdConn) LocalAddr() net.Addr {
 	c.mu.Lock()

@@ -199,7 +199,8 @@ func (l *loop) adopt(fd int, sa unix.Sockaddr, ln *fdListener) {
 	if ln.hold(l, fd, sa) {
 		return
 	}
-	c := &fdConn{loop: l, fd: int32(fd), remote: peerFrom(sa), ln: ln}
+	c := &fdConn{loop: l, fd: int32(fd), ln: ln}
+	c.setRemoteLocked(sa)
 	c.state.Store(stOpen)
 	h := ln.accept(c, l.id)
 	if h == nil {
@@ -223,7 +224,7 @@ func (e *epollEngine) Dial(d DialRequest) DialConn {
 	}
 	l := e.leastLoaded()
 	l.n.Add(1)
-	c := &fdConn{loop: l, fd: -1, dial: &dialState{addr: d.Address, req: d}}
+	c := &fdConn{loop: l, fd: -1, x: &connExtra{dial: &dialState{addr: d.Address, req: d}}}
 	c.state.Store(stConnecting)
 	return c
 }
@@ -235,8 +236,8 @@ func (c *fdConn) Start(h Handler, done func(err error)) {
 	l := c.loop
 	c.mu.Lock()
 	c.h = h
-	c.dial.done = done
-	d := c.dial.req
+	c.x.dial.done = done // x.dial is only cleared once connected, after Start
+	d := c.x.dial.req
 	if c.state.Load() != stConnecting {
 		// Closed before it started: report it from the loop.
 		c.mu.Unlock()
@@ -244,7 +245,7 @@ func (c *fdConn) Start(h Handler, done func(err error)) {
 		return
 	}
 	if d.Timeout > 0 {
-		c.timer = time.AfterFunc(d.Timeout, func() { l.post(task{kind: taskDialTimeout, c: c}) })
+		c.x.timer = time.AfterFunc(d.Timeout, func() { l.post(task{kind: taskDialTimeout, c: c}) })
 	}
 	c.mu.Unlock()
 	if family, sa, err := dialSockaddr(d.Network, d.Address); err == nil {
@@ -257,7 +258,7 @@ func (c *fdConn) Start(h Handler, done func(err error)) {
 		family, sa, err := resolveDial(d.Network, d.Address, d.Timeout)
 		if err != nil {
 			c.mu.Lock()
-			c.dial.err = err
+			c.x.dial.err = err
 			c.mu.Unlock()
 		} else {
 			c.startConnect(family, sa)
@@ -274,9 +275,10 @@ func (c *fdConn) startConnect(family int, sa unix.Sockaddr) {
 	if c.fdClosed {
 		return // cancelled before the socket existed
 	}
+	d := c.x.dial // not cleared before the loop saw the connection
 	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		c.dial.err = fmt.Errorf("workerman: socket: %w", err)
+		d.err = fmt.Errorf("workerman: socket: %w", err)
 		return
 	}
 	if family != unix.AF_UNIX {
@@ -286,11 +288,11 @@ func (c *fdConn) startConnect(family int, sa unix.Sockaddr) {
 	err = unix.Connect(fd, sa)
 	if err != nil && err != unix.EINPROGRESS && err != unix.EINTR && err != unix.EAGAIN {
 		unix.Close(fd)
-		c.dial.err = fmt.Errorf("workerman: connect %s: %w", c.dial.addr, err)
+		d.err = fmt.Errorf("workerman: connect %s: %w", d.addr, err)
 		return
 	}
 	c.fd = int32(fd)
-	c.remote = peerFrom(sa)
+	c.setRemoteLocked(sa)
 }
 
 // startDial registers a connecting socket with the loop.
@@ -301,7 +303,7 @@ func (l *loop) startDial(c *fdConn) {
 		c.dialFailed(nil) // closed before it connected: report it now
 		return
 	}
-	err := c.dial.err
+	err := c.x.dial.err
 	if err == nil && c.state.Load() != stConnecting {
 		err = c.closedErrLocked()
 	}
@@ -318,14 +320,17 @@ func (l *loop) startDial(c *fdConn) {
 // whether the connection is up.
 func (c *fdConn) finishDial() bool {
 	if err := sockError(int(c.fd)); err != nil {
-		c.dialFailed(fmt.Errorf("workerman: connect %s: %w", c.dial.addr, err))
+		c.dialFailed(fmt.Errorf("workerman: connect %s: %w", c.dialing().addr, err))
 		return false
 	}
 	c.mu.Lock()
 	c.stopTimerLocked()
 	c.state.Store(stOpen)
-	done := c.dial.done
-	c.dial = nil
+	done := c.x.dial.done
+	c.x.dial = nil
+	if c.x.closeErr == nil && c.remote.kind != 6 {
+		c.x = nil // a connected client is as small as an accepted connection
+	}
 	c.mu.Unlock()
 	done(nil)
 	c.mu.Lock()
@@ -341,7 +346,8 @@ func (c *fdConn) finishDial() bool {
 // when Start comes.
 func (c *fdConn) dialFailed(err error) {
 	c.mu.Lock()
-	if c.dial == nil {
+	d := c.dialLocked()
+	if d == nil {
 		c.mu.Unlock()
 		return // connected meanwhile
 	}
@@ -359,15 +365,15 @@ func (c *fdConn) dialFailed(err error) {
 		}
 		c.loop.n.Add(-1)
 		if err == nil {
-			err = c.closeErr
+			err = c.closeErrLocked()
 		}
 		if err == nil {
-			err = fmt.Errorf("workerman: connect %s: %w", c.dial.addr, net.ErrClosed)
+			err = fmt.Errorf("workerman: connect %s: %w", d.addr, net.ErrClosed)
 		}
-		c.dial.err = err
+		d.err = err
 	}
-	done, err := c.dial.done, c.dial.err
-	c.dial.done = nil
+	done, err := d.done, d.err
+	d.done = nil
 	c.mu.Unlock()
 	if done != nil {
 		done(err)
@@ -487,33 +493,43 @@ func tcpSockaddr(ip net.IP, port int, zone string) (int, unix.Sockaddr, error) {
 	return 0, nil, errors.New("workerman: invalid IP address")
 }
 
-// peerAddr keeps an IP socket address inline, without the allocation of a
-// unix.Sockaddr, to keep idle connections small.
+// peerAddr is the peer's address, kept without the allocation of a
+// unix.Sockaddr to keep idle connections small: the port and an IPv4
+// address inline, an IPv6 address in the connection's connExtra (which is
+// what keeps fdConn in its size class).
 type peerAddr struct {
-	ip   [16]byte
+	ip4  [4]byte
 	port uint16
 	kind uint8 // 0 none (unix socket), 4 or 6
 }
 
-func peerFrom(sa unix.Sockaddr) peerAddr {
+// setRemoteLocked records the peer's address sa; the caller holds mu (or c
+// is not shared yet). An IPv4 address mapped into IPv6 (a peer of a
+// dual-stack socket) is kept as IPv4: RemoteAddr is the same.
+func (c *fdConn) setRemoteLocked(sa unix.Sockaddr) {
 	switch sa := sa.(type) {
 	case *unix.SockaddrInet4:
-		p := peerAddr{port: uint16(sa.Port), kind: 4}
-		copy(p.ip[:], sa.Addr[:])
-		return p
+		c.remote = peerAddr{ip4: sa.Addr, port: uint16(sa.Port), kind: 4}
 	case *unix.SockaddrInet6:
-		return peerAddr{ip: sa.Addr, port: uint16(sa.Port), kind: 6}
+		if ip4 := net.IP(sa.Addr[:]).To4(); ip4 != nil {
+			c.remote = peerAddr{ip4: [4]byte(ip4), port: uint16(sa.Port), kind: 4}
+			return
+		}
+		c.remote = peerAddr{port: uint16(sa.Port), kind: 6}
+		c.extraLocked().ip6 = sa.Addr
+	default:
+		c.remote = peerAddr{}
 	}
-	return peerAddr{}
 }
 
-func (p peerAddr) addr() net.Addr {
+func (c *fdConn) remoteAddrLocked() net.Addr {
+	p := c.remote
 	switch p.kind {
 	case 4:
-		return &net.TCPAddr{IP: net.IPv4(p.ip[0], p.ip[1], p.ip[2], p.ip[3]), Port: int(p.port)}
+		return &net.TCPAddr{IP: net.IPv4(p.ip4[0], p.ip4[1], p.ip4[2], p.ip4[3]), Port: int(p.port)}
 	case 6:
 		ip := make(net.IP, net.IPv6len)
-		copy(ip, p.ip[:])
+		copy(ip, c.x.ip6[:])
 		return &net.TCPAddr{IP: ip, Port: int(p.port)}
 	}
 	return nil

@@ -1,0 +1,17 @@
+//go:build linux
+
+package engine
+
+import (
+	"testing"
+	"unsafe"
+)
+
+// Every idle connection of a loop is one fdConn: it stays in the runtime's
+// 112-byte size class. What few connections need (dialing, a flush or
+// linger deadline, the error that ended it, an IPv6 peer) is in connExtra.
+func TestFdConnSize(t *testing.T) {
+	if n := unsafe.Sizeof(fdConn{}); n > 112 {
+		t.Fatalf("fdConn is %d bytes: more than the 112-byte size class", n)
+	}
+}
