@@ -47,25 +47,43 @@ type instance struct {
 }
 
 // EngineEnv names the environment variable that picks the engine every
-// worker runs on: "epoll" (the default on Linux: event loops, no goroutine
-// per connection) or "goroutine" (a goroutine per connection, the default
-// elsewhere). It exists so that one test suite runs on each engine (CI
-// runs it on both); a program has no reason to set it.
+// worker runs on:
+//
+//   - "epoll" (the default on Linux): event loops over epoll, no goroutine
+//     per connection;
+//   - "io_uring": the same event loops over io_uring (Linux), which receive
+//     without a system call per read; where the kernel or a seccomp policy
+//     refuses io_uring, the epoll engine serves instead;
+//   - "goroutine": a goroutine per connection (the default elsewhere).
+//
+// It exists so that one test suite runs on each engine (CI runs it on all
+// three); a program has no reason to set it.
 const EngineEnv = "WORKERMAN_ENGINE"
 
 func newReactor(loops, poolSize int, tick time.Duration, log *slog.Logger, goroutines bool) (*reactor, error) {
 	cfg := engine.Config{Loops: loops}
 	var eng engine.Engine
+	uring := false
 	switch e := os.Getenv(EngineEnv); e {
 	case "", "epoll":
+	case "io_uring":
+		uring = true
 	case "goroutine":
 		goroutines = true
 	default:
-		return nil, fmt.Errorf("workerman: %s=%q: want epoll or goroutine", EngineEnv, e)
+		return nil, fmt.Errorf("workerman: %s=%q: want epoll, io_uring or goroutine", EngineEnv, e)
 	}
-	if goroutines {
+	switch {
+	case goroutines:
 		eng = engine.NewGoroutine(cfg)
-	} else {
+	case uring:
+		var err error
+		if eng, err = engine.NewUring(cfg); err != nil {
+			if eng, err = engine.New(cfg); err != nil {
+				return nil, err
+			}
+		}
+	default:
 		var err error
 		if eng, err = engine.New(cfg); err != nil {
 			return nil, err

@@ -13,7 +13,7 @@ import (
 
 func TestMain(m *testing.M) { leakcheck.Main(m) }
 
-// testEngines are the two engines, with loops event loops each.
+// testEngines are the engines, with loops event loops each.
 func testEngines(loops int) []struct {
 	name string
 	new  func() (Engine, error)
@@ -24,6 +24,7 @@ func testEngines(loops int) []struct {
 	}{
 		{"platform", func() (Engine, error) { return New(Config{Loops: loops}) }},
 		{"goroutine", func() (Engine, error) { return NewGoroutine(Config{Loops: loops}), nil }},
+		{"io_uring", func() (Engine, error) { return NewUring(Config{Loops: loops}) }},
 	}
 }
 
