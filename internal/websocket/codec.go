@@ -118,7 +118,7 @@ func init() {
 // inflates compressed ones and frames what the connection sends.
 type Codec struct {
 	cfg    *Config
-	client *clientSide // nil on the server: an idle server connection's codec stays in 128 bytes
+	client *clientSide // nil on the server: an idle server connection's codec stays in 112 bytes
 
 	// Callback-goroutine-owned: Decode.
 	frag      *[]byte                                   // reassembly buffer
@@ -127,8 +127,7 @@ type Codec struct {
 	rejection *[]byte                                   // the HTTP answer to a refused handshake
 
 	// Send-lock-owned.
-	pending     *[]byte // frames sent before the handshake completed
-	defaultType protocol.MessageType
+	pending *[]byte // frames sent before the handshake completed
 
 	// Deadlines (unix ns): when the handshake started, the last ping.
 	started atomic.Int64
@@ -152,6 +151,10 @@ type Codec struct {
 	fragOp         ws.OpCode
 	fragCompressed bool
 	upgraded       bool // the handshake packet was decoded
+
+	// Send-lock-owned. Among the other bytes, where it needs no padding of
+	// its own: the codec stays in the 112-byte size class.
+	defaultType protocol.MessageType
 }
 
 // clientSide is what only a client's codec has.
