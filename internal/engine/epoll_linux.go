@@ -443,7 +443,11 @@ type dialState struct {
 // register adds c to the loop; the caller holds c.mu.
 func (l *loop) register(c *fdConn) error {
 	if int(c.fd) >= len(l.conns) {
-		n := max(2*len(l.conns), int(c.fd)+1, 64)
+		// The table is a pointer per descriptor of every connection held:
+		// growing it by a quarter (the kernel hands out the lowest free
+		// descriptor, so it is dense) costs at most a quarter more, where
+		// doubling cost up to twice the size.
+		n := max(len(l.conns)+len(l.conns)/4, int(c.fd)+1, 64)
 		conns := make([]*fdConn, n)
 		copy(conns, l.conns)
 		l.conns = conns
