@@ -2,7 +2,8 @@
 // prints "READY <addr>" once listening. On SIGUSR1 it collects garbage,
 // returns free memory to the OS (and, with BENCH_HEAPPROFILE set, writes a
 // heap profile there) and prints "GC", so that the runner reads a resident
-// size that holds live memory only. A line "BROADCAST <n>" on
+// size that holds live memory only; with BENCH_MEMSTATS set it prints a
+// line "MEMSTATS ..." first, the runtime's own account of that memory. A line "BROADCAST <n>" on
 // stdin sends an n-byte message to every client and prints "SENT <count>".
 package main
 
@@ -75,6 +76,12 @@ func main() {
 					pprof.WriteHeapProfile(f)
 					f.Close()
 				}
+			}
+			if os.Getenv("BENCH_MEMSTATS") != "" {
+				var m runtime.MemStats
+				runtime.ReadMemStats(&m)
+				say("MEMSTATS heapalloc=%d heapinuse=%d heapobjects=%d mspan=%d gcsys=%d othersys=%d stack=%d sys=%d released=%d",
+					m.HeapAlloc, m.HeapInuse, m.HeapObjects, m.MSpanInuse, m.GCSys, m.OtherSys, m.StackInuse, m.Sys, m.HeapReleased)
 			}
 			say("GC")
 		case l, ok := <-lines:
