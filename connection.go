@@ -39,21 +39,22 @@ type Connection struct {
 	sendMu sync.Mutex // one encoder and one writer at a time
 
 	mu          sync.Mutex // guards the job list and what follows
-	head, tail  *job
-	pendingIn   int
+	jobs        *job       // the job list's last job; its next is the first (see appendLocked)
+	pendingIn   int32      // input bytes queued, each packet counted up to maxPendingInput+1 (see pendingSize)
 	running     bool
 	closeQueued bool
 	bpPaused    bool
 	full        bool // OnBufferFull reported; cleared by the drain (see markFull)
 
-	// The fields are ordered so that the struct fills a 176-byte size
-	// class with no padding: an idle connection's memory is budgeted.
+	// The fields are ordered so that the struct fills the 160-byte size
+	// class with one byte of padding: an idle connection's memory is
+	// budgeted (a test holds the size).
 	closing   atomic.Bool          // Close or Destroy was asked for
 	recvPause atomic.Bool          // PauseRecv
+	drains    atomic.Uint32        // drains reported; changes under mu (compared for equality only: see markFull)
 	msgType   protocol.MessageType // of the message being delivered
 	badInput  bool                 // loop-owned: input is discarded after an error
 	wsType    protocol.MessageType // under sendMu: an established WebSocket's frame type for data (text or binary); 0 before
-	drains    atomic.Uint64        // drains reported; changes under mu
 	lastRead  atomic.Int64
 	ext       atomic.Pointer[connExt]
 
@@ -285,7 +286,7 @@ func (c *Connection) wants(kind jobKind) bool {
 // would never be followed by one (a Pipe's source would stay paused for
 // good). The flag and the job list change under one lock, so OnBufferFull
 // and OnBufferDrain run in the order of the changes.
-func (c *Connection) markFull(drains uint64, limit int) {
+func (c *Connection) markFull(drains uint32, limit int) {
 	for {
 		c.mu.Lock()
 		if c.full {

@@ -70,6 +70,12 @@ func freeJob(j *job) {
 // connection (TCP back-pressure to the peer) until the callbacks catch up.
 const maxPendingInput = 1 << 20
 
+// pendingSize is what a packet of n bytes adds to Connection.pendingIn. A
+// packet is counted up to maxPendingInput+1 bytes: enough to stop reading
+// as its whole size would, and it keeps the sum within an int32 (at most
+// maxPendingInput plus one packet are queued: see loopSide.OnRead).
+func pendingSize(n int) int32 { return int32(min(n, maxPendingInput+1)) }
+
 // enqueue appends j and makes sure a pool goroutine drains the list.
 func (c *Connection) enqueue(j *job) {
 	c.mu.Lock()
@@ -91,14 +97,17 @@ func (c *Connection) appendLocked(j *job) bool {
 		c.closeQueued = true
 	}
 	if j.kind == jobMessage {
-		c.pendingIn += len(*j.buf)
+		c.pendingIn += pendingSize(len(*j.buf))
 	}
-	if c.tail == nil {
-		c.head = j
+	// The list is a ring held by its last job, one pointer on the
+	// connection instead of two.
+	if c.jobs == nil {
+		j.next = j
 	} else {
-		c.tail.next = j
+		j.next = c.jobs.next
+		c.jobs.next = j
 	}
-	c.tail = j
+	c.jobs = j
 	start := !c.running
 	c.running = true
 	return start
@@ -108,13 +117,15 @@ func (c *Connection) appendLocked(j *job) bool {
 func (c *Connection) run() {
 	for {
 		c.mu.Lock()
-		j := c.head
-		c.head, c.tail = nil, nil
-		if j == nil {
+		last := c.jobs
+		c.jobs = nil
+		if last == nil {
 			c.running = false
 			c.mu.Unlock()
 			return
 		}
+		j := last.next
+		last.next = nil // the ring, opened after the last job
 		c.mu.Unlock()
 		for j != nil {
 			next := j.next
@@ -219,7 +230,7 @@ func (c *Connection) deliver(m protocol.Message) {
 // callbacks caught up.
 func (c *Connection) inputDone(n int) {
 	c.mu.Lock()
-	c.pendingIn -= n
+	c.pendingIn -= pendingSize(n)
 	resume := c.bpPaused && c.pendingIn == 0
 	if resume {
 		c.bpPaused = false
