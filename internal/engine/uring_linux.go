@@ -7,11 +7,10 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -64,7 +63,6 @@ const (
 	udRecv uint64 = iota + 1
 	udPollOut
 	udListen
-	udWake
 	udCancel
 )
 
@@ -90,22 +88,19 @@ type uringEngine struct {
 func NewUring(cfg Config) (Engine, error) {
 	cfg = cfg.withDefaults()
 	e := &uringEngine{cfg: cfg, gor: newGoEngine(cfg)}
-	errs := make(chan error, cfg.Loops)
 	for i := 0; i < cfg.Loops; i++ {
 		l := &uLoop{e: e, id: i, listeners: make(map[int32]*uListener)}
-		e.loops = append(e.loops, l)
-		e.wg.Add(1)
-		go l.run(errs)
-	}
-	var first error
-	for range cfg.Loops {
-		if err := <-errs; err != nil && first == nil {
-			first = err
+		if err := l.setup(); err != nil {
+			for _, l := range e.loops {
+				l.release()
+			}
+			return nil, fmt.Errorf("%w: %w", ErrUringUnavailable, err)
 		}
+		e.loops = append(e.loops, l)
 	}
-	if first != nil {
-		e.Stop()
-		return nil, fmt.Errorf("%w: %w", ErrUringUnavailable, first)
+	for _, l := range e.loops {
+		e.wg.Add(1)
+		go l.run()
 	}
 	return e, nil
 }
@@ -150,11 +145,15 @@ type uLoop struct {
 	br     *bufRing
 	bufOff []int // bytes of each buffer the kernel filled so far
 	brDone bool  // buffers were given back: publish before entering
-	wakefd int
-	wbuf   [8]byte // the eventfd read's target
+	wakefd int   // signalled by the kernel for completions, by post for tasks
+	file   *os.File
+	rc     syscall.RawConn
 	iov    [][]byte
 	iovecs []unix.Iovec
 	seq    uint32
+	// armed counts the requests whose last completion has not come: the
+	// ring's buffers must outlive them.
+	armed int
 
 	conns     []*uConn // indexed by fd; loop-owned
 	listeners map[int32]*uListener
@@ -165,7 +164,7 @@ type uLoop struct {
 	spare      []uTask
 	wakeQueued atomic.Bool
 	stopping   bool
-	started    bool // the ring is up: tasks are run, not dropped
+	stopped    bool // under tmu: tasks posted now are dropped
 }
 
 // The io_uring loops' own tasks.
@@ -183,7 +182,7 @@ type uTask struct {
 	done chan struct{}
 }
 
-// setup creates the ring on the loop's (locked) thread.
+// setup creates the ring, its buffers and the eventfd the loop parks on.
 func (l *uLoop) setup() error {
 	r, err := newRing(uringEntries, uringCQEntries)
 	if err != nil {
@@ -201,51 +200,80 @@ func (l *uLoop) setup() error {
 		r.close()
 		return err
 	}
-	wakefd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
-	if err != nil {
+	fail := func(err error) error {
 		br.free()
 		r.close()
-		return fmt.Errorf("workerman: eventfd: %w", err)
+		return err
 	}
-	l.r, l.br, l.wakefd = r, br, wakefd
+	wakefd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		return fail(fmt.Errorf("workerman: eventfd: %w", err))
+	}
+	if err := r.registerEventfd(wakefd); err != nil {
+		unix.Close(wakefd)
+		return fail(err)
+	}
+	file := os.NewFile(uintptr(wakefd), "io_uring")
+	rc, err := file.SyscallConn()
+	if err != nil {
+		file.Close()
+		return fail(err)
+	}
+	l.r, l.br, l.wakefd, l.file, l.rc = r, br, wakefd, file, rc
 	l.bufOff = make([]int, len(br.entries))
-	l.armWake()
 	return nil
 }
 
-func (l *uLoop) run(errs chan<- error) {
+// release frees what setup made.
+func (l *uLoop) release() {
+	l.r.close()
+	l.br.free()
+	l.file.Close()
+}
+
+func (l *uLoop) run() {
 	defer l.e.wg.Done()
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	if err := l.setup(); err != nil {
-		l.tmu.Lock()
-		l.stopping = true // posts are dropped
-		l.tmu.Unlock()
-		errs <- err
-		return
-	}
-	l.tmu.Lock()
-	l.started = true
-	l.tmu.Unlock()
-	errs <- nil
+	// As the epoll loops do, a loop parks in the runtime's netpoller, on
+	// the eventfd that the kernel signals when it posts completions (and
+	// post when it adds a task); the counter is never read, every signal
+	// is a new edge for the netpoller. The whole life of the loop is one
+	// RawRead call: RawRead clears the descriptor's readiness only when it
+	// starts, so a signal that comes while completions are being handled
+	// is never lost. The kernel runs the receives in the task work of the
+	// thread that submitted them, interrupting it as a signal would, and
+	// never blocks the loop: the loop makes no blocking system call.
 	r := l.r
-	for {
-		for cqe := r.peek(); cqe != nil; cqe = r.peek() {
-			ud, res, flags := cqe.userData, cqe.res, cqe.flags
-			r.advance()
-			l.complete(ud, res, flags)
+	l.rc.Read(func(uintptr) bool {
+		for {
+			did := false
+			for cqe := r.peek(); cqe != nil; cqe = r.peek() {
+				ud, res, flags := cqe.userData, cqe.res, cqe.flags
+				r.advance()
+				l.complete(ud, res, flags)
+				did = true
+			}
+			if l.wakeQueued.Load() {
+				l.runTasks()
+				did = true
+			}
+			if l.stopping {
+				return true
+			}
+			if l.brDone {
+				l.br.publish()
+				l.brDone = false
+			}
+			if r.toSubmit > 0 {
+				if err := r.enter(0); err != nil {
+					panic(fmt.Sprintf("workerman: io_uring_enter: %v", err))
+				}
+				did = true // a submission may complete at once
+			}
+			if !did {
+				return false
+			}
 		}
-		if l.stopping {
-			break
-		}
-		if l.brDone {
-			l.br.publish()
-			l.brDone = false
-		}
-		if err := r.enter(1); err != nil {
-			panic(fmt.Sprintf("workerman: io_uring_enter: %v", err))
-		}
-	}
+	})
 	l.shutdown()
 }
 
@@ -266,10 +294,10 @@ func (l *uLoop) complete(ud uint64, res int32, flags uint32) {
 			bid = -1 // the kernel goes on filling it
 		}
 	}
+	if kind != udCancel && (kind == udPollOut || flags&iouCQEFMore == 0) {
+		l.armed--
+	}
 	switch kind {
-	case udWake:
-		l.runTasks()
-		l.armWake()
 	case udRecv, udPollOut:
 		if fd >= 0 && int(fd) < len(l.conns) {
 			if c := l.conns[fd]; c != nil && c.seq == seq {
@@ -299,15 +327,6 @@ func (l *uLoop) complete(ud uint64, res int32, flags uint32) {
 	}
 }
 
-func (l *uLoop) armWake() {
-	s := l.r.sqe()
-	s.opcode = iouOpRead
-	s.fd = int32(l.wakefd)
-	s.addr = uint64(uintptr(unsafe.Pointer(&l.wbuf[0])))
-	s.len = 8
-	s.userData = udWake << 56
-}
-
 // cancel asks the kernel to drop the requests made with user data ud.
 func (l *uLoop) cancel(ud uint64) {
 	s := l.r.sqe()
@@ -321,26 +340,25 @@ func (l *uLoop) cancel(ud uint64) {
 
 func (l *uLoop) post(t uTask) {
 	l.tmu.Lock()
-	if l.stopping && !l.started {
+	if l.stopped {
 		l.tmu.Unlock()
 		l.dropTask(t)
 		return
 	}
 	l.tasks = append(l.tasks, t)
-	l.tmu.Unlock()
-	l.wake()
-}
-
-func (l *uLoop) wake() {
 	if l.wakeQueued.CompareAndSwap(false, true) {
+		// Under tmu, so that the eventfd is not closed meanwhile.
 		var one = [8]byte{1}
 		unix.Write(l.wakefd, one[:])
 	}
+	l.tmu.Unlock()
 }
 
 func (l *uLoop) runTasks() {
-	// The eventfd read that completed took the counter; a post after the
-	// flag is cleared writes it again and completes the next read.
+	// A poster appends, then sets wakeQueued and signals the eventfd if it
+	// was the one to set it: after the clear below, a new post signals
+	// again, and a post that found the flag set appended its task before
+	// the swap.
 	l.wakeQueued.Store(false)
 	l.tmu.Lock()
 	tasks := l.tasks
@@ -421,6 +439,7 @@ func (l *uLoop) syncListener(ln *uListener, fd int32) {
 		s.len = iouPollAddMulti
 		s.userData = userData(udListen, 0, fd)
 		ln.armed[l.id] = true
+		l.armed++
 	case !want && ln.armed[l.id]:
 		l.cancel(userData(udListen, 0, fd))
 		ln.armed[l.id] = false
@@ -456,16 +475,39 @@ func (l *uLoop) shutdown() {
 	l.tmu.Lock()
 	tasks := l.tasks
 	l.tasks = nil
-	l.started = false // later posts are dropped
+	l.stopped = true
 	l.tmu.Unlock()
 	for _, t := range tasks {
 		l.dropTask(t)
 	}
-	// Closing the ring cancels what is still armed, which releases the
-	// sockets the closes above left to it.
-	l.r.close()
-	l.br.free()
-	unix.Close(l.wakefd)
+	l.drain()
+	l.release()
+}
+
+// drain cancels every request still armed and waits (a bounded time) for
+// their last completions, so that no receive writes into the buffers after
+// they are unmapped. The cancels also release the sockets closed above.
+func (l *uLoop) drain() {
+	s := l.r.sqe()
+	s.opcode = iouOpAsyncCancel
+	s.fd = -1
+	s.opFlags = iouAsyncCancelAll | iouAsyncCancelAny
+	s.flags = iosqeCQESkipSuc
+	s.userData = udCancel << 56
+	deadline := time.Now().Add(2 * time.Second)
+	for l.armed > 0 && time.Now().Before(deadline) {
+		for cqe := l.r.peek(); cqe != nil; cqe = l.r.peek() {
+			ud, res, flags := cqe.userData, cqe.res, cqe.flags
+			l.r.advance()
+			if kind := ud >> 56; kind != udCancel && (kind == udPollOut || flags&iouCQEFMore == 0) {
+				l.armed--
+			}
+			_ = res
+		}
+		if l.armed > 0 {
+			l.r.wait(100 * time.Millisecond)
+		}
+	}
 }
 
 // ---- connections ----
@@ -543,6 +585,7 @@ func (c *uConn) syncLocked() {
 		s.flags = iosqeBufferSelect
 		s.userData = userData(udRecv, c.seq, c.fd)
 		c.recvArmed = true
+		l.armed++
 	case !read && c.recvArmed && !c.recvCancel && !c.eof:
 		l.cancel(userData(udRecv, c.seq, c.fd))
 		c.recvCancel = true
@@ -554,6 +597,7 @@ func (c *uConn) syncLocked() {
 		s.opFlags = unix.POLLOUT | unix.POLLERR | unix.POLLHUP
 		s.userData = userData(udPollOut, c.seq, c.fd)
 		c.outArmed = true
+		l.armed++
 	}
 }
 

@@ -78,6 +78,14 @@ func TestUringEchoStreams(t *testing.T) {
 			for range conns {
 				waitFor(t, closed, "OnClose")
 			}
+			ln.Close()
+			eng.Stop()
+			// Every request ended before the buffers were unmapped.
+			for _, l := range eng.(*uringEngine).loops {
+				if l.armed != 0 {
+					t.Errorf("loop %d stopped with %d requests armed", l.id, l.armed)
+				}
+			}
 		})
 	}
 }

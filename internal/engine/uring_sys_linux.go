@@ -4,7 +4,9 @@ package engine
 
 import (
 	"fmt"
+	"runtime"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -41,21 +43,24 @@ const (
 	iouPollAddMulti      = 1 << 0
 	iouRecvMultishot     = 1 << 1
 	iouAsyncCancelAll    = 1 << 0
+	iouAsyncCancelAny    = 1 << 2
+	iouEnterExtArg       = 1 << 3
 	iouCQEFBuffer        = 1 << 0
 	iouCQEFMore          = 1 << 1
 	iouCQEBufferShift    = 16
+	iouRegisterEventfd   = 4
 	iouRegisterPbufRing  = 22
 	iouRegisterPbufUnreg = 23
 )
 
 type iouSQRingOffsets struct {
 	head, tail, ringMask, ringEntries, flags, dropped, array, resv1 uint32
-	userAddr                                                      uint64
+	userAddr                                                        uint64
 }
 
 type iouCQRingOffsets struct {
 	head, tail, ringMask, ringEntries, overflow, cqes, flags, resv1 uint32
-	userAddr                                                       uint64
+	userAddr                                                        uint64
 }
 
 type iouParams struct {
@@ -153,11 +158,11 @@ func newRing(entries, cqEntries uint32) (*ring, error) {
 		fd  int
 		err error
 	)
-	for _, flags := range []uint32{
-		iouSetupSingleIssuer | iouSetupDeferTaskrun | iouSetupSubmitAll | iouSetupCQSize,
-		iouSetupCoopTaskrun | iouSetupSubmitAll | iouSetupCQSize,
-		iouSetupCQSize,
-	} {
+	// No deferred or cooperative task running: the loops park in the
+	// netpoller, not in io_uring_enter, and the kernel must run the
+	// receives' task work (interrupting the submitting thread) without
+	// waiting for the loop to enter.
+	for _, flags := range []uint32{iouSetupSubmitAll | iouSetupCQSize, iouSetupCQSize} {
 		p = iouParams{flags: flags, cqEntries: cqEntries}
 		fd, err = iouSetup(entries, &p)
 		if err != unix.EINVAL {
@@ -224,29 +229,16 @@ func (r *ring) sqe() *iouSQE {
 	return s
 }
 
-// enter publishes the pending submissions and submits them; with wait it
-// blocks until at least one completion is ready. It reports errors other
-// than an interruption.
-func (r *ring) enter(wait uint32) error {
+// enter publishes the pending submissions and submits them, without
+// waiting. It reports errors other than an interruption.
+func (r *ring) enter(uint32) error {
 	atomic.StoreUint32(r.sqTail, r.tail)
-	flags := uintptr(0)
-	if wait > 0 {
-		flags = iouEnterGetEvents
-	}
 	for {
-		var (
-			n uintptr
-			e unix.Errno
-		)
-		if wait > 0 {
-			// May block: let the scheduler hand the P to someone else.
-			n, _, e = unix.Syscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), uintptr(r.toSubmit), uintptr(wait), flags, 0, 0)
-		} else {
-			n, _, e = unix.RawSyscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), uintptr(r.toSubmit), 0, flags, 0, 0)
-		}
+		// Raw: submitting never blocks (see rawio_linux.go).
+		n, _, e := unix.RawSyscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), uintptr(r.toSubmit), 0, 0, 0, 0)
 		if e == 0 {
 			r.toSubmit -= min(uint32(n), r.toSubmit)
-			if r.toSubmit == 0 || wait > 0 {
+			if r.toSubmit == 0 {
 				return nil
 			}
 			continue
@@ -260,6 +252,25 @@ func (r *ring) enter(wait uint32) error {
 		}
 		return e
 	}
+}
+
+// wait submits what is pending and blocks until a completion is ready or
+// d has passed (used when a loop stops, never on its hot path).
+func (r *ring) wait(d time.Duration) {
+	atomic.StoreUint32(r.sqTail, r.tail)
+	ts := unix.NsecToTimespec(d.Nanoseconds())
+	arg := struct {
+		sigmask   uint64
+		sigmaskSz uint32
+		minWait   uint32
+		ts        uint64
+	}{ts: uint64(uintptr(unsafe.Pointer(&ts)))}
+	n, _, e := unix.Syscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), uintptr(r.toSubmit), 1,
+		iouEnterGetEvents|iouEnterExtArg, uintptr(unsafe.Pointer(&arg)), unsafe.Sizeof(arg))
+	if e == 0 {
+		r.toSubmit -= min(uint32(n), r.toSubmit)
+	}
+	runtime.KeepAlive(&ts)
 }
 
 // peek returns the next completion, if any; advance releases it.
@@ -339,6 +350,17 @@ func (b *bufRing) publish() {
 	// the task work of the loop's own thread, in its io_uring_enter, which
 	// comes after this store.
 	b.entries[0].resv = b.tail
+}
+
+// registerEventfd has the kernel signal fd when it posts completions.
+func (r *ring) registerEventfd(fd int) error {
+	v := int32(fd)
+	_, _, e := unix.RawSyscall6(unix.SYS_IO_URING_REGISTER, uintptr(r.fd), iouRegisterEventfd,
+		uintptr(unsafe.Pointer(&v)), 1, 0, 0)
+	if e != 0 {
+		return fmt.Errorf("workerman: io_uring eventfd: %w", e)
+	}
+	return nil
 }
 
 // unregister takes the ring of buffers back from the kernel.
