@@ -116,7 +116,7 @@ func (c *Codec) clientHandshake(packet []byte) (protocol.Message, error) {
 		out.Compressed = true
 	}
 	c.upgraded = true
-	c.setFlag(flagDeflate, out.Compressed)
+	c.deflate.Store(out.Compressed)
 	return protocol.Message{Type: protocol.HandshakeMessage, Value: out}, nil
 }
 

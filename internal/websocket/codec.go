@@ -118,7 +118,7 @@ func init() {
 // inflates compressed ones and frames what the connection sends.
 type Codec struct {
 	cfg    *Config
-	client *clientSide // nil on the server: an idle server connection's codec stays in 96 bytes
+	client *clientSide // nil on the server: an idle server connection's codec stays in 112 bytes
 
 	// Callback-goroutine-owned: Decode.
 	frag      *[]byte                                   // reassembly buffer
@@ -129,10 +129,9 @@ type Codec struct {
 	// Send-lock-owned.
 	pending *[]byte // frames sent before the handshake completed
 
-	// Deadlines (unix ns): when the handshake started; once it completed,
-	// when the last ping went out (the start until the first). One clock
-	// serves both: nothing reads the start after a ping.
-	clock atomic.Int64
+	// Deadlines (unix ns): when the handshake started, the last ping.
+	started atomic.Int64
+	pinged  atomic.Int64
 
 	// Loop-owned: framing and early validation in Input.
 	scan struct {
@@ -144,9 +143,9 @@ type Codec struct {
 		text       bool // it is uncompressed text: UTF-8 checked here
 	}
 
-	// Shared: flagEstablished, flagDeflate. One word for both keeps the
-	// codec in its size class.
-	flags atomic.Uint32
+	// Shared.
+	established atomic.Bool
+	deflate     atomic.Bool // permessage-deflate negotiated
 
 	// Callback-goroutine-owned.
 	fragOp         ws.OpCode
@@ -154,22 +153,8 @@ type Codec struct {
 	upgraded       bool // the handshake packet was decoded
 
 	// Send-lock-owned. Among the other bytes, where it needs no padding of
-	// its own.
+	// its own: the codec stays in the 112-byte size class.
 	defaultType protocol.MessageType
-}
-
-const (
-	flagEstablished uint32 = 1 << iota // the handshake completed
-	flagDeflate                        // permessage-deflate negotiated
-)
-
-// setFlag sets or clears f.
-func (c *Codec) setFlag(f uint32, on bool) {
-	if on {
-		c.flags.Or(f)
-	} else {
-		c.flags.And(^f)
-	}
 }
 
 // clientSide is what only a client's codec has.
@@ -181,10 +166,10 @@ type clientSide struct {
 func (c *Codec) isClient() bool { return c.client != nil }
 
 // Established reports whether the handshake completed.
-func (c *Codec) Established() bool { return c.flags.Load()&flagEstablished != 0 }
+func (c *Codec) Established() bool { return c.established.Load() }
 
 // Compressed reports whether permessage-deflate was negotiated.
-func (c *Codec) Compressed() bool { return c.flags.Load()&flagDeflate != 0 }
+func (c *Codec) Compressed() bool { return c.deflate.Load() }
 
 // Request is the server's handshake, once decoded, until it is dropped
 // after OnConnected (unless KeepRequest).
@@ -206,7 +191,7 @@ func (c *Codec) Start(now int64) {
 	if c.cfg.BinaryType {
 		c.defaultType = protocol.BinaryMessage
 	}
-	c.clock.Store(now)
+	c.started.Store(now)
 }
 
 // ---- Input: the event loop ----
@@ -334,7 +319,7 @@ func (c *Codec) Decode(conn protocol.Conn, packet []byte) (protocol.Message, err
 	if h.masked {
 		ws.Cipher(payload, h.mask, 0)
 	}
-	if h.rsv&rsv1 != 0 && !c.Compressed() {
+	if h.rsv&rsv1 != 0 && !c.deflate.Load() {
 		return protocol.Message{}, protocolError("RSV1 set but permessage-deflate was not negotiated")
 	}
 	switch h.op {
@@ -478,7 +463,7 @@ func (c *Codec) handshake(conn protocol.Conn, packet []byte) (protocol.Message, 
 	}
 	c.upgraded = true
 	c.request.Store(req)
-	c.setFlag(flagDeflate, accepted)
+	c.deflate.Store(accepted)
 	return protocol.Message{Type: protocol.HandshakeMessage, Data: rw.w.Bytes(), Value: req}, nil
 }
 
@@ -575,7 +560,7 @@ func negotiateDeflate(opt httphead.Option) (httphead.Option, bool) {
 // was sent before, to write right after the 101 (caller holds the send
 // lock).
 func (c *Codec) markEstablished() []byte {
-	c.setFlag(flagEstablished, true)
+	c.established.Store(true)
 	if c.pending == nil {
 		return nil
 	}
@@ -606,7 +591,7 @@ func (c *Codec) hold(frame []byte) {
 // Encode frames m: protocol.DataMessage as the connection's default type (text
 // unless set to binary), compressed when negotiated and long enough.
 func (c *Codec) Encode(_ protocol.Conn, dst []byte, m protocol.Message) ([]byte, error) {
-	return encodeFrame(dst, m, c.defaultType, c.Compressed(), c.cfg.CompressionThreshold, c.maskKey())
+	return encodeFrame(dst, m, c.defaultType, c.deflate.Load(), c.cfg.CompressionThreshold, c.maskKey())
 }
 
 // maskKey is nil on the server and a fresh random key per frame on the
@@ -623,7 +608,7 @@ func (c *Codec) maskKey() *[4]byte {
 // errorResponse is the HTTP answer to bad input during a server's
 // handshake (after it, the answer is a close frame).
 func (c *Codec) errorResponse(err error) []byte {
-	if c.isClient() || c.Established() {
+	if c.isClient() || c.established.Load() {
 		return nil // a client has nobody to answer during the handshake
 	}
 	var he *protocol.HandshakeError

@@ -90,7 +90,7 @@ func (c *Codec) Send(conn proto.Conn, m protocol.Message, drop bool) error {
 		conn.Close(m.Data)
 		return nil
 	}
-	if !c.Established() {
+	if !c.established.Load() {
 		frame, err := c.Encode(conn, nil, m)
 		if err != nil {
 			conn.Report(err)
@@ -111,7 +111,7 @@ func (c *Codec) Send(conn proto.Conn, m protocol.Message, drop bool) error {
 // so exactly one close frame goes out (RFC 6455 section 5.5.1), and only
 // after the handshake.
 func (c *Codec) Closing(conn proto.Conn, closeFrame []byte) {
-	if !c.Established() {
+	if !c.established.Load() {
 		return
 	}
 	if closeFrame == nil {
@@ -127,7 +127,7 @@ func (c *Codec) Closing(conn proto.Conn, closeFrame []byte) {
 // Fail answers bad input: a close frame with the code that fits the error
 // after the handshake, an HTTP error during a server's handshake.
 func (c *Codec) Fail(conn proto.Conn, err error) {
-	if c.Established() {
+	if c.established.Load() {
 		closeWith(conn, protocol.ClosePayload(protocol.CloseCode(err), ""))
 		return
 	}
@@ -155,20 +155,20 @@ func (c *Codec) Closed(proto.Conn) { c.release() }
 // Due reports whether a deadline passed: the handshake's, or the next
 // heartbeat's.
 func (c *Codec) Due(_ proto.Conn, now int64) bool {
-	if !c.Established() {
-		return now-c.clock.Load() >= int64(c.cfg.HandshakeTimeout)
+	if !c.established.Load() {
+		return now-c.started.Load() >= int64(c.cfg.HandshakeTimeout)
 	}
 	iv := int64(c.cfg.PingInterval)
-	return iv > 0 && now-c.clock.Load() >= iv
+	return iv > 0 && now-max(c.pinged.Load(), c.started.Load()) >= iv
 }
 
 // Tick ends a handshake that took too long (408 on a server), closes a
 // peer silent for PingNotResponseLimit intervals (1001) and sends the
 // heartbeat.
 func (c *Codec) Tick(conn proto.Conn, now int64) {
-	if !c.Established() {
+	if !c.established.Load() {
 		conn.LockSend()
-		if c.Established() {
+		if c.established.Load() {
 			conn.UnlockSend() // completed meanwhile (under this lock)
 			return
 		}
@@ -186,7 +186,7 @@ func (c *Codec) Tick(conn proto.Conn, now int64) {
 		closeWith(conn, protocol.ClosePayload(protocol.CloseGoingAway, "heartbeat timeout"))
 		return
 	}
-	c.clock.Store(now)
+	c.pinged.Store(now)
 	if c.cfg.PingData != nil {
 		conn.Send(protocol.Message{Data: c.cfg.PingData})
 	} else {
