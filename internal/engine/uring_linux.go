@@ -154,6 +154,13 @@ type uLoop struct {
 	// armed counts the requests whose last completion has not come: the
 	// ring's buffers must outlive them.
 	armed int
+	// A batch of completions is handed over per connection: what came
+	// for a connection in several completions goes to OnRead at once, as
+	// one read of the epoll engine would take it. pend lists the
+	// connections with input in this batch, spent the buffers to give
+	// back after it.
+	pend  []pendIn
+	spent []uint16
 
 	conns     []*uConn // indexed by fd; loop-owned
 	listeners map[int32]*uListener
@@ -165,6 +172,13 @@ type uLoop struct {
 	wakeQueued atomic.Bool
 	stopping   bool
 	stopped    bool // under tmu: tasks posted now are dropped
+}
+
+// pendIn is a connection's input in a batch: data while it is one
+// completion's bytes in a loop buffer, nil once they were copied to c.in.
+type pendIn struct {
+	c    *uConn
+	data []byte
 }
 
 // The io_uring loops' own tasks.
@@ -252,6 +266,7 @@ func (l *uLoop) run() {
 				l.complete(ud, res, flags)
 				did = true
 			}
+			l.handOver()
 			if l.wakeQueued.Load() {
 				l.runTasks()
 				did = true
@@ -320,10 +335,65 @@ func (l *uLoop) complete(ud uint64, res int32, flags uint32) {
 		}
 	}
 	if bid >= 0 {
-		// Handed over (and any rest copied): the buffer goes back.
+		// Given back once its bytes were handed over (and any rest copied).
+		l.spent = append(l.spent, uint16(bid))
+	}
+}
+
+// handOver ends a batch of completions: each connection's input goes to
+// its handler, then the buffers go back to the kernel.
+func (l *uLoop) handOver() {
+	for i := range l.pend {
+		if c := l.pend[i].c; c != nil {
+			c.handOver()
+		}
+	}
+	clear(l.pend)
+	l.pend = l.pend[:0]
+	for _, bid := range l.spent {
 		l.bufOff[bid] = 0
-		l.br.put(uint16(bid))
+		l.br.put(bid)
 		l.brDone = true
+	}
+	l.spent = l.spent[:0]
+}
+
+// queueIn adds data, received in this batch, to c's input.
+func (c *uConn) queueIn(data []byte) {
+	l := c.loop
+	if c.pend == 0 {
+		if c.in != nil {
+			c.appendIn(data)
+			data = nil
+		}
+		l.pend = append(l.pend, pendIn{c: c, data: data})
+		c.pend = int32(len(l.pend))
+		return
+	}
+	p := &l.pend[c.pend-1]
+	if p.data != nil {
+		// A second completion: keep both in c.in.
+		b := bufferGet(max(len(p.data)+len(data), minReadRoom))
+		*b = append((*b)[:0], p.data...)
+		c.in = b
+		p.data = nil
+	}
+	c.appendIn(data)
+}
+
+// handOver gives the handler what queueIn kept in this batch.
+func (c *uConn) handOver() {
+	if c.pend == 0 {
+		return
+	}
+	p := &c.loop.pend[c.pend-1]
+	data := p.data
+	*p = pendIn{}
+	c.pend = 0
+	if data != nil {
+		c.process(data, true)
+	} else if c.in != nil {
+		c.process(*c.in, false)
 	}
 }
 
@@ -530,6 +600,7 @@ type uConn struct {
 	paused   atomic.Uint32
 	fd       int32
 	need     int32 // loop-owned
+	pend     int32 // loop-owned: 1 + its index in loop.pend, 0 = none
 	seq      uint32
 
 	// Under mu, changed by the loop only.
@@ -623,21 +694,21 @@ func (c *uConn) onRecv(res int32, flags uint32, data []byte) {
 		if c.state.Load() != stOpen {
 			// Closing: input is discarded, but reading goes on so that
 			// unread bytes do not turn our close into a reset.
+			c.handOver()
 			if c.in != nil {
 				*c.in = (*c.in)[:0]
 			}
-		} else if c.in == nil {
-			c.process(data, true)
 		} else {
-			c.appendIn(data)
-			c.process(*c.in, false)
+			c.queueIn(data)
 		}
 	case res == 0:
+		c.handOver()
 		c.onEOF()
 		return
 	case res == -int32(unix.ENOBUFS), res == -int32(unix.ECANCELED), res == -int32(unix.EINTR):
 		// Out of buffers (re-armed below, after they came back) or cancelled.
 	default:
+		c.handOver()
 		c.closeFD(unix.Errno(-res))
 		return
 	}
