@@ -688,6 +688,10 @@ func (c *goConn) connect(done func(error)) {
 	if err == nil && c.state != stConnecting {
 		nc.Close()
 		err = closedErr(c.closeErr)
+	} else if err != nil && c.state != stConnecting {
+		// Closed or destroyed while connecting or in the TLS handshake:
+		// the cancellation, not the context's error, is the reason.
+		err = closedErr(c.closeErr)
 	}
 	if err != nil {
 		if c.state != stDead {
