@@ -15,7 +15,7 @@ import (
 
 // goEngine serves each connection with a reading goroutine and, while output
 // is queued, a writing goroutine. It is the engine on platforms without epoll
-// and for TLS everywhere (crypto/tls needs a blocking net.Conn).
+// (and WORKERMAN_ENGINE=goroutine's); it serves TLS with a blocking tls.Conn.
 type goEngine struct {
 	cfg    Config
 	counts []atomic.Int32 // connections per instance
