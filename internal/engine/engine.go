@@ -6,8 +6,11 @@
 //     runtime's netpoller. An idle connection owns no goroutine and no read
 //     buffer: a loop reads into its own buffer and a connection keeps only the
 //     bytes of an incomplete packet;
-//   - everywhere (and for TLS on Linux), one goroutine per connection over a
-//     net.Conn, with the same semantics.
+//   - everywhere, one goroutine per connection over a net.Conn, with the
+//     same semantics.
+//
+// TLS runs on the loops too (tls_linux.go): crypto/tls decrypts the loop's
+// bytes; only a handshake in progress has a goroutine.
 //
 // The engine knows nothing about protocols or callbacks. It calls a Handler
 // with the bytes it read and tells it when output drained and when the socket

@@ -15,7 +15,7 @@ import (
 
 // goEngine serves each connection with a reading goroutine and, while output
 // is queued, a writing goroutine. It is the engine on platforms without epoll
-// and for TLS everywhere (crypto/tls needs a blocking net.Conn).
+// (and WORKERMAN_ENGINE=goroutine's); it serves TLS with a blocking tls.Conn.
 type goEngine struct {
 	cfg    Config
 	counts []atomic.Int32 // connections per instance
@@ -687,6 +687,10 @@ func (c *goConn) connect(done func(error)) {
 	c.mu.Lock()
 	if err == nil && c.state != stConnecting {
 		nc.Close()
+		err = closedErr(c.closeErr)
+	} else if err != nil && c.state != stConnecting {
+		// Closed or destroyed while connecting or in the TLS handshake:
+		// the cancellation, not the context's error, is the reason.
 		err = closedErr(c.closeErr)
 	}
 	if err != nil {

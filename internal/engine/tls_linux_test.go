@@ -1,0 +1,446 @@
+//go:build linux
+
+package engine
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"io"
+	"math/big"
+	"net"
+	"os"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/workerman-go/workerman/internal/leakcheck"
+)
+
+// testCert is a self-signed certificate for 127.0.0.1 and the pool that
+// trusts it.
+func testCert(t testing.TB) (tls.Certificate, *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, pool
+}
+
+// tlsServer listens with TLS on a fresh engine of each kind and returns the
+// address; accept makes the handlers.
+func tlsServer(t *testing.T, eng Engine, accept AcceptFunc) (string, *tls.Config) {
+	t.Helper()
+	cert, pool := testCert(t)
+	ln := &Listener{Network: "tcp", Address: "127.0.0.1:0", TLS: &tls.Config{Certificates: []tls.Certificate{cert}}}
+	if err := eng.Listen(ln, accept); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return ln.Addr().String(), &tls.Config{RootCAs: pool}
+}
+
+func tlsEngines(t *testing.T, f func(t *testing.T, eng Engine)) {
+	for _, e := range testEngines(2) {
+		t.Run(e.name, func(t *testing.T) {
+			leakcheck.Check(t)
+			eng, err := e.new()
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(eng.Stop) // after the listener's Close
+			f(t, eng)
+		})
+	}
+}
+
+// Over TLS the engine echoes what crypto/tls clients send, in order, from a
+// byte to many records, on many connections at once; on the loop an idle
+// TLS connection keeps no goroutine once its handshake is over.
+func TestTLSEcho(t *testing.T) {
+	tlsEngines(t, func(t *testing.T, eng Engine) {
+		closed := make(chan error, 100)
+		addr, cfg := tlsServer(t, eng, func(c Conn, _ int) Handler { return &echoHandler{c: c, closed: closed} })
+		base := runtime.NumGoroutine()
+		const conns = 40
+		sizes := []int{1, 100, 1000, 1 << 10, 16<<10 + 3, 200 << 10}
+		clients := make([]*tls.Conn, conns)
+		var wg sync.WaitGroup
+		errs := make(chan error, conns)
+		for i := range clients {
+			c, err := tls.Dial("tcp", addr, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { c.Close() })
+			clients[i] = c
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c.SetDeadline(time.Now().Add(20 * time.Second))
+				for k, n := range sizes {
+					msg := bytes.Repeat([]byte{byte('a' + k + i%7)}, n)
+					go c.Write(msg) // the echo comes back while we write
+					got := make([]byte, n)
+					if _, err := io.ReadFull(c, got); err != nil {
+						errs <- err
+						return
+					}
+					if !bytes.Equal(got, msg) {
+						errs <- errors.New("echo differs")
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		if _, ok := eng.(*epollEngine); ok {
+			// Every handshake is over: the connections hold no goroutine.
+			deadline := time.Now().Add(10 * time.Second)
+			for runtime.NumGoroutine() > base+2 {
+				if time.Now().After(deadline) {
+					t.Fatalf("%d goroutines with %d idle TLS connections, %d before", runtime.NumGoroutine(), conns, base)
+				}
+				runtime.Gosched()
+				time.Sleep(time.Millisecond)
+			}
+		}
+		for _, c := range clients {
+			c.Close()
+		}
+		for range conns {
+			waitFor(t, closed, "OnClose")
+		}
+	})
+}
+
+// pausingHandler stops reading after its first bytes until told to go on.
+type pausingHandler struct {
+	c      Conn
+	mu     sync.Mutex
+	got    []byte
+	first  chan struct{}
+	all    chan struct{}
+	want   int
+	eof    chan struct{}
+	closed chan error
+}
+
+func (h *pausingHandler) OnRead(in []byte) (int, int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	first := len(h.got) == 0
+	h.got = append(h.got, in...)
+	if first {
+		h.c.PauseRead(ByUser)
+		close(h.first)
+	}
+	if len(h.got) == h.want {
+		close(h.all)
+	}
+	return len(in), 0
+}
+func (h *pausingHandler) OnEOF()            { close(h.eof) }
+func (h *pausingHandler) OnDrain()          {}
+func (h *pausingHandler) OnClose(err error) { h.closed <- err }
+
+// A TLS connection paused by its owner holds what it read (decrypted or
+// not) and hands all of it over, in order, when resumed, then the peer's
+// close_notify as OnEOF.
+func TestTLSPauseResume(t *testing.T) {
+	tlsEngines(t, func(t *testing.T, eng Engine) {
+		const size = 3 << 20
+		h := &pausingHandler{first: make(chan struct{}), all: make(chan struct{}), want: size, eof: make(chan struct{}), closed: make(chan error, 1)}
+		conns := make(chan Conn, 1)
+		addr, cfg := tlsServer(t, eng, func(c Conn, _ int) Handler { h.c = c; conns <- c; return h })
+		c, err := tls.Dial("tcp", addr, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		msg := make([]byte, size)
+		for i := range msg {
+			msg[i] = byte(i * 7 / 3)
+		}
+		wrote := make(chan error, 1)
+		go func() {
+			_, err := c.Write(msg)
+			if err == nil {
+				err = c.CloseWrite()
+			}
+			wrote <- err
+		}()
+		sc := waitFor(t, conns, "accept")
+		waitFor(t, h.first, "the first bytes")
+		h.mu.Lock()
+		held := len(h.got)
+		h.mu.Unlock()
+		if held == size {
+			t.Fatal("everything arrived in the first read")
+		}
+		sc.ResumeRead(ByUser)
+		waitFor(t, h.all, "every byte after the resume")
+		waitFor(t, h.eof, "OnEOF after close_notify")
+		if err := waitFor(t, wrote, "the client's write"); err != nil {
+			t.Fatal(err)
+		}
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if !bytes.Equal(h.got, msg) {
+			t.Fatal("the bytes differ from those sent")
+		}
+	})
+}
+
+// greeter writes on accept, before the handshake, and closes at once: the
+// client gets every byte, then close_notify (io.EOF).
+type greeter struct {
+	closed chan error
+}
+
+func (g *greeter) OnRead(in []byte) (int, int) { return len(in), 0 }
+func (g *greeter) OnEOF()                      {}
+func (g *greeter) OnDrain()                    {}
+func (g *greeter) OnClose(err error)           { g.closed <- err }
+
+func TestTLSWriteAndCloseBeforeTheHandshake(t *testing.T) {
+	tlsEngines(t, func(t *testing.T, eng Engine) {
+		g := &greeter{closed: make(chan error, 10)}
+		big := bytes.Repeat([]byte("0123456789"), 100<<10)
+		addr, cfg := tlsServer(t, eng, func(c Conn, _ int) Handler {
+			c.Write([]byte("hello "), 1<<30, false)
+			c.Write(big, 1<<30, false)
+			c.Close()
+			return g
+		})
+		for range 5 {
+			c, err := tls.Dial("tcp", addr, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			got, err := io.ReadAll(c)
+			c.Close()
+			if err != nil {
+				t.Fatalf("read: %v (after %d bytes)", err, len(got))
+			}
+			if want := append([]byte("hello "), big...); !bytes.Equal(got, want) {
+				t.Fatalf("got %d bytes, want %d", len(got), len(want))
+			}
+			if err := waitFor(t, g.closed, "OnClose"); err != nil {
+				t.Fatalf("OnClose(%v), want nil", err)
+			}
+		}
+	})
+}
+
+// A peer that does not speak TLS, or stalls in the handshake, is closed
+// with an error; a good client meanwhile is served.
+func TestTLSBadPeers(t *testing.T) {
+	old := tlsHandshakeTimeout
+	tlsHandshakeTimeout = 300 * time.Millisecond
+	defer func() { tlsHandshakeTimeout = old }()
+	leakcheck.Check(t)
+	eng, err := New(Config{Loops: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(eng.Stop)
+	closed := make(chan error, 10)
+	addr, cfg := tlsServer(t, eng, func(c Conn, _ int) Handler { return &echoHandler{c: c, closed: closed} })
+
+	plain, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	plain.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+	if err := waitFor(t, closed, "OnClose of a plain HTTP client"); err == nil {
+		t.Fatal("a plain HTTP client closed with no error")
+	}
+
+	stalled, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stalled.Close()
+	stalled.Write([]byte{22, 3, 1}) // the start of a record, then nothing
+	start := time.Now()
+	if err := waitFor(t, closed, "OnClose of a stalled handshake"); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("a stalled handshake closed with %v, want a deadline", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("a stalled handshake was closed after %v", d)
+	}
+
+	good, err := tls.Dial("tcp", addr, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer good.Close()
+	good.SetDeadline(time.Now().Add(10 * time.Second))
+	good.Write([]byte("ping"))
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(good, buf); err != nil || string(buf) != "ping" {
+		t.Fatalf("good client: %q, %v", buf, err)
+	}
+	good.Close()
+	waitFor(t, closed, "OnClose of the good client")
+}
+
+// A TLS dial: writes made before it is up go out after the handshake, in
+// order; a server that does not speak TLS fails the dial and its handler
+// hears nothing; Close during the handshake cancels it (net.ErrClosed); a
+// silent server runs into the dial's timeout (os.ErrDeadlineExceeded).
+func TestTLSDial(t *testing.T) {
+	cert, pool := testCert(t)
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var served sync.WaitGroup
+	served.Add(1)
+	go func() {
+		defer served.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			served.Add(1)
+			go func() {
+				defer served.Done()
+				defer c.Close()
+				c.Write([]byte("greeting;"))
+				io.Copy(c, c)
+			}()
+		}
+	}()
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	var held []net.Conn
+	var hmu sync.Mutex
+	served.Add(1)
+	go func() {
+		defer served.Done()
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			hmu.Lock()
+			held = append(held, c)
+			hmu.Unlock()
+		}
+	}()
+	defer func() {
+		ln.Close()
+		silent.Close()
+		hmu.Lock()
+		for _, c := range held {
+			c.Close()
+		}
+		hmu.Unlock()
+		served.Wait()
+	}()
+
+	tlsEngines(t, func(t *testing.T, eng Engine) {
+		cfg := &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}
+		dc := eng.Dial(DialRequest{Network: "tcp", Address: ln.Addr().String(), Timeout: 5 * time.Second, TLS: cfg})
+		h := &collector{in: make(chan []byte, 100), eof: make(chan struct{}, 1), closed: make(chan error, 1)}
+		dc.Write([]byte("one;"), 1<<20, false)
+		dc.Write([]byte("two;"), 1<<20, false)
+		up := make(chan error, 1)
+		dc.Start(h, func(err error) { up <- err })
+		if err := waitFor(t, up, "dial"); err != nil {
+			t.Fatal(err)
+		}
+		dc.Write([]byte("three;"), 1<<20, false)
+		want := "greeting;one;two;three;"
+		var got []byte
+		for len(got) < len(want) {
+			got = append(got, waitFor(t, h.in, "echo")...)
+		}
+		if string(got) != want {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+		dc.Close()
+		if err := waitFor(t, h.closed, "OnClose"); err != nil {
+			t.Fatalf("OnClose(%v)", err)
+		}
+
+		// Not TLS: the silent server's socket is closed by the dial's
+		// timeout; Close cancels a dial in its handshake.
+		dc = eng.Dial(DialRequest{Network: "tcp", Address: silent.Addr().String(), Timeout: 300 * time.Millisecond, TLS: cfg})
+		h = &collector{in: make(chan []byte, 1), eof: make(chan struct{}, 1), closed: make(chan error, 1)}
+		dc.Start(h, func(err error) { up <- err })
+		if err := waitFor(t, up, "dial timeout"); !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("dial to a silent server: %v, want a deadline", err)
+		}
+		dc = eng.Dial(DialRequest{Network: "tcp", Address: silent.Addr().String(), Timeout: 5 * time.Second, TLS: cfg})
+		dc.Start(h, func(err error) { up <- err })
+		for deadline := time.Now().Add(10 * time.Second); ; {
+			hmu.Lock()
+			n := len(held)
+			hmu.Unlock()
+			if n >= 2 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the silent server accepted nothing")
+			}
+			time.Sleep(time.Millisecond)
+		}
+		dc.Close()
+		if err := waitFor(t, up, "cancelled dial"); !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("dial closed in its handshake: %v, want net.ErrClosed", err)
+		}
+		select {
+		case err := <-h.closed:
+			t.Fatalf("the handler of a failed dial heard OnClose(%v)", err)
+		case <-h.in:
+			t.Fatal("the handler of a failed dial heard OnRead")
+		default:
+		}
+		hmu.Lock()
+		for _, c := range held {
+			c.Close()
+		}
+		held = nil
+		hmu.Unlock()
+	})
+}
