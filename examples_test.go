@@ -3,6 +3,13 @@ package workerman_test
 import (
 	"bufio"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -139,6 +146,97 @@ func TestExamplesServerAndClient(t *testing.T) {
 	if got, _ := bufio.NewReader(c).ReadString('\n'); got != "ping\n" {
 		t.Fatalf("echo: %q", got)
 	}
+}
+
+// examples/echo -cert -key serves WebSocket over TLS (wss://).
+func TestExampleEchoOverTLS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the example binary")
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("go", "build", "-o", filepath.Join(dir, "echo"), "./examples/echo").CombinedOutput(); err != nil {
+		t.Fatalf("building examples/echo: %v\n%s", err, out)
+	}
+	certFile, keyFile, pool := writeCertPEM(t, dir)
+	port := freePort(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	echo := exec.CommandContext(ctx, filepath.Join(dir, "echo"), "-listen", "websocket://127.0.0.1:"+port, "-cert", certFile, "-key", keyFile)
+	echoErr, _ := echo.StderrPipe()
+	if err := echo.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { echo.Process.Signal(os.Interrupt); echo.Wait() }()
+	started := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(echoErr)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), "listening on") {
+				started <- sc.Text()
+			}
+		}
+	}()
+	select {
+	case l := <-started:
+		if !strings.Contains(l, "over TLS") {
+			t.Fatalf("echo started with %q", l)
+		}
+	case <-ctx.Done():
+		t.Fatal("echo never started")
+	}
+	d := ws.Dialer{TLSConfig: &tls.Config{RootCAs: pool}, Timeout: 10 * time.Second}
+	c, _, _, err := d.Dial(ctx, "wss://127.0.0.1:"+port+"/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	for _, msg := range []string{"ping", strings.Repeat("x", 100<<10)} {
+		if err := wsutil.WriteClientText(c, []byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		got, op, err := wsutil.ReadServerData(c)
+		if err != nil || op != ws.OpText || string(got) != msg {
+			t.Fatalf("echo of %d bytes: %d bytes, op %v, %v", len(msg), len(got), op, err)
+		}
+	}
+}
+
+// writeCertPEM writes a self-signed certificate for 127.0.0.1 and its key
+// as PEM files in dir.
+func writeCertPEM(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	return certFile, keyFile, pool
 }
 
 func freePort(t *testing.T) string {
