@@ -142,7 +142,7 @@ type task struct {
 	c    *fdConn
 	ln   *fdListener
 	fd   int
-	sa   unix.Sockaddr
+	peer rawPeer // taskAdopt
 	done chan struct{}
 }
 
@@ -275,7 +275,7 @@ func (l *loop) exec(t *task) {
 	case taskStop:
 		l.stopping = true
 	case taskAdopt:
-		l.adopt(t.fd, t.sa, t.ln)
+		l.adopt(t.fd, t.peer, t.ln)
 	case taskClose:
 		t.c.closeFD(nil) // keeps the recorded cause
 	case taskLinger:

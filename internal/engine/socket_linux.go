@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -38,7 +39,7 @@ type fdListener struct {
 type heldConn struct {
 	loop *loop
 	fd   int
-	sa   unix.Sockaddr
+	peer rawPeer
 }
 
 func (e *epollEngine) Listen(spec *Listener, accept AcceptFunc) error {
@@ -141,7 +142,7 @@ func (ln *fdListener) setPaused(p bool) {
 	}
 	if !p {
 		for _, h := range ln.held {
-			h.loop.post(task{kind: taskAdopt, fd: h.fd, sa: h.sa, ln: ln})
+			h.loop.post(task{kind: taskAdopt, fd: h.fd, peer: h.peer, ln: ln})
 		}
 		ln.held = nil
 	}
@@ -150,7 +151,7 @@ func (ln *fdListener) setPaused(p bool) {
 // hold keeps a connection that was accepted while the listener is paused
 // (the loop can be accepting when the pause begins), so that nobody hears
 // of it before the pause ends. It returns false when not paused.
-func (ln *fdListener) hold(l *loop, fd int, sa unix.Sockaddr) bool {
+func (ln *fdListener) hold(l *loop, fd int, peer rawPeer) bool {
 	if !ln.paused.Load() {
 		return false
 	}
@@ -159,7 +160,7 @@ func (ln *fdListener) hold(l *loop, fd int, sa unix.Sockaddr) bool {
 	if !ln.paused.Load() || ln.closed.Load() {
 		return false
 	}
-	ln.held = append(ln.held, heldConn{l, fd, sa})
+	ln.held = append(ln.held, heldConn{l, fd, peer})
 	return true
 }
 
@@ -169,7 +170,7 @@ func (l *loop) accept(ln *fdListener, lfd int) {
 		if i == acceptBatch-1 {
 			l.again = true // connections may still be pending
 		}
-		fd, sa, err := unix.Accept4(lfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+		fd, peer, err := acceptPeer(lfd)
 		if err != nil {
 			switch err {
 			case unix.EINTR, unix.ECONNABORTED:
@@ -188,19 +189,19 @@ func (l *loop) accept(ln *fdListener, lfd int) {
 		}
 		target.n.Add(1) // reserve now so that a burst spreads
 		if target == l {
-			l.adopt(fd, sa, ln)
+			l.adopt(fd, peer, ln)
 		} else {
-			target.post(task{kind: taskAdopt, fd: fd, sa: sa, ln: ln})
+			target.post(task{kind: taskAdopt, fd: fd, peer: peer, ln: ln})
 		}
 	}
 }
 
-func (l *loop) adopt(fd int, sa unix.Sockaddr, ln *fdListener) {
-	if ln.hold(l, fd, sa) {
+func (l *loop) adopt(fd int, peer rawPeer, ln *fdListener) {
+	if ln.hold(l, fd, peer) {
 		return
 	}
 	c := &fdConn{loop: l, fd: int32(fd), ln: ln}
-	c.setRemoteLocked(sa)
+	c.setRemoteLocked(peer)
 	c.state.Store(stOpen)
 	h := ln.accept(c, l.id)
 	if h == nil {
@@ -292,7 +293,7 @@ func (c *fdConn) startConnect(family int, sa unix.Sockaddr) {
 		return
 	}
 	c.fd = int32(fd)
-	c.setRemoteLocked(sa)
+	c.setRemoteLocked(peerOf(sa))
 }
 
 // startDial registers a connecting socket with the loop.
@@ -503,20 +504,68 @@ type peerAddr struct {
 	kind uint8 // 0 none (unix socket), 4 or 6
 }
 
-// setRemoteLocked records the peer's address sa; the caller holds mu (or c
-// is not shared yet). An IPv4 address mapped into IPv6 (a peer of a
-// dual-stack socket) is kept as IPv4: RemoteAddr is the same.
-func (c *fdConn) setRemoteLocked(sa unix.Sockaddr) {
+// rawPeer is a peer's socket address passed by value from the accept to
+// the connection: IPv4 in the first 4 bytes of ip.
+type rawPeer struct {
+	ip   [16]byte
+	port uint16
+	kind uint8 // 0 none (unix socket), 4 or 6
+}
+
+// acceptPeer is unix.Accept4 (non-blocking, close-on-exec) without its two
+// allocations per connection, the raw address and a unix.Sockaddr: the
+// first lands in fdConn's size class, and the holes such short-lived
+// objects leave among the connections cost resident memory for as long as
+// the connections live. A raw system call, as in rawio_linux.go: the
+// listening socket is non-blocking.
+func acceptPeer(lfd int) (int, rawPeer, error) {
+	var rsa unix.RawSockaddrAny
+	n := uint32(unix.SizeofSockaddrAny)
+	fd, _, e := unix.RawSyscall6(unix.SYS_ACCEPT4, uintptr(lfd), uintptr(unsafe.Pointer(&rsa)), uintptr(unsafe.Pointer(&n)),
+		unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
+	if e != 0 {
+		return -1, rawPeer{}, e
+	}
+	var p rawPeer
+	switch rsa.Addr.Family {
+	case unix.AF_INET:
+		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(&rsa))
+		port := (*[2]byte)(unsafe.Pointer(&sa.Port)) // network byte order
+		p = rawPeer{port: uint16(port[0])<<8 | uint16(port[1]), kind: 4}
+		copy(p.ip[:], sa.Addr[:])
+	case unix.AF_INET6:
+		sa := (*unix.RawSockaddrInet6)(unsafe.Pointer(&rsa))
+		port := (*[2]byte)(unsafe.Pointer(&sa.Port))
+		p = rawPeer{ip: sa.Addr, port: uint16(port[0])<<8 | uint16(port[1]), kind: 6}
+	}
+	return int(fd), p, nil
+}
+
+// peerOf is the rawPeer of a dialed address.
+func peerOf(sa unix.Sockaddr) rawPeer {
 	switch sa := sa.(type) {
 	case *unix.SockaddrInet4:
-		c.remote = peerAddr{ip4: sa.Addr, port: uint16(sa.Port), kind: 4}
+		p := rawPeer{port: uint16(sa.Port), kind: 4}
+		copy(p.ip[:], sa.Addr[:])
+		return p
 	case *unix.SockaddrInet6:
-		if ip4 := net.IP(sa.Addr[:]).To4(); ip4 != nil {
-			c.remote = peerAddr{ip4: [4]byte(ip4), port: uint16(sa.Port), kind: 4}
-			return
-		}
-		c.remote = peerAddr{port: uint16(sa.Port), kind: 6}
-		c.extraLocked().ip6 = sa.Addr
+		return rawPeer{ip: sa.Addr, port: uint16(sa.Port), kind: 6}
+	}
+	return rawPeer{}
+}
+
+// setRemoteLocked records the peer's address; the caller holds mu (or c is
+// not shared yet). An IPv4 address mapped into IPv6 (a peer of a
+// dual-stack socket) is kept as IPv4: RemoteAddr is the same.
+func (c *fdConn) setRemoteLocked(p rawPeer) {
+	switch {
+	case p.kind == 4:
+		c.remote = peerAddr{ip4: [4]byte(p.ip[:4]), port: p.port, kind: 4}
+	case p.kind == 6 && net.IP(p.ip[:]).To4() != nil:
+		c.remote = peerAddr{ip4: [4]byte(p.ip[12:]), port: p.port, kind: 4}
+	case p.kind == 6:
+		c.remote = peerAddr{port: p.port, kind: 6}
+		c.extraLocked().ip6 = p.ip
 	default:
 		c.remote = peerAddr{}
 	}
