@@ -18,10 +18,10 @@ type gobwasServer struct {
 }
 
 func startGobwas(proto, addr string) (Server, error) {
-	if proto != "websocket" {
+	if proto != "websocket" && proto != "wss" {
 		return nil, fmt.Errorf("gobwas: only websocket")
 	}
-	ln, err := net.Listen("tcp", addr)
+	ln, err := listen(proto, addr)
 	if err != nil {
 		return nil, err
 	}

@@ -19,10 +19,10 @@ type gorillaServer struct {
 }
 
 func startGorilla(proto, addr string) (Server, error) {
-	if proto != "websocket" {
+	if proto != "websocket" && proto != "wss" {
 		return nil, fmt.Errorf("gorilla: only websocket")
 	}
-	ln, err := net.Listen("tcp", addr)
+	ln, err := listen(proto, addr)
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	ltls "github.com/lesismal/llib/std/crypto/tls"
 	"github.com/lesismal/nbio/logging"
 	"github.com/lesismal/nbio/nbhttp"
 	"github.com/lesismal/nbio/nbhttp/websocket"
@@ -23,7 +24,7 @@ type nbioServer struct {
 }
 
 func startNbio(proto, addr string) (Server, error) {
-	if proto != "websocket" {
+	if proto != "websocket" && proto != "wss" {
 		return nil, fmt.Errorf("nbio: only websocket")
 	}
 	addr, err := pickPort(addr)
@@ -43,12 +44,19 @@ func startNbio(proto, addr string) (Server, error) {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		u.Upgrade(w, r, nil)
 	})
-	s.engine = nbhttp.NewEngine(nbhttp.Config{
+	conf := nbhttp.Config{
 		Network: "tcp",
 		Addrs:   []string{addr},
 		Handler: mux,
 		IOMod:   nbhttp.IOModNonBlocking,
-	})
+	}
+	if proto == "wss" {
+		// nbio's own non-blocking TLS (its fork of crypto/tls).
+		cert := TLSConfig().Certificates[0]
+		conf.Addrs, conf.AddrsTLS = nil, []string{addr}
+		conf.TLSConfig = &ltls.Config{Certificates: []ltls.Certificate{{Certificate: cert.Certificate, PrivateKey: cert.PrivateKey}}}
+	}
+	s.engine = nbhttp.NewEngine(conf)
 	if err := s.engine.Start(); err != nil {
 		return nil, err
 	}

@@ -13,11 +13,14 @@ func init() { register("workerman", startWorkerman) }
 type wmServer struct{ w *workerman.Worker }
 
 func startWorkerman(proto, addr string) (Server, error) {
-	scheme := map[string]string{"tcp": "tcp", "websocket": "websocket", "text": "text"}[proto]
+	scheme := map[string]string{"tcp": "tcp", "websocket": "websocket", "wss": "websocket", "text": "text"}[proto]
 	if scheme == "" {
 		return nil, fmt.Errorf("workerman: no %s server", proto)
 	}
 	w := &workerman.Worker{URI: scheme + "://" + addr, Count: 1}
+	if proto == "wss" {
+		w.Transport, w.TLSConfig = "ssl", TLSConfig()
+	}
 	w.OnMessage = func(c *workerman.Connection, data []byte) {
 		c.SendMessage(c.MessageType(), data)
 	}

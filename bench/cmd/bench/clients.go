@@ -42,8 +42,8 @@ func dialClient(proto, addr string, size int) (client, error) {
 			return nil, err
 		}
 		return &tcpClient{c: c, buf: make([]byte, size)}, nil
-	case "websocket":
-		return dialWS(addr, size)
+	case "websocket", "wss":
+		return dialWS(addr, size, proto == "wss")
 	}
 	return nil, fmt.Errorf("no client for %s", proto)
 }

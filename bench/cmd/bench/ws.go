@@ -3,10 +3,12 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"encoding/binary"
 	"fmt"
 	"io"
 	"net"
+	"time"
 )
 
 // wsClient is a lean WebSocket client for load generation: it sends masked
@@ -21,10 +23,22 @@ type wsClient struct {
 
 var wsMask = [4]byte{0x12, 0x34, 0x56, 0x78}
 
-func dialWS(addr string, size int) (client, error) {
+func dialWS(addr string, size int, secure bool) (client, error) {
 	c, err := dialTCP(addr)
 	if err != nil {
 		return nil, err
+	}
+	if secure {
+		// The servers' certificate is made by their process at start: the
+		// load generator measures, it does not authenticate.
+		tc := tls.Client(c, &tls.Config{InsecureSkipVerify: true})
+		tc.SetDeadline(time.Now().Add(10 * time.Second))
+		if err := tc.Handshake(); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("TLS handshake: %w", err)
+		}
+		tc.SetDeadline(time.Time{})
+		c = tc
 	}
 	req := "GET / HTTP/1.1\r\nHost: " + addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
 		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
