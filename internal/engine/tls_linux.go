@@ -174,6 +174,9 @@ func (t *tlsConn) handshake(hs *tlsHandshake) {
 	})
 	err := t.tc.Handshake()
 	timer.Stop()
+	if err == nil {
+		releaseTLSBuffers(t.tc, 0)
+	}
 
 	t.mu.Lock()
 	if err == nil && hs.err != nil && hs.err != io.EOF {
@@ -428,6 +431,9 @@ func (t *tlsConn) pump() {
 		switch {
 		case err == nil:
 		case err == errWouldBlock:
+			// Everything at hand was read: an idle connection keeps no
+			// record buffer of more than a small message's size.
+			releaseTLSBuffers(t.tc, tlsKeepBuffer)
 			goto done
 		case err == io.EOF:
 			t.eof = true
@@ -450,6 +456,11 @@ done:
 		t.h.OnEOF()
 	}
 }
+
+// tlsKeepBuffer is the capacity of crypto/tls's record buffer that a
+// connection keeps between reads: what the records of small messages grow
+// it to (576 bytes), so that they do not allocate it anew each time.
+const tlsKeepBuffer = 1 << 10
 
 // tlsScratchSize holds the plaintext of one TLS record.
 const tlsScratchSize = 16 << 10

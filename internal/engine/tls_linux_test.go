@@ -444,3 +444,58 @@ func TestTLSDial(t *testing.T) {
 		hmu.Unlock()
 	})
 }
+
+// capsHandler echoes and, when the byte it waits for arrives, reports the
+// capacities of crypto/tls's input buffers as they are during that read.
+type capsHandler struct {
+	c    *tlsConn
+	n    int
+	at   int
+	caps chan [2]int
+}
+
+func (h *capsHandler) OnRead(in []byte) (int, int) {
+	h.n += len(in)
+	if h.n == h.at {
+		raw, hand := tlsBufferCaps(h.c.tc)
+		h.caps <- [2]int{raw, hand}
+	}
+	h.c.Write(in, 1<<30, false)
+	return len(in), 0
+}
+func (h *capsHandler) OnEOF()        { h.c.Close() }
+func (h *capsHandler) OnDrain()      {}
+func (h *capsHandler) OnClose(error) {}
+
+// An idle TLS connection on the loop does not keep crypto/tls's input
+// buffers at the size its handshake or its largest message grew them to.
+func TestTLSBuffersReleased(t *testing.T) {
+	if !tlsBuffersFound {
+		t.Fatal("crypto/tls's rawInput and hand buffers were not found: idle TLS connections keep them (see tls_buffers_linux.go)")
+	}
+	leakcheck.Check(t)
+	eng, err := New(Config{Loops: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(eng.Stop)
+	const big = 10 << 10
+	h := &capsHandler{at: big + 1, caps: make(chan [2]int, 1)}
+	addr, cfg := tlsServer(t, eng, func(c Conn, _ int) Handler { h.c = c.(*tlsConn); return h })
+	c, err := tls.Dial("tcp", addr, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	for _, n := range []int{big, 1} {
+		go c.Write(bytes.Repeat([]byte("y"), n))
+		if _, err := io.ReadFull(c, make([]byte, n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	caps := waitFor(t, h.caps, "the second message")
+	if caps[0] >= tlsKeepBuffer || caps[1] != 0 {
+		t.Fatalf("reading a 1-byte message after a 10 KiB one: record buffer %d bytes (want < %d), handshake buffer %d (want 0)", caps[0], tlsKeepBuffer, caps[1])
+	}
+}
