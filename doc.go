@@ -24,8 +24,9 @@
 // On Linux each instance is an epoll set parked in the Go runtime's
 // netpoller. An idle connection owns no goroutine and no read buffer (about
 // half a kilobyte in all), so one process holds hundreds of thousands of
-// them. Elsewhere, and for TLS, each connection has a reading goroutine; the
-// behaviour is the same.
+// them, TLS connections too (crypto/tls decrypts the loop's bytes; only a
+// handshake in progress has a goroutine). Elsewhere each connection has a
+// reading goroutine; the behaviour is the same.
 //
 // # Callbacks
 //

@@ -98,6 +98,8 @@ type config struct {
 	HistoryReplicas int
 	HistoryFile     bool
 	NATSStore       string
+	TLSCert         string
+	TLSKey          string
 
 	// Not flags: what tests tune.
 	StopTimeout time.Duration // bound of a graceful stop; default 10 s
@@ -134,6 +136,8 @@ func parseConfig(args []string, env func(string) string, out io.Writer) (config,
 	fs.IntVar(&cfg.HistoryReplicas, "history-replicas", 0, "with -nats or -cluster: servers that keep a copy of the history in JetStream, 1 to 5 (default: the embedded cluster's nodes up to 3, or 1 with -nats)")
 	fs.BoolVar(&cfg.HistoryFile, "history-file", false, "with -nats or -cluster: keep the history on disk, so that it survives a restart of every NATS server (default: in memory)")
 	fs.StringVar(&cfg.NATSStore, "nats-store", "", "with -cluster and -history-size: the embedded NATS server's JetStream directory (default <temp dir>/workerman-push/<cluster>/<node-id>)")
+	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "certificate chain (PEM) for wss:// on the clients' port (and https:// for the JS client); reloaded when the file changes")
+	fs.StringVar(&cfg.TLSKey, "tls-key", "", "private key (PEM) of -tls-cert")
 	fs.StringVar(&cfg.LogFormat, "log-format", "text", "log line format: text or json (log/slog's)")
 	fs.TextVar(&cfg.LogLevel, "log-level", slog.LevelInfo, "lowest level logged: debug, info, warn or error")
 	fs.Usage = func() {
@@ -180,6 +184,9 @@ func parseConfig(args []string, env func(string) string, out io.Writer) (config,
 	}
 	if cfg.HistorySize > 0 && cfg.Cluster != "" && cfg.Peers == "" {
 		return cfg, errors.New("-history-size with -cluster needs -peers: every node's route address, the same list on every node (JetStream clusters its servers by their routes); a single node keeps its history in memory without -cluster")
+	}
+	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
+		return cfg, errors.New("-tls-cert and -tls-key go together")
 	}
 	if cfg.LogFormat != "text" && cfg.LogFormat != "json" {
 		return cfg, fmt.Errorf("-log-format %q: text or json", cfg.LogFormat)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -104,6 +105,8 @@ type node struct {
 	log     *logBuf
 	stop    func() error // cancels run and returns what it returned
 	srv     *server      // startCfg's server, to read its counters
+	// tlsClient is the client configuration for a wss:// node.
+	tlsClient *tls.Config
 }
 
 var startedLine = regexp.MustCompile(`msg="workerman-push started" clients=(\S+) js=\S+ api=(\S+) .*?(?:api_key=(\S+))?$`)
@@ -255,7 +258,7 @@ func dial(t *testing.T, n *node, query string) *wsClient {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	conn, br, _, err := ws.Dial(ctx, u)
+	conn, br, _, err := ws.Dialer{TLSConfig: n.tlsClient}.Dial(ctx, u)
 	if err != nil {
 		t.Fatalf("dial %s: %v", u, err)
 	}

@@ -183,13 +183,14 @@ func TestParseListen(t *testing.T) {
 		{"ws://127.0.0.1:0/", "http://127.0.0.1:0", "/"},
 		{"websocket://[::1]:9000/push", "http://[::1]:9000", "/push"},
 		{"http://0.0.0.0:8000", "", ""},
-		{"wss://0.0.0.0:8000", "", ""},
+		{"wss://0.0.0.0:8000", "http://0.0.0.0:8000", "/"},
+		{"https://0.0.0.0:8000", "", ""},
 		{"websocket://0.0.0.0", "", ""},
 		{"websocket://0.0.0.0:8000/?x=1", "", ""},
 		{"websocket://0.0.0.0:8000/workerman-push.js", "", ""},
 		{"0.0.0.0:8000", "", ""},
 	} {
-		uri, path, err := parseListen(tc.in)
+		uri, path, _, err := parseListen(tc.in)
 		if uri != tc.uri || path != tc.path || (err == nil) != (tc.uri != "") {
 			t.Errorf("parseListen(%q) = %q, %q, %v; want %q, %q", tc.in, uri, path, err, tc.uri, tc.path)
 		}

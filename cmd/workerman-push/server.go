@@ -69,9 +69,12 @@ type identity struct {
 
 func newServer(cfg config, log *slog.Logger) (*server, error) {
 	s := &server{cfg: cfg, log: log, counters: newCounters()}
-	workerURI, path, err := parseListen(cfg.Listen)
+	workerURI, path, secure, err := parseListen(cfg.Listen)
 	if err != nil {
 		return nil, err
+	}
+	if secure && cfg.TLSCert == "" {
+		return nil, fmt.Errorf("-listen %q: wss needs -tls-cert and -tls-key", cfg.Listen)
 	}
 	s.wsPath = path
 	if _, err := parseAPI(cfg.API); err != nil {
@@ -94,6 +97,16 @@ func newServer(cfg config, log *slog.Logger) (*server, error) {
 	w.WebSocket.PingInterval = cfg.PingInterval
 	if cfg.PingInterval > 0 {
 		w.WebSocket.PingNotResponseLimit = 2
+	}
+	if cfg.TLSCert != "" {
+		// TLS runs on the event loops: an idle wss client costs a few
+		// kilobytes, not a goroutine.
+		certs, err := loadCertFiles(cfg.TLSCert, cfg.TLSKey, log)
+		if err != nil {
+			return nil, err
+		}
+		w.Transport = "ssl"
+		w.TLSConfig = certs.config()
 	}
 	w.OnWebSocketConnect = s.authenticate
 	w.OnRequest = s.serveHTTP
@@ -175,6 +188,7 @@ func (s *server) start() error {
 		"api", s.apiURL(),
 		"node", s.g.Node(),
 		"jwt", s.secret != nil,
+		"tls", s.w.TLSConfig != nil,
 		"webhook", s.cfg.Webhook,
 		"count", s.cfg.Count,
 		"ping_interval", s.cfg.PingInterval.String(),
@@ -372,31 +386,34 @@ func (s *server) observeAPI(method string, status int) {
 
 // parseListen reads -listen (websocket://host:port, optionally with the
 // path clients connect to, "/" by default) as the http:// worker that
-// serves both the WebSocket and the JS client.
-func parseListen(s string) (workerURI, path string, err error) {
+// serves both the WebSocket and the JS client. wss:// says that the port
+// must be served over TLS (secure).
+func parseListen(s string) (workerURI, path string, secure bool, err error) {
 	u, err := url.Parse(s)
 	if err != nil || u.Host == "" {
-		return "", "", fmt.Errorf("-listen %q: want websocket://host:port", s)
+		return "", "", false, fmt.Errorf("-listen %q: want websocket://host:port", s)
 	}
 	switch strings.ToLower(u.Scheme) {
 	case "websocket", "ws":
+	case "wss":
+		secure = true
 	default:
-		return "", "", fmt.Errorf("-listen %q: want websocket://host:port (wss is not supported yet: put a TLS proxy in front)", s)
+		return "", "", false, fmt.Errorf("-listen %q: want websocket://host:port (or wss:// with -tls-cert and -tls-key)", s)
 	}
 	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return "", "", fmt.Errorf("-listen %q: want websocket://host:port[/path]", s)
+		return "", "", false, fmt.Errorf("-listen %q: want websocket://host:port[/path]", s)
 	}
 	if _, _, err := net.SplitHostPort(u.Host); err != nil {
-		return "", "", fmt.Errorf("-listen %q: %w", s, err)
+		return "", "", false, fmt.Errorf("-listen %q: %w", s, err)
 	}
 	path = u.Path
 	if path == "" {
 		path = "/"
 	}
 	if path == "/workerman-push.js" {
-		return "", "", fmt.Errorf("-listen %q: that path serves the JS client", s)
+		return "", "", false, fmt.Errorf("-listen %q: that path serves the JS client", s)
 	}
-	return "http://" + u.Host, path, nil
+	return "http://" + u.Host, path, secure, nil
 }
 
 // parseAPI reads -api (http://host:port) as a TCP address.
@@ -412,10 +429,16 @@ func parseAPI(s string) (string, error) {
 }
 
 func (s *server) clientsURL() string {
+	if s.w.TLSConfig != nil {
+		return "wss://" + s.w.Addr().String() + s.wsPath
+	}
 	return "ws://" + s.w.Addr().String() + s.wsPath
 }
 
 func (s *server) jsURL() string {
+	if s.w.TLSConfig != nil {
+		return "https://" + s.w.Addr().String() + "/workerman-push.js"
+	}
 	return "http://" + s.w.Addr().String() + "/workerman-push.js"
 }
 
