@@ -77,21 +77,22 @@ func (s *server) run(ctx context.Context) error {
 
 // config is what the flags set.
 type config struct {
-	Listen       string        // client endpoint, websocket://host:port[/path]
-	API          string        // backend endpoint, http://host:port
-	APIKey       string        // bearer key of /api/*; generated when empty
-	JWTSecret    string        // HS256 secret; "" lets clients connect anonymously
-	Webhook      string        // URL of the client events; "" sends none
-	NodeID       string        // this node's name; "" lets the gateway pick one
-	Count        int           // event loops
-	PingInterval time.Duration // 0: no heartbeat
-	NATS         string        // URL(s) of an existing NATS cluster, comma-separated
-	Cluster      string        // embedded NATS: this node's route address
-	Peers        string        // embedded NATS: the peers' route addresses, comma-separated
-	HistorySize  int           // messages kept per stream; 0: no history
-	HistoryTTL   time.Duration // how long a message is kept
-	LogFormat    string        // "text" or "json"
-	LogLevel     slog.Level    // lines below it are not written
+	Listen        string        // client endpoint, websocket://host:port[/path]
+	API           string        // backend endpoint, http://host:port
+	APIKey        string        // bearer key of /api/*; generated when empty
+	JWTSecret     string        // HS256 secret; "" lets clients connect anonymously
+	Webhook       string        // URL of the client events; "" sends none
+	WebhookSecret string        // signs the webhook's POSTs; "" signs none
+	NodeID        string        // this node's name; "" lets the gateway pick one
+	Count         int           // event loops
+	PingInterval  time.Duration // 0: no heartbeat
+	NATS          string        // URL(s) of an existing NATS cluster, comma-separated
+	Cluster       string        // embedded NATS: this node's route address
+	Peers         string        // embedded NATS: the peers' route addresses, comma-separated
+	HistorySize   int           // messages kept per stream; 0: no history
+	HistoryTTL    time.Duration // how long a message is kept
+	LogFormat     string        // "text" or "json"
+	LogLevel      slog.Level    // lines below it are not written
 
 	// A cluster's history (JetStream): its copies, on disk or in memory,
 	// and the embedded server's directory.
@@ -125,6 +126,7 @@ func parseConfig(args []string, env func(string) string, out io.Writer) (config,
 	fs.StringVar(&cfg.APIKey, "api-key", "", "bearer key for /api/* (default: random, printed at start)")
 	fs.StringVar(&cfg.JWTSecret, "jwt-secret", "", "HS256 secret; when set, every client must present a valid token")
 	fs.StringVar(&cfg.Webhook, "webhook", "", "URL that receives client events as JSON POSTs")
+	fs.StringVar(&cfg.WebhookSecret, "webhook-secret", "", "signs every webhook POST (HMAC-SHA256 of the timestamp and the body, headers Workerman-Push-Timestamp and Workerman-Push-Signature)")
 	fs.StringVar(&cfg.NodeID, "node-id", "", "this node's name in the cluster (default host-pid-random)")
 	fs.IntVar(&cfg.Count, "count", runtime.NumCPU(), "event loops")
 	fs.DurationVar(&cfg.PingInterval, "ping-interval", 25*time.Second, "WebSocket ping interval; 0 turns the heartbeat off")
@@ -196,6 +198,9 @@ func parseConfig(args []string, env func(string) string, out io.Writer) (config,
 	}
 	if cfg.Peers != "" && cfg.Cluster == "" {
 		return cfg, errors.New("-peers needs -cluster (this node's own route address)")
+	}
+	if cfg.WebhookSecret != "" && cfg.Webhook == "" {
+		return cfg, errors.New("-webhook-secret needs -webhook")
 	}
 	if cfg.Webhook != "" {
 		u, err := url.Parse(cfg.Webhook)

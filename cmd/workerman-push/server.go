@@ -144,7 +144,11 @@ func newServer(cfg config, log *slog.Logger) (*server, error) {
 	g.OnConnect = s.onConnect
 	g.Welcome = s.welcome
 	if cfg.Webhook != "" {
-		s.hooks = newWebhook(cfg.Webhook, cfg.Hook, log)
+		var secret []byte
+		if cfg.WebhookSecret != "" {
+			secret = []byte(cfg.WebhookSecret)
+		}
+		s.hooks = newWebhook(cfg.Webhook, secret, cfg.Hook, log)
 		g.OnMessage = s.onMessage
 		g.OnClose = s.onClose
 	}
@@ -190,6 +194,7 @@ func (s *server) start() error {
 		"jwt", s.secret != nil,
 		"tls", s.w.TLSConfig != nil,
 		"webhook", s.cfg.Webhook,
+		"hook_signed", s.cfg.WebhookSecret != "",
 		"count", s.cfg.Count,
 		"ping_interval", s.cfg.PingInterval.String(),
 		"history_size", s.cfg.HistorySize,

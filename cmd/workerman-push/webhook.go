@@ -3,7 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"hash/maphash"
@@ -11,6 +14,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -93,6 +97,7 @@ func (o *hookOptions) defaults() {
 // events are dropped and counted, and the clients never wait for it.
 type webhook struct {
 	url    string
+	secret []byte // signs each POST when set (see sign)
 	opt    hookOptions
 	log    *slog.Logger
 	client *http.Client
@@ -112,12 +117,13 @@ type webhook struct {
 	dropLog, failLog           rateLog
 }
 
-func newWebhook(url string, opt hookOptions, log *slog.Logger) *webhook {
+func newWebhook(url string, secret []byte, opt hookOptions, log *slog.Logger) *webhook {
 	opt.defaults()
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = opt.Senders
 	h := &webhook{
 		url:    url,
+		secret: secret,
 		opt:    opt,
 		log:    log,
 		tr:     tr,
@@ -239,6 +245,11 @@ func (h *webhook) post(body []byte) (retry bool, err error) {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "workerman-push")
+	if h.secret != nil {
+		ts := strconv.FormatInt(time.Now().Unix(), 10)
+		req.Header.Set(headerTimestamp, ts)
+		req.Header.Set(headerSignature, sign(h.secret, ts, body))
+	}
 	resp, err := h.client.Do(req)
 	if err != nil {
 		return true, err
@@ -254,6 +265,23 @@ func (h *webhook) post(body []byte) (retry bool, err error) {
 	default:
 		return false, fmt.Errorf("webhook answered %s", resp.Status)
 	}
+}
+
+// The webhook's signature headers (-webhook-secret). A receiver recomputes
+// the signature from the raw body and the timestamp header, compares it in
+// constant time and refuses a timestamp far from its clock (a replay).
+const (
+	headerTimestamp = "Workerman-Push-Timestamp" // Unix seconds when the POST was made
+	headerSignature = "Workerman-Push-Signature" // "sha256=" + hex(HMAC-SHA256(secret, timestamp + "." + body))
+)
+
+// sign is the value of the signature header for body posted at ts.
+func sign(secret []byte, ts string, body []byte) string {
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(ts))
+	m.Write([]byte{'.'})
+	m.Write(body)
+	return "sha256=" + hex.EncodeToString(m.Sum(nil))
 }
 
 // stop sends what is queued within ctx, then gives up on the rest, and

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -215,5 +218,44 @@ func TestWebhookDead(t *testing.T) {
 				t.Fatalf("drop lines report %d, counted %d:\n%s", total, h.dropped.Load(), n.log.String())
 			}
 		})
+	}
+}
+
+// With -webhook-secret every POST carries a timestamp and an HMAC-SHA256 of
+// it and the body that a receiver can check; without it, neither header.
+func TestWebhookSignature(t *testing.T) {
+	type signed struct{ ts, sig, body string }
+	for _, secret := range []string{"s3cret", ""} {
+		got := make(chan signed, 10)
+		sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			body, _ := io.ReadAll(r.Body)
+			got <- signed{r.Header.Get("Workerman-Push-Timestamp"), r.Header.Get("Workerman-Push-Signature"), string(body)}
+		}))
+		defer sink.Close()
+		argv := args("-webhook", sink.URL)
+		if secret != "" {
+			argv = append(argv, "-webhook-secret", secret)
+		}
+		n := startCfg(t, argv, nil)
+		dial(t, n, "")
+		ev := recv(t, got, "the connect event")
+		if secret == "" {
+			if ev.ts != "" || ev.sig != "" {
+				t.Fatalf("unsigned webhook sent %q, %q", ev.ts, ev.sig)
+			}
+			continue
+		}
+		ts, err := strconv.ParseInt(ev.ts, 10, 64)
+		if err != nil || time.Since(time.Unix(ts, 0)).Abs() > time.Minute {
+			t.Fatalf("timestamp %q", ev.ts)
+		}
+		m := hmac.New(sha256.New, []byte(secret))
+		m.Write([]byte(ev.ts + "." + ev.body))
+		if want := "sha256=" + hex.EncodeToString(m.Sum(nil)); !hmac.Equal([]byte(ev.sig), []byte(want)) {
+			t.Fatalf("signature %q, want %q", ev.sig, want)
+		}
+	}
+	if _, err := parseConfig([]string{"-webhook-secret", "x"}, nil, io.Discard); err == nil {
+		t.Error("-webhook-secret without -webhook was accepted")
 	}
 }
