@@ -17,28 +17,35 @@ import (
 
 // # The io_uring engine
 //
-// The same loops, connections and contract as the epoll engine, with an
-// io_uring instance in place of each epoll set:
+// The same loops, connections and contract as the epoll engine (its
+// fdConn's rules, kept in uConn), with an io_uring instance in place of each
+// epoll set:
 //
 //   - each open connection has one multishot receive armed. The kernel
 //     copies what arrives into a ring of buffers the loop provides (one
-//     ring per loop, consumed incrementally: small messages of many
-//     connections share one buffer), so the loop makes no read system call
-//     and an idle connection still owns no buffer;
-//   - a loop iteration reaps every completion, then makes one io_uring_enter
-//     that submits what the iteration queued (receives re-armed, polls for
-//     write space, cancels) and waits for the next completions;
+//     ring per loop, consumed incrementally where the kernel can: small
+//     messages of many connections share one buffer), so the loop makes no
+//     read system call and an idle connection still owns no buffer;
+//   - a loop iteration reaps every completion without a system call, hands
+//     each connection what came for it in one OnRead, then makes at most
+//     one io_uring_enter, which submits what the iteration queued
+//     (receives re-armed, polls for write space, cancels);
 //   - writes are the epoll engine's: straight to the socket when nothing is
 //     queued, otherwise queued and flushed with one sendmsg when a poll for
-//     write space completes.
+//     write space completes;
+//   - listeners are multishot polls; accept4 takes the connections.
 //
-// The rings are single-issuer with deferred task running: the kernel
-// produces completions only inside the loop's own io_uring_enter, never by
-// interrupting the loop. That needs the loop to submit from one thread, so
-// each loop goroutine is locked to its thread and blocks in io_uring_enter
-// (the scheduler hands its P to others while it waits). Other goroutines
-// reach a loop through its task list and an eventfd the loop keeps a read
-// armed on.
+// A loop parks in the runtime's netpoller, as an epoll loop does, on an
+// eventfd registered with the ring: the kernel signals it when it posts
+// completions, other goroutines when they add a task. The kernel runs a
+// receive in the task work of the thread that armed it, on that thread's
+// next way out of the kernel (or waking it), never in the loop, which
+// makes no blocking system call. (Deferred task running would wait for the
+// loop instead and batch better, but needs one thread to make every
+// io_uring_enter: a loop locked to its thread paid for it with a hand-off
+// of the P at each wake-up, several times what the system calls saved.)
+//
+// TLS connections are served by the goroutine engine.
 
 const (
 	uringEntries    = 1024
@@ -94,6 +101,7 @@ func NewUring(cfg Config) (Engine, error) {
 			for _, l := range e.loops {
 				l.release()
 			}
+			e.gor.Stop()
 			return nil, fmt.Errorf("%w: %w", ErrUringUnavailable, err)
 		}
 		e.loops = append(e.loops, l)

@@ -3,6 +3,7 @@
 package engine
 
 import (
+	"encoding/binary"
 	"fmt"
 	"runtime"
 	"sync/atomic"
@@ -18,11 +19,8 @@ import (
 // (include/uapi/linux/io_uring.h).
 
 const (
-	iouSetupSubmitAll    = 1 << 7
-	iouSetupCoopTaskrun  = 1 << 8
-	iouSetupSingleIssuer = 1 << 12
-	iouSetupDeferTaskrun = 1 << 13
-	iouSetupCQSize       = 1 << 3
+	iouSetupSubmitAll = 1 << 7
+	iouSetupCQSize    = 1 << 3
 
 	iouFeatSingleMmap = 1 << 0
 	iouFeatNoDrop     = 1 << 1
@@ -35,7 +33,6 @@ const (
 
 	iouOpPollAdd     = 6
 	iouOpAsyncCancel = 14
-	iouOpRead        = 22
 	iouOpRecv        = 27
 
 	iosqeBufferSelect = 1 << 5
@@ -119,8 +116,7 @@ var (
 	_ [40]byte  = [unsafe.Sizeof(iouBufReg{})]byte{}
 )
 
-// ring is one io_uring instance. It is owned by one goroutine, locked to
-// its thread (the rings are set up single-issuer).
+// ring is one io_uring instance, owned by its loop's goroutine.
 type ring struct {
 	fd       int
 	sqMem    []byte
@@ -149,9 +145,7 @@ var iouSetup = func(entries uint32, p *iouParams) (int, error) {
 }
 
 // newRing sets up a ring with entries submission slots and cqEntries
-// completion slots: deferred task running (completions are produced when
-// the owner enters the kernel, never by interrupting it) where the kernel
-// has it, plain otherwise.
+// completion slots.
 func newRing(entries, cqEntries uint32) (*ring, error) {
 	var (
 		p   iouParams
@@ -346,10 +340,14 @@ func (b *bufRing) put(id uint16) {
 }
 
 func (b *bufRing) publish() {
-	// The tail overlays entry 0's last field. The kernel picks buffers in
-	// the task work of the loop's own thread, in its io_uring_enter, which
-	// comes after this store.
-	b.entries[0].resv = b.tail
+	// The tail overlays entry 0's last field; the kernel reads it (with
+	// acquire) from whatever thread runs a receive, so store it with
+	// release, after the entries: one 32-bit store of entry 0's buffer id,
+	// unchanged, and the tail.
+	var w [4]byte
+	binary.NativeEndian.PutUint16(w[0:], b.entries[0].bid)
+	binary.NativeEndian.PutUint16(w[2:], b.tail)
+	atomic.StoreUint32((*uint32)(unsafe.Pointer(&b.entries[0].bid)), binary.NativeEndian.Uint32(w[:]))
 }
 
 // registerEventfd has the kernel signal fd when it posts completions.
