@@ -6,7 +6,8 @@
 //	cd bench && go run ./cmd/bench            # everything: results/results.md and charts
 //	cd bench && go run ./cmd/bench -smoke     # tiny sizes: checks that the suite runs
 //
-// Single scenarios: -only idle|echo|broadcast|storm, -proto tcp|websocket.
+// Single scenarios: -only idle|echo|broadcast|storm, -proto tcp|websocket;
+// some servers only: -servers workerman,workerman-uring.
 package main
 
 import (
@@ -17,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -38,9 +40,13 @@ type options struct {
 }
 
 var (
-	wsServers  = []string{"workerman", "gorilla", "gobwas", "nbio"}
-	tcpServers = []string{"workerman", "netconn", "gnet"}
+	wsServers  = []string{"workerman", uringServer, "gorilla", "gobwas", "nbio"}
+	tcpServers = []string{"workerman", uringServer, "netconn", "gnet"}
 )
+
+// uringServer is our server on the io_uring engine: the workerman
+// benchserver run with WORKERMAN_ENGINE=io_uring.
+const uringServer = "workerman-uring"
 
 func main() {
 	var (
@@ -55,6 +61,7 @@ func main() {
 		out   = flag.String("out", "results", "directory for results.md and the charts (empty: stdout only)")
 		smoke = flag.Bool("smoke", false, "tiny sizes, one round: checks that the suite runs")
 		rep0  = flag.String("replot", "", "make results.md and the charts again from this results.json, without measuring")
+		impls = flag.String("servers", "", "comma-separated servers to run (empty: all); the baselines gorilla and netconn are always run")
 	)
 	flag.IntVar(&opt.rounds, "rounds", 3, "rounds per measurement (medians reported)")
 	flag.DurationVar(&opt.duration, "duration", 1500*time.Millisecond, "echo measurement time per round")
@@ -65,6 +72,9 @@ func main() {
 	flag.IntVar(&opt.stormPar, "storm-parallel", 500, "clients connecting at any moment in the storm")
 	flag.Parse()
 	opt.idleConns, opt.echoConns, opt.sizes, opt.inflight = ints(*idle), ints(*echo), ints(*sizes), ints(*infl)
+	if *impls != "" {
+		wsServers, tcpServers = onlyServers(wsServers, *impls, "gorilla"), onlyServers(tcpServers, *impls, "netconn")
+	}
 	if *smoke {
 		opt.rounds, opt.duration = 1, 300*time.Millisecond
 		opt.idleConns, opt.echoConns, opt.sizes, opt.inflight = []int{50}, []int{4}, []int{64}, []int{1}
@@ -126,6 +136,19 @@ func main() {
 	}
 	rep.Took = time.Since(started)
 	write(rep, *out)
+}
+
+// onlyServers keeps the servers named in list (comma-separated), and the
+// baseline.
+func onlyServers(all []string, list, baseline string) []string {
+	keep := []string{}
+	want := strings.Split(list, ",")
+	for _, s := range all {
+		if s == baseline || slices.Contains(want, s) {
+			keep = append(keep, s)
+		}
+	}
+	return keep
 }
 
 // write prints the tables and, with an output directory, saves them with the

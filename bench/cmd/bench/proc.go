@@ -24,11 +24,18 @@ type server struct {
 }
 
 func startServer(bin, impl, proto string, cpu int) (*server, error) {
-	args := []string{bin, "-impl", impl, "-proto", proto}
+	run := impl
+	env := os.Environ()
+	if impl == uringServer {
+		run = "workerman"
+		env = append(env, "WORKERMAN_ENGINE=io_uring")
+	}
+	args := []string{bin, "-impl", run, "-proto", proto}
 	if cpu >= 0 && haveTaskset {
 		args = append([]string{"taskset", "-c", strconv.Itoa(cpu)}, args...)
 	}
 	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Env = env
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
