@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"runtime"
@@ -56,12 +57,47 @@ type WebSocketClientOptions struct {
 //	c.OnClose = func(c *workerman.AsyncConnection) { c.Reconnect(time.Second) }
 //	c.Connect()
 //
-// Set the fields before Connect. Callbacks follow the rules of server
-// connections: for one connection they run one at a time and in order on a
-// pool goroutine, never on an event loop, and may block. Methods are safe
-// from any goroutine. On Linux an idle AsyncConnection holds no goroutine:
-// one process holds tens of thousands.
+// Its settings and callbacks are the fields of its AsyncOptions, embedded:
+// c.OnMessage = f sets them. Set them before Connect. Many connections with
+// the same settings share one AsyncOptions (NewAsyncConnectionWith), and
+// with it the parsed address, TLS configuration and WebSocket settings
+// built at the first Connect: an idle client then costs about 1 KB.
+//
+// Callbacks follow the rules of server connections: for one connection
+// they run one at a time and in order on a pool goroutine, never on an
+// event loop, and may block. Methods are safe from any goroutine. On Linux
+// an idle AsyncConnection holds no goroutine: one process holds tens of
+// thousands.
 type AsyncConnection struct {
+	*AsyncOptions
+
+	uri string
+	id  uint64
+
+	mu      sync.Mutex
+	state   asyncState
+	wsType  protocol.MessageType // SetWebSocketType's; 0: the options' BinaryType
+	cur     *Connection
+	tmpl    *asyncTemplate     // shared by the connections of one AsyncOptions and URI
+	pending []protocol.Message // sent while no connection is up
+	queued  int32              // bytes in pending (at most MaxSendBufferSize)
+	refs    int32              // client reactor references held
+	timer   *time.Timer
+	value   any
+}
+
+// AsyncOptions are the settings and callbacks of AsyncConnections. One
+// value may serve many connections (NewAsyncConnectionWith): what it
+// builds at a connection's first Connect for a URI (the parsed address,
+// the TLS configuration, the WebSocket handshake's settings, the callbacks'
+// wiring) is built once and shared by the others, so that many clients of
+// one server cost little each. Set the fields before the first Connect of
+// any of its connections; setting a field of shared options (also through
+// one of the connections: c.OnMessage = f) sets it for all of them. Clone
+// gives a connection options of its own.
+//
+// Callbacks receive the connection they are for.
+type AsyncOptions struct {
 	// OnConnect runs when the TCP (or TLS) connection is up; for ws:// the
 	// handshake follows, and what is sent before it completes is delivered
 	// right after it.
@@ -100,20 +136,55 @@ type AsyncConnection struct {
 	WebSocket         WebSocketClientOptions
 	Logger            *slog.Logger
 
-	uri string
-	id  uint64
-
-	mu      sync.Mutex
-	state   asyncState
-	cur     *Connection
-	ep      *endpoint
-	target  dialTarget
-	pending []protocol.Message // sent while no connection is up
-	queued  int
-	timer   *time.Timer
-	refs    int // client reactor references held
-	value   any
+	templates map[string]*asyncTemplate // by URI; guarded by asyncTemplates
 }
+
+// Clone returns a copy of o that shares nothing built from it: a
+// connection given the copy (c.AsyncOptions = o.Clone()) may then change
+// its settings alone. The copy is shallow: WebSocket.Header, Protocols,
+// PingData and TLSConfig are the same values.
+func (o *AsyncOptions) Clone() *AsyncOptions {
+	asyncTemplates.Lock()
+	c := *o
+	asyncTemplates.Unlock()
+	c.templates = nil
+	return &c
+}
+
+// asyncTemplate is what the connections of one AsyncOptions to one URI
+// share: the dial target and an endpoint (codec, limits, callbacks that
+// find their AsyncConnection through the connection's connExt). It does
+// not change once published: a connection on a later client reactor (after
+// the last one stopped) gets a copy for it (on).
+type asyncTemplate struct {
+	target dialTarget
+	ep     endpoint
+}
+
+// on returns the template for reactor r: t itself, or the options' current
+// one for the URI if it is on r, or a copy on r that becomes the current one.
+func (t *asyncTemplate) on(r *reactor, o *AsyncOptions, uri string) *asyncTemplate {
+	if t.ep.r == r {
+		return t
+	}
+	asyncTemplates.Lock()
+	defer asyncTemplates.Unlock()
+	if cur := o.templates[uri]; cur != nil && cur.ep.r == r {
+		return cur
+	}
+	n := &asyncTemplate{target: t.target, ep: t.ep}
+	n.ep.r = r
+	if o.templates == nil {
+		o.templates = make(map[string]*asyncTemplate)
+	}
+	o.templates[uri] = n
+	return n
+}
+
+// asyncOf is the AsyncConnection whose attempt c is.
+func asyncOf(c *Connection) *AsyncConnection { return c.ext.Load().async }
+
+var asyncTemplates sync.Mutex
 
 type asyncState uint8
 
@@ -138,7 +209,21 @@ type dialTarget struct {
 // tcp://, text://, frame://, ws://, wss://, ssl://, unix:///path, or a
 // scheme registered with protocol.Register. Call Connect.
 func NewAsyncConnection(uri string) *AsyncConnection {
-	return &AsyncConnection{uri: uri, id: connectionIDs.Add(1)}
+	return NewAsyncConnectionWith(uri, nil)
+}
+
+// NewAsyncConnectionWith is NewAsyncConnection with settings and callbacks
+// shared with other connections (nil: options of its own).
+//
+//	opts := &workerman.AsyncOptions{OnMessage: onMessage, OnClose: onClose}
+//	for i := range 10000 {
+//		workerman.NewAsyncConnectionWith("ws://127.0.0.1:8000/", opts).Connect()
+//	}
+func NewAsyncConnectionWith(uri string, o *AsyncOptions) *AsyncConnection {
+	if o == nil {
+		o = new(AsyncOptions)
+	}
+	return &AsyncConnection{AsyncOptions: o, uri: uri, id: connectionIDs.Add(1)}
 }
 
 // ErrAlreadyConnected is returned by Connect while connected or connecting.
@@ -181,13 +266,12 @@ func (a *AsyncConnection) Connect() error {
 		a.timer = nil
 		a.releaseLocked()
 	}
-	if a.ep == nil {
-		t, err := a.parse()
+	if a.tmpl == nil {
+		t, err := a.template()
 		if err != nil {
 			return err
 		}
-		a.target = t
-		a.ep = a.endpoint()
+		a.tmpl = t
 	}
 	if err := a.acquireLocked(); err != nil {
 		return err
@@ -199,14 +283,16 @@ func (a *AsyncConnection) Connect() error {
 // startLocked begins one attempt; the caller holds a reactor reference,
 // which the attempt owns until its OnClose ran.
 func (a *AsyncConnection) startLocked() {
-	r := a.ep.r
-	t := a.target
+	ep := &a.tmpl.ep
+	r := ep.r
+	t := a.tmpl.target
 	timeout := a.ConnectTimeout
 	if timeout <= 0 {
 		timeout = 10 * time.Second
 	}
 	dc := r.eng.Dial(engine.DialRequest{Network: t.network, Address: t.address, Timeout: timeout, TLS: t.tls})
-	c := newConnection(a.ep, dc, r.insts[dc.Instance()])
+	c := newConnection(ep, dc, r.insts[dc.Instance()])
+	c.ext.Store(&connExt{async: a}) // the shared callbacks find a through it
 	r.admit()
 	a.cur = c
 	a.state = asyncConnecting
@@ -214,11 +300,7 @@ func (a *AsyncConnection) startLocked() {
 	if t.ws {
 		// The codec was configured at the first attempt; SetWebSocketType
 		// may have changed the type since.
-		typ := protocol.TextMessage
-		if a.WebSocket.BinaryType {
-			typ = protocol.BinaryMessage
-		}
-		c.SetWebSocketType(typ)
+		c.SetWebSocketType(a.webSocketType())
 	}
 	for _, m := range a.pending {
 		c.send(m, false)
@@ -270,7 +352,7 @@ func (a *AsyncConnection) acquireLocked() error {
 	if err != nil {
 		return err
 	}
-	a.ep.r = r
+	a.tmpl = a.tmpl.on(r, a.AsyncOptions, a.uri)
 	a.refs++
 	return nil
 }
@@ -287,7 +369,7 @@ func (a *AsyncConnection) releaseLocked() {
 // delivered once connected.
 func (a *AsyncConnection) Reconnect(after time.Duration) error {
 	a.mu.Lock()
-	if a.ep == nil {
+	if a.tmpl == nil {
 		a.mu.Unlock()
 		return a.Connect()
 	}
@@ -375,7 +457,7 @@ func (a *AsyncConnection) send(m protocol.Message, raw bool) error {
 		return ErrClosed
 	}
 	limit := cmpOr(a.MaxSendBufferSize, DefaultMaxSendBufferSize)
-	if a.queued >= limit {
+	if int(a.queued) >= limit {
 		if f := a.OnError; f != nil {
 			go f(a, ErrSendBufferFull)
 		}
@@ -391,7 +473,7 @@ func (a *AsyncConnection) send(m protocol.Message, raw bool) error {
 		return ErrInvalidUTF8
 	}
 	a.pending = append(a.pending, protocol.Message{Type: m.Type, Data: bytes.Clone(m.Data)})
-	a.queued += len(m.Data)
+	a.queued = int32(min(int64(a.queued)+int64(len(m.Data)), math.MaxInt32))
 	return nil
 }
 
@@ -399,12 +481,25 @@ func (a *AsyncConnection) send(m protocol.Message, raw bool) error {
 // is not UTF-8), for a message queued while there is no codec to ask, so
 // that Send fails at once instead of when the connection is up.
 func (a *AsyncConnection) refusedText(m protocol.Message) bool {
-	t := a.target
-	if a.ep == nil {
+	var t dialTarget
+	if a.tmpl != nil {
+		t = a.tmpl.target
+	} else {
 		t, _ = a.parse()
 	}
-	text := m.Type == protocol.TextMessage || m.Type == protocol.DataMessage && !a.WebSocket.BinaryType
+	text := m.Type == protocol.TextMessage || m.Type == protocol.DataMessage && a.webSocketType() == protocol.TextMessage
 	return t.ws && text && !utf8.Valid(m.Data)
+}
+
+// webSocketType is the frame type of Send on ws:// (the caller holds mu).
+func (a *AsyncConnection) webSocketType() protocol.MessageType {
+	switch {
+	case a.wsType != 0:
+		return a.wsType
+	case a.WebSocket.BinaryType:
+		return protocol.BinaryMessage
+	}
+	return protocol.TextMessage
 }
 
 // Close sends data (if given), flushes and closes; no reconnect follows
@@ -493,10 +588,14 @@ func (a *AsyncConnection) ResumeRecv() {
 	}
 }
 
-// SetWebSocketType sets the type Send uses on a ws:// connection.
+// SetWebSocketType sets the type Send uses on this ws:// connection, also
+// after a reconnect (its AsyncOptions are not changed).
 func (a *AsyncConnection) SetWebSocketType(t protocol.MessageType) {
 	a.mu.Lock()
-	a.WebSocket.BinaryType = t == protocol.BinaryMessage
+	a.wsType = protocol.TextMessage
+	if t == protocol.BinaryMessage {
+		a.wsType = t
+	}
 	c := a.cur
 	a.mu.Unlock()
 	if c != nil {
@@ -534,56 +633,80 @@ func (a *AsyncConnection) SetValue(v any) {
 	a.mu.Unlock()
 }
 
-// endpoint builds the callbacks and codec shared by every attempt.
-func (a *AsyncConnection) endpoint() *endpoint {
-	t := a.target
-	ep := newEndpoint(t.endpointURI, a.MaxSendBufferSize, a.MaxPackageSize, a.Logger, &clientStats)
+// template returns what the connections of a.AsyncOptions to a.uri share,
+// built by the first of them to connect.
+func (a *AsyncConnection) template() (*asyncTemplate, error) {
+	asyncTemplates.Lock()
+	defer asyncTemplates.Unlock()
+	if t := a.templates[a.uri]; t != nil {
+		return t, nil
+	}
+	target, err := a.parse()
+	if err != nil {
+		return nil, err
+	}
+	t := &asyncTemplate{target: target}
+	a.buildEndpoint(&t.ep, target)
+	if a.templates == nil {
+		a.templates = make(map[string]*asyncTemplate)
+	}
+	a.templates[a.uri] = t
+	return t, nil
+}
+
+// buildEndpoint makes the codec and the callbacks' wiring of a template:
+// the callbacks are the same functions for every connection (they find it
+// through the endpoint's copy), set where the options have one, as for a
+// Worker.
+func (a *AsyncConnection) buildEndpoint(ep *endpoint, t dialTarget) {
+	*ep = *newEndpoint(t.endpointURI, a.MaxSendBufferSize, a.MaxPackageSize, a.Logger, &clientStats)
 	if a.OnConnect != nil {
-		ep.onConnect = func(*Connection) { a.OnConnect(a) }
+		ep.onConnect = func(c *Connection) { a := asyncOf(c); a.OnConnect(a) }
 	}
 	if a.OnMessage != nil {
-		ep.onMessage = func(_ *Connection, d []byte) { a.OnMessage(a, d) }
+		ep.onMessage = func(c *Connection, d []byte) { a := asyncOf(c); a.OnMessage(a, d) }
 	}
-	ep.onClose = func(*Connection) {
-		if a.OnClose != nil {
+	ep.onClose = func(c *Connection) {
+		if a := asyncOf(c); a.OnClose != nil {
 			a.OnClose(a)
 		}
 	}
-	ep.afterClose = a.attemptEnded
+	ep.afterClose = func(c *Connection) { asyncOf(c).attemptEnded(c) }
 	if a.OnError != nil {
-		ep.onError = func(_ *Connection, err error) { a.OnError(a, err) }
+		ep.onError = func(c *Connection, err error) { a := asyncOf(c); a.OnError(a, err) }
 	}
 	if a.OnBufferFull != nil {
-		ep.onBufferFull = func(*Connection) { a.OnBufferFull(a) }
+		ep.onBufferFull = func(c *Connection) { a := asyncOf(c); a.OnBufferFull(a) }
 	}
 	if a.OnBufferDrain != nil {
-		ep.onBufferDrain = func(*Connection) { a.OnBufferDrain(a) }
+		ep.onBufferDrain = func(c *Connection) { a := asyncOf(c); a.OnBufferDrain(a) }
 	}
-	if t.ws {
-		o := a.WebSocket
-		opt := WebSocketOptions{NoCompression: o.NoCompression, HandshakeTimeout: o.HandshakeTimeout, BinaryType: o.BinaryType,
-			PingInterval: o.PingInterval, PingNotResponseLimit: o.PingNotResponseLimit, PingData: o.PingData}
-		var cb wsCallbacks
-		if f := a.OnWebSocketConnect; f != nil {
-			cb.connected = func(_ *Connection, v any) {
-				r, _ := v.(*WebSocketResponse)
-				f(a, r)
-			}
-		}
-		if f := a.OnWebSocketPing; f != nil {
-			cb.ping = func(_ *Connection, d []byte) { f(a, d) }
-		}
-		if f := a.OnWebSocketPong; f != nil {
-			cb.pong = func(_ *Connection, d []byte) { f(a, d) }
-		}
-		if f := a.OnWebSocketClose; f != nil {
-			cb.close = func(_ *Connection, code int, reason string) { f(a, code, reason) }
-		}
-		ep.proto = websocket.Client(webSocketConfig(opt, cb), websocket.ClientConfig{
-			Host: t.host, Path: t.path, Header: o.Header, Origin: o.Origin, Protocols: o.Protocols,
-		})
+	if !t.ws {
+		return
 	}
-	return ep
+	o := a.WebSocket
+	opt := WebSocketOptions{NoCompression: o.NoCompression, HandshakeTimeout: o.HandshakeTimeout, BinaryType: o.BinaryType,
+		PingInterval: o.PingInterval, PingNotResponseLimit: o.PingNotResponseLimit, PingData: o.PingData}
+	var cb wsCallbacks
+	if a.OnWebSocketConnect != nil {
+		cb.connected = func(c *Connection, v any) {
+			r, _ := v.(*WebSocketResponse)
+			a := asyncOf(c)
+			a.OnWebSocketConnect(a, r)
+		}
+	}
+	if a.OnWebSocketPing != nil {
+		cb.ping = func(c *Connection, d []byte) { a := asyncOf(c); a.OnWebSocketPing(a, d) }
+	}
+	if a.OnWebSocketPong != nil {
+		cb.pong = func(c *Connection, d []byte) { a := asyncOf(c); a.OnWebSocketPong(a, d) }
+	}
+	if a.OnWebSocketClose != nil {
+		cb.close = func(c *Connection, code int, reason string) { a := asyncOf(c); a.OnWebSocketClose(a, code, reason) }
+	}
+	ep.proto = websocket.Client(webSocketConfig(opt, cb), websocket.ClientConfig{
+		Host: t.host, Path: t.path, Header: o.Header, Origin: o.Origin, Protocols: o.Protocols,
+	})
 }
 
 var clientStats stats

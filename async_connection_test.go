@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -578,4 +579,93 @@ func TestAsyncConnectionKeepsWebSocketTypeAcrossReconnects(t *testing.T) {
 	done.Store(true)
 	c.Close()
 	wait(t, c.closed, "the final OnClose")
+}
+
+// Connections made from one AsyncOptions share what the first Connect built
+// (one template per URI) and each hears its own events; SetWebSocketType
+// and a Clone change one connection alone.
+func TestAsyncOptionsShared(t *testing.T) {
+	leakcheck.Check(t)
+	type msg struct {
+		a    *AsyncConnection
+		data string
+	}
+	got := make(chan msg, 100)
+	types := make(chan protocol.MessageType, 100)
+	w := &Worker{URI: "websocket://127.0.0.1:0"}
+	w.OnMessage = func(c *Connection, data []byte) {
+		types <- c.MessageType()
+		c.SendMessage(c.MessageType(), data)
+	}
+	addr := serve(t, w)
+	up := make(chan *AsyncConnection, 100)
+	opts := &AsyncOptions{
+		OnWebSocketConnect: func(a *AsyncConnection, _ *WebSocketResponse) { up <- a },
+		OnMessage:          func(a *AsyncConnection, d []byte) { got <- msg{a, string(d)} },
+	}
+	const n = 20
+	conns := make([]*AsyncConnection, n)
+	for i := range conns {
+		conns[i] = NewAsyncConnectionWith("ws://"+addr+"/", opts)
+		t.Cleanup(conns[i].Destroy)
+		if err := conns[i].Connect(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range n {
+		wait(t, up, "a handshake")
+	}
+	for i, a := range conns {
+		if a.tmpl != conns[0].tmpl {
+			t.Fatalf("connection %d: template %p; the first's %p", i, a.tmpl, conns[0].tmpl)
+		}
+		a.SendString(fmt.Sprint(i))
+	}
+	for range n {
+		m := wait(t, got, "an echo")
+		if m.data != fmt.Sprint(slices.Index(conns, m.a)) {
+			t.Fatalf("connection %d heard %q", slices.Index(conns, m.a), m.data)
+		}
+	}
+	for range n {
+		if typ := wait(t, types, "a message's type"); typ != protocol.TextMessage {
+			t.Fatalf("sent as %v", typ)
+		}
+	}
+
+	// One connection binary, the others still text; the options unchanged.
+	conns[0].SetWebSocketType(protocol.BinaryMessage)
+	conns[0].SendString("b")
+	if typ := wait(t, types, "the binary message"); typ != protocol.BinaryMessage {
+		t.Fatalf("SetWebSocketType(binary): sent as %v", typ)
+	}
+	conns[1].SendString("t")
+	if typ := wait(t, types, "a sibling's message"); typ != protocol.TextMessage || opts.WebSocket.BinaryType {
+		t.Fatalf("a sibling sent %v (options' BinaryType %v)", typ, opts.WebSocket.BinaryType)
+	}
+	wait(t, got, "echo")
+	wait(t, got, "echo")
+
+	// A clone is a connection's own: its callback, not the others'.
+	mine := make(chan string, 1)
+	c := NewAsyncConnectionWith("ws://"+addr+"/", opts)
+	t.Cleanup(c.Destroy)
+	c.AsyncOptions = opts.Clone()
+	c.OnMessage = func(_ *AsyncConnection, d []byte) { mine <- string(d) }
+	if err := c.Connect(); err != nil {
+		t.Fatal(err)
+	}
+	wait(t, up, "the clone's handshake")
+	if c.tmpl == conns[0].tmpl {
+		t.Fatal("the clone shares the template of the options it was copied from")
+	}
+	c.SendString("own")
+	if d := wait(t, mine, "the clone's echo"); d != "own" {
+		t.Fatalf("the clone heard %q", d)
+	}
+	select {
+	case m := <-got:
+		t.Fatalf("the shared OnMessage heard the clone's echo: %q", m.data)
+	default:
+	}
 }

@@ -75,6 +75,7 @@ type connExt struct {
 	value               any
 	maxSend, maxPackage int
 	pipeTo, pipeFrom    *Connection
+	async               *AsyncConnection // the AsyncConnection whose attempt this is
 	closeWhenFull       bool
 }
 

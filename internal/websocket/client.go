@@ -40,7 +40,9 @@ func Client(cfg Config, cc ClientConfig) *Protocol {
 func (p *Protocol) newClient() *Codec {
 	var nonce [16]byte
 	rand.Read(nonce[:])
-	return &Codec{cfg: p.cfg, client: &clientSide{cfg: p.ccfg, key: base64.StdEncoding.EncodeToString(nonce[:])}}
+	cs := &clientSide{cfg: p.ccfg}
+	base64.StdEncoding.Encode(cs.key[:], nonce[:])
+	return &Codec{cfg: p.cfg, client: cs}
 }
 
 // HandshakeRequest is the opening handshake a client sends first (Accepted
@@ -49,7 +51,7 @@ func (c *Codec) HandshakeRequest() []byte {
 	cfg := c.client.cfg
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n", sanitizeHeader(cfg.Path), sanitizeHeader(cfg.Host))
-	fmt.Fprintf(&b, "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n", c.client.key)
+	fmt.Fprintf(&b, "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n", c.client.key[:])
 	if cfg.Origin != "" {
 		fmt.Fprintf(&b, "Origin: %s\r\n", sanitizeHeader(cfg.Origin))
 	}
@@ -95,7 +97,7 @@ func (c *Codec) clientHandshake(packet []byte) (protocol.Message, error) {
 		return protocol.Message{}, badResponse(resp.StatusCode, "Upgrade: %q", h.Get("Upgrade"))
 	case !headerHasToken(h.Values("Connection"), "upgrade"):
 		return protocol.Message{}, badResponse(resp.StatusCode, "Connection: %q", h.Get("Connection"))
-	case h.Get("Sec-WebSocket-Accept") != acceptKey(c.client.key):
+	case h.Get("Sec-WebSocket-Accept") != acceptKey(string(c.client.key[:])):
 		return protocol.Message{}, badResponse(resp.StatusCode, "Sec-WebSocket-Accept does not match the key")
 	}
 	out := &protocol.WebSocketResponse{Status: resp.StatusCode, Header: h, Subprotocol: h.Get("Sec-WebSocket-Protocol")}

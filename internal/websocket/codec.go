@@ -160,7 +160,7 @@ type Codec struct {
 // clientSide is what only a client's codec has.
 type clientSide struct {
 	cfg *ClientConfig
-	key string // Sec-WebSocket-Key
+	key [24]byte // Sec-WebSocket-Key: 16 random bytes in base64, inline (no string to allocate)
 }
 
 func (c *Codec) isClient() bool { return c.client != nil }

@@ -32,7 +32,7 @@ var fuzzProtocols = []string{"chat", "superchat"}
 func newFuzzClient(compression bool) *Codec {
 	cc := ClientConfig{Host: "example.com", Path: "/chat", Protocols: fuzzProtocols}
 	codec := Client(Config{Compression: compression}, cc).NewCodec().(*Codec)
-	codec.client.key = fuzzKey
+	copy(codec.client.key[:], fuzzKey)
 	return codec
 }
 

@@ -67,7 +67,7 @@ func main() {
 	}()
 	self, _ := os.Executable()
 	fmt.Printf("| %d idle WebSocket clients in one process | Go heap per client | RSS per client | goroutines per client |\n|---|---:|---:|---:|\n", *n)
-	for _, k := range []string{"workerman", "gorilla"} {
+	for _, k := range []string{"workerman-shared", "workerman", "gorilla"} {
 		c := exec.Command(self, "-kind", k, "-addr", serverAddr, "-n", fmt.Sprint(*n))
 		c.Stderr = os.Stderr
 		b, err := c.Output()
@@ -80,6 +80,7 @@ func main() {
 
 func runClients(kind, addr string, n int, heapProfile string, hold time.Duration) {
 	u := &url.URL{Scheme: "ws", Host: addr, Path: "/"}
+	uri := u.String() // one string for all: a client keeps its URI
 	measure := func() (heap, rss int64) {
 		runtime.GC()
 		debug.FreeOSMemory()
@@ -97,6 +98,14 @@ func runClients(kind, addr string, n int, heapProfile string, hold time.Duration
 	}
 	<-warmed
 	time.Sleep(200 * time.Millisecond)
+	// workerman-shared: the clients share one AsyncOptions (and so what it
+	// builds: address, WebSocket settings, callbacks' wiring); each hands
+	// itself over on connect, so that nothing per client is made here.
+	upCh := make(chan *workerman.AsyncConnection, n)
+	shared := &workerman.AsyncOptions{
+		OnWebSocketConnect: func(a *workerman.AsyncConnection, _ *workerman.WebSocketResponse) { upCh <- a },
+		OnError:            func(_ *workerman.AsyncConnection, err error) { log.Fatalf("client: %v", err) },
+	}
 	heap0, rss0 := measure()
 	g0 := runtime.NumGoroutine()
 	var keep []any
@@ -107,8 +116,20 @@ func runClients(kind, addr string, n int, heapProfile string, hold time.Duration
 		sem <- struct{}{}
 		wg.Add(1)
 		switch kind {
+		case "workerman-shared":
+			c := workerman.NewAsyncConnectionWith(uri, shared)
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				if err := c.Connect(); err != nil {
+					log.Fatal(err)
+				}
+			}()
+			mu.Lock()
+			keep = append(keep, c)
+			mu.Unlock()
 		case "workerman":
-			c := workerman.NewAsyncConnection(u.String())
+			c := workerman.NewAsyncConnection(uri)
 			done := make(chan struct{})
 			var once sync.Once
 			c.OnWebSocketConnect = func(*workerman.AsyncConnection, *workerman.WebSocketResponse) { once.Do(func() { close(done) }) }
@@ -146,6 +167,11 @@ func runClients(kind, addr string, n int, heapProfile string, hold time.Duration
 		}
 	}
 	wg.Wait()
+	if kind == "workerman-shared" {
+		for range n {
+			<-upCh
+		}
+	}
 	time.Sleep(time.Second)
 	time.Sleep(2200 * time.Millisecond) // idle: the callback pool lets its workers go
 	heap1, rss1 := measure()
