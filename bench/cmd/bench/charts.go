@@ -33,6 +33,7 @@ func (r *report) charts(dir string) error {
 		"idle":           "Resident memory per idle WebSocket connection",
 		"echo-websocket": "Server CPU per WebSocket echo (lower is better)",
 		"echo-tcp":       "Server CPU per TCP echo (lower is better)",
+		"echo-wss":       "Server CPU per WebSocket echo over TLS (lower is better)",
 		"broadcast":      "Broadcast: time until the last client has it (lower is better)",
 		"storm":          "Connect storm: connections accepted and upgraded per second",
 	}

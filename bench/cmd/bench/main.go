@@ -6,7 +6,7 @@
 //	cd bench && go run ./cmd/bench            # everything: results/results.md and charts
 //	cd bench && go run ./cmd/bench -smoke     # tiny sizes: checks that the suite runs
 //
-// Single scenarios: -only idle|echo|broadcast|storm, -proto tcp|websocket;
+// Single scenarios: -only idle|echo|broadcast|storm, -proto tcp|websocket|wss;
 // some servers only: -servers workerman,workerman-uring.
 package main
 
@@ -42,6 +42,9 @@ type options struct {
 var (
 	wsServers  = []string{"workerman", uringServer, "gorilla", "gobwas", "nbio"}
 	tcpServers = []string{"workerman", uringServer, "netconn", "gnet"}
+	// wss: the WebSocket servers over TLS (on the io_uring engine TLS is
+	// not on the loops, so it is not measured there).
+	wssServers = []string{"workerman", "gorilla", "gobwas", "nbio"}
 )
 
 // uringServer is our server on the io_uring engine: the workerman
@@ -52,9 +55,10 @@ func main() {
 	var (
 		opt   options
 		only  = flag.String("only", "", "run one scenario: idle, echo, broadcast or storm")
-		proto = flag.String("proto", "", "run one protocol: tcp or websocket")
+		proto = flag.String("proto", "", "run one protocol: tcp, websocket or wss (WebSocket over TLS)")
 		idle  = flag.String("idle-conns", "1000,5000,10000,15000", "idle WebSocket connection counts")
 		idleT = flag.Int("idle-tcp", 10000, "idle TCP connections (0: skip)")
+		idleS = flag.Int("idle-wss", 8000, "idle wss:// connections (0: skip)")
 		echo  = flag.String("echo-conns", "100,1000", "echo connection counts")
 		sizes = flag.String("sizes", "64,4096", "echo payload sizes")
 		infl  = flag.String("inflight", "1,16", "echo messages in flight per connection")
@@ -74,6 +78,7 @@ func main() {
 	opt.idleConns, opt.echoConns, opt.sizes, opt.inflight = ints(*idle), ints(*echo), ints(*sizes), ints(*infl)
 	if *impls != "" {
 		wsServers, tcpServers = onlyServers(wsServers, *impls, "gorilla"), onlyServers(tcpServers, *impls, "netconn")
+		wssServers = onlyServers(wssServers, *impls, "gorilla")
 	}
 	if *smoke {
 		opt.rounds, opt.duration = 1, 300*time.Millisecond
@@ -122,6 +127,12 @@ func main() {
 		}
 		runIdle(opt, rep, "tcp", tcpServers, *idleT)
 	}
+	if run("idle", "wss") && *idleS > 0 {
+		if *smoke {
+			*idleS = 50
+		}
+		runIdle(opt, rep, "wss", wssServers, *idleS)
+	}
 	if run("echo", "websocket") {
 		runEchoMatrix(opt, rep, "websocket", wsServers, "gorilla")
 	}
@@ -131,8 +142,14 @@ func main() {
 	if run("broadcast", "websocket") {
 		runBroadcast(opt, rep, wsServers)
 	}
+	if run("echo", "wss") {
+		runEchoMatrix(opt, rep, "wss", wssServers, "gorilla")
+	}
 	if run("storm", "websocket") {
-		runStorm(opt, rep, wsServers)
+		runStorm(opt, rep, "websocket", wsServers)
+	}
+	if run("storm", "wss") {
+		runStorm(opt, rep, "wss", wssServers)
 	}
 	rep.Took = time.Since(started)
 	write(rep, *out)
@@ -300,13 +317,19 @@ func runBroadcast(opt options, rep *report, servers []string) {
 
 // runStorm connects many clients, some hundreds at a time, and measures how
 // fast the server accepts and upgrades them.
-func runStorm(opt options, rep *report, servers []string) {
-	sc := rep.scenario(fmt.Sprintf("connect storm: %s WebSocket clients, %d connecting at a time", thousands(opt.stormConn), opt.stormPar), "gorilla", "connections/s", higher)
-	sc.Chart = "storm"
-	rounds(opt, rep, sc, servers, "websocket", func(s *server) error {
+func runStorm(opt options, rep *report, proto string, servers []string) {
+	kind := "WebSocket"
+	if proto == "wss" {
+		kind = "wss://"
+	}
+	sc := rep.scenario(fmt.Sprintf("connect storm: %s %s clients, %d connecting at a time", thousands(opt.stormConn), kind, opt.stormPar), "gorilla", "connections/s", higher)
+	if proto == "websocket" {
+		sc.Chart = "storm"
+	}
+	rounds(opt, rep, sc, servers, proto, func(s *server) error {
 		c0 := s.cpu()
 		start := time.Now()
-		conns, err := dialMany("websocket", s.addr, opt.stormConn, opt.stormPar)
+		conns, err := dialMany(proto, s.addr, opt.stormConn, opt.stormPar)
 		el := time.Since(start)
 		cpu := s.cpu() - c0
 		closeAll(conns)
