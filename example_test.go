@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -135,4 +136,40 @@ func ExampleMain() {
 	w.Count = 4
 	w.OnMessage = func(c *workerman.Connection, data []byte) { c.Send(data) }
 	workerman.Main()
+}
+
+// Many clients with the same settings share one AsyncOptions: what the
+// first Connect builds is built once, and each client costs about a
+// kilobyte. Callbacks get the connection they are for.
+func ExampleNewAsyncConnectionWith() {
+	w := &workerman.Worker{URI: "websocket://127.0.0.1:0"}
+	w.OnMessage = func(c *workerman.Connection, data []byte) { c.Send(data) }
+	if err := w.Listen(); err != nil {
+		panic(err)
+	}
+	defer w.Close()
+
+	const n = 3
+	echoes := make(chan string, n)
+	opts := &workerman.AsyncOptions{
+		OnWebSocketConnect: func(c *workerman.AsyncConnection, _ *workerman.WebSocketResponse) {
+			c.SendString(fmt.Sprint("client ", c.Value()))
+		},
+		OnMessage: func(c *workerman.AsyncConnection, data []byte) {
+			echoes <- string(data)
+			c.Close()
+		},
+	}
+	for i := range n {
+		c := workerman.NewAsyncConnectionWith("ws://"+w.Addr().String()+"/", opts)
+		c.SetValue(i)
+		c.Connect()
+	}
+	got := make([]string, 0, n)
+	for range n {
+		got = append(got, <-echoes)
+	}
+	slices.Sort(got)
+	fmt.Println(strings.Join(got, ", "))
+	// Output: client 0, client 1, client 2
 }

@@ -1,11 +1,14 @@
 // Package engine moves bytes between sockets and their owners.
 //
-// Two implementations share one contract:
+// Three implementations share one contract:
 //
 //   - on Linux, N event loops, each an epoll instance parked in the Go
 //     runtime's netpoller. An idle connection owns no goroutine and no read
 //     buffer: a loop reads into its own buffer and a connection keeps only the
 //     bytes of an incomplete packet;
+//   - on Linux, opt-in (NewUring), the same loops over io_uring: a multishot
+//     receive per connection into a ring of buffers the loop shares, no read
+//     system call (uring_linux.go);
 //   - everywhere, one goroutine per connection over a net.Conn, with the
 //     same semantics.
 //
