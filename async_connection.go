@@ -141,7 +141,7 @@ type AsyncOptions struct {
 
 // Clone returns a copy of o that shares nothing built from it: a
 // connection given the copy (c.AsyncOptions = o.Clone()) may then change
-// its settings alone. The copy is shallow: WebSocket.Header, Protocols,
+// its settings alone, from its next Connect or Reconnect on. The copy is shallow: WebSocket.Header, Protocols,
 // PingData and TLSConfig are the same values.
 func (o *AsyncOptions) Clone() *AsyncOptions {
 	asyncTemplates.Lock()
@@ -157,6 +157,7 @@ func (o *AsyncOptions) Clone() *AsyncOptions {
 // not change once published: a connection on a later client reactor (after
 // the last one stopped) gets a copy for it (on).
 type asyncTemplate struct {
+	opts   *AsyncOptions // what it was built from
 	target dialTarget
 	ep     endpoint
 }
@@ -172,7 +173,7 @@ func (t *asyncTemplate) on(r *reactor, o *AsyncOptions, uri string) *asyncTempla
 	if cur := o.templates[uri]; cur != nil && cur.ep.r == r {
 		return cur
 	}
-	n := &asyncTemplate{target: t.target, ep: t.ep}
+	n := &asyncTemplate{opts: t.opts, target: t.target, ep: t.ep}
 	n.ep.r = r
 	if o.templates == nil {
 		o.templates = make(map[string]*asyncTemplate)
@@ -266,7 +267,8 @@ func (a *AsyncConnection) Connect() error {
 		a.timer = nil
 		a.releaseLocked()
 	}
-	if a.tmpl == nil {
+	if a.tmpl == nil || a.tmpl.opts != a.AsyncOptions {
+		// First Connect, or options replaced since (c.AsyncOptions = o.Clone()).
 		t, err := a.template()
 		if err != nil {
 			return err
@@ -348,6 +350,14 @@ func (a *AsyncConnection) attemptEnded(c *Connection) {
 }
 
 func (a *AsyncConnection) acquireLocked() error {
+	if a.tmpl.opts != a.AsyncOptions {
+		// The options were replaced since the last attempt: build anew.
+		t, err := a.template()
+		if err != nil {
+			return err
+		}
+		a.tmpl = t
+	}
 	r, err := acquireClientReactor()
 	if err != nil {
 		return err
@@ -645,7 +655,7 @@ func (a *AsyncConnection) template() (*asyncTemplate, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &asyncTemplate{target: target}
+	t := &asyncTemplate{opts: a.AsyncOptions, target: target}
 	a.buildEndpoint(&t.ep, target)
 	if a.templates == nil {
 		a.templates = make(map[string]*asyncTemplate)

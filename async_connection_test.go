@@ -668,4 +668,19 @@ func TestAsyncOptionsShared(t *testing.T) {
 		t.Fatalf("the shared OnMessage heard the clone's echo: %q", m.data)
 	default:
 	}
+
+	// Options replaced after a connection's first Connect take effect at
+	// its next attempt.
+	moved := make(chan string, 1)
+	b := conns[1]
+	b.AsyncOptions = opts.Clone()
+	b.OnMessage = func(_ *AsyncConnection, d []byte) { moved <- string(d) }
+	if err := b.Reconnect(0); err != nil {
+		t.Fatal(err)
+	}
+	wait(t, up, "the reconnect's handshake")
+	b.SendString("moved")
+	if d := wait(t, moved, "the echo after the options changed"); d != "moved" {
+		t.Fatalf("heard %q", d)
+	}
 }

@@ -47,6 +47,7 @@ var tlsHandshakeTimeout = 10 * time.Second
 const (
 	tlsShaking uint32 = iota // the handshake goroutine owns the tls.Conn's input
 	tlsReady                 // handshake done: the loop reads, writes go through tc
+	tlsClosed                // the owner's Close: close_notify sent, no more writes
 	tlsFailed                // the handshake failed or the connection closed during it
 )
 
@@ -56,7 +57,8 @@ type tlsConn struct {
 	tc    *tls.Conn
 	state atomic.Uint32
 
-	dialing bool // a dial whose done(nil) was not called yet (guarded by mu)
+	dialing   bool // a dial whose done(nil) was not called yet (guarded by mu)
+	drainOwed bool // an OnDrain for writes made during the handshake (set under mu before the loop's resume)
 
 	mu sync.Mutex    // guards hs and the handshake's hand-over
 	hs *tlsHandshake // while the handshake runs
@@ -146,7 +148,10 @@ func (t *tlsConn) Start(h Handler, done func(error)) {
 	t.mu.Unlock()
 	t.fd.Start(t, func(err error) {
 		if err != nil {
+			t.mu.Lock()
+			t.hs = nil // later writes are refused, not queued
 			t.state.Store(tlsFailed)
+			t.mu.Unlock()
 			done(err)
 			return
 		}
@@ -190,13 +195,14 @@ func (t *tlsConn) handshake(hs *tlsHandshake) {
 		t.handshakeFailed(hs, err, cause)
 		return
 	}
-	t.mu.Unlock()
 	if hs.dial != nil {
 		// The owner hears of the connection before anything else; what
-		// it writes meanwhile still waits in pending.
+		// it writes or asks meanwhile (a Close in OnConnect) waits in hs.
+		// A close of the socket meanwhile is reported after done(nil).
+		hs.announced = true
+		t.mu.Unlock()
 		hs.dial.done(nil)
 		t.mu.Lock()
-		hs.announced = true
 		if hs.closed {
 			t.hs = nil
 			t.state.Store(tlsFailed)
@@ -205,15 +211,19 @@ func (t *tlsConn) handshake(hs *tlsHandshake) {
 			t.h.OnClose(hs.closeErr)
 			return
 		}
-		t.mu.Unlock()
 	}
-
-	t.mu.Lock()
-	// The writes the owner made meanwhile go first, in order; a Write that
-	// comes now waits for the lock and finds the connection ready.
+	// One critical section to the hand-over: the writes the owner made
+	// meanwhile go first, in order (a Write that comes now waits for the
+	// lock and finds the connection ready), then the Close it asked for.
+	// The socket's OnClose waits for the lock too: it finds hs gone and
+	// goes to the owner, once.
 	t.wmu.Lock()
 	for _, p := range hs.pending {
 		t.writeRecords(p)
+	}
+	if hs.closeReq {
+		t.state.Store(tlsClosed)
+		t.tc.CloseWrite()
 	}
 	t.wmu.Unlock()
 	if len(hs.in) > 0 {
@@ -225,17 +235,17 @@ func (t *tlsConn) handshake(hs *tlsHandshake) {
 	if hs.pause != 0 {
 		t.fd.PauseRead(hs.pause)
 	}
+	// The owner may have been told its queue was full: the drain goes to
+	// it from the loop (onResume), which also delivers OnClose.
+	t.drainOwed = hs.pendingN > 0 && t.fd.Queued() == 0
 	t.hs = nil
 	t.dialing = false
-	t.state.Store(tlsReady)
-	t.mu.Unlock()
-
-	if hs.pendingN > 0 && t.fd.Queued() == 0 {
-		t.h.OnDrain() // the owner may have been told its queue was full
-	}
 	if hs.closeReq {
-		t.Close()
+		t.fd.Close()
+	} else {
+		t.state.Store(tlsReady)
 	}
+	t.mu.Unlock()
 	// What came with the handshake's last flight (a request, a greeting) is
 	// read on the loop, as everything after it.
 	t.fd.postResume()
@@ -295,6 +305,11 @@ func (t *tlsConn) OnRead(in []byte) (int, int) {
 	if t.state.Load() == tlsShaking {
 		t.mu.Lock()
 		if hs := t.hs; hs != nil {
+			if len(hs.in)+len(in) > maxHandshakeInput {
+				t.mu.Unlock()
+				t.fd.Destroy(errHandshakeInput)
+				return len(in), 0
+			}
 			hs.in = append(hs.in, in...)
 			start := !hs.started && hs.dial == nil
 			if start {
@@ -325,6 +340,13 @@ func (t *tlsConn) OnRead(in []byte) (int, int) {
 func (t *tlsConn) OnEOF() {
 	t.mu.Lock()
 	if hs := t.hs; hs != nil {
+		if !hs.started && hs.dial == nil {
+			// A client that closed before it sent a byte (a health
+			// check, a scanner): no handshake will ever end.
+			t.mu.Unlock()
+			t.fd.Destroy(fmt.Errorf("workerman: TLS handshake: %w", io.EOF))
+			return
+		}
 		if hs.err == nil {
 			hs.err = io.EOF
 		}
@@ -341,7 +363,7 @@ func (t *tlsConn) OnEOF() {
 }
 
 func (t *tlsConn) OnDrain() {
-	if t.state.Load() == tlsReady {
+	if st := t.state.Load(); st == tlsReady || st == tlsClosed {
 		t.h.OnDrain()
 	}
 }
@@ -386,6 +408,13 @@ func (t *tlsConn) OnClose(err error) {
 	t.h.OnClose(err)
 }
 
+// maxHandshakeInput bounds what a connection buffers while its handshake
+// runs: a client's flights are a few kilobytes, and it cannot send
+// application data before it has the keys.
+const maxHandshakeInput = 256 << 10
+
+var errHandshakeInput = errors.New("workerman: TLS handshake: more input than a handshake sends")
+
 var errClosedInHandshake = fmt.Errorf("workerman: connection closed during the TLS handshake: %w", net.ErrClosed)
 
 // onResume runs on the loop when reading resumes, after the fdConn handed
@@ -394,6 +423,10 @@ var errClosedInHandshake = fmt.Errorf("workerman: connection closed during the T
 func (t *tlsConn) onResume() {
 	if t.state.Load() == tlsShaking || t.state.Load() == tlsFailed {
 		return
+	}
+	if t.drainOwed {
+		t.drainOwed = false
+		t.h.OnDrain()
 	}
 	if t.in != nil {
 		t.need = 0
@@ -445,6 +478,11 @@ func (t *tlsConn) pump() {
 done:
 	if scratch != nil {
 		bufferPut(scratch)
+	}
+	if t.eof && !t.eofSent && t.in != nil && t.fd.paused.Load() == 0 && t.fd.state.Load() == stOpen {
+		// Complete packets kept while the owner was paused go first.
+		t.need = 0
+		t.deliver(*t.in, false)
 	}
 	if t.eof && !t.eofSent && t.fd.paused.Load() == 0 && t.fd.state.Load() == stOpen {
 		// A partial packet can never complete now; drop it.
@@ -629,7 +667,9 @@ func (t *tlsConn) Close() {
 		return
 	}
 	t.mu.Unlock()
-	if t.state.Load() == tlsReady {
+	if t.state.CompareAndSwap(tlsReady, tlsClosed) {
+		// Writes from now on are refused as closed (net.ErrClosed), not
+		// as crypto/tls's shutdown.
 		t.wmu.Lock()
 		t.tc.CloseWrite()
 		t.wmu.Unlock()
@@ -709,16 +749,18 @@ func (w *tlsWire) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// Write takes records in crypto/tls's order (it holds its output lock) and
+// keeps that order to the socket: into the batch a big write is gathering,
+// or to the socket under bmu, which a batch's flush holds too (a record
+// crypto/tls made after a batch's, a key update's answer from the loop, must
+// not overtake it).
 func (w *tlsWire) Write(p []byte) (int, error) {
 	t := (*tlsConn)(w)
-	if t.batch.Load() != nil {
-		t.bmu.Lock()
-		if b := t.batch.Load(); b != nil {
-			*b = append(*b, p...)
-			t.bmu.Unlock()
-			return len(p), nil
-		}
-		t.bmu.Unlock()
+	t.bmu.Lock()
+	defer t.bmu.Unlock()
+	if b := t.batch.Load(); b != nil {
+		*b = append(*b, p...)
+		return len(p), nil
 	}
 	if _, err := t.fd.Write(p, 0, false); err != nil {
 		return 0, err

@@ -499,3 +499,81 @@ func TestTLSBuffersReleased(t *testing.T) {
 		t.Fatalf("reading a 1-byte message after a 10 KiB one: record buffer %d bytes (want < %d), handshake buffer %d (want 0)", caps[0], tlsKeepBuffer, caps[1])
 	}
 }
+
+// A client that connects and closes without sending a byte (a health check)
+// is closed at once, with an error: no handshake will ever end.
+func TestTLSClosedBeforeTheHandshake(t *testing.T) {
+	leakcheck.Check(t)
+	eng, err := New(Config{Loops: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(eng.Stop)
+	closed := make(chan error, 1)
+	addr, _ := tlsServer(t, eng, func(c Conn, _ int) Handler { return &echoHandler{c: c, closed: closed} })
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if err := waitFor(t, closed, "OnClose of a client gone before its handshake"); !errors.Is(err, io.EOF) {
+		t.Fatalf("OnClose(%v), want io.EOF", err)
+	}
+	if n := eng.Held(); n != 0 {
+		t.Fatalf("the engine holds %d connections", n)
+	}
+}
+
+// A dial whose owner writes and closes as soon as it hears done(nil) (an
+// OnConnect that says goodbye): the server gets the bytes, then the close.
+func TestTLSDialWriteAndCloseAtOnce(t *testing.T) {
+	leakcheck.Check(t)
+	cert, pool := testCert(t)
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 10)
+	var served sync.WaitGroup
+	served.Add(1)
+	go func() {
+		defer served.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			b, err := io.ReadAll(c)
+			if err != nil {
+				b = append(b, "(error: "+err.Error()+")"...)
+			}
+			got <- string(b)
+			c.Close()
+		}
+	}()
+	defer func() { ln.Close(); served.Wait() }()
+	eng, err := New(Config{Loops: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Stop()
+	for i := range 20 {
+		dc := eng.Dial(DialRequest{Network: "tcp", Address: ln.Addr().String(), Timeout: 5 * time.Second, TLS: &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}})
+		h := &collector{in: make(chan []byte, 10), eof: make(chan struct{}, 1), closed: make(chan error, 1)}
+		dc.Start(h, func(err error) {
+			if err != nil {
+				t.Errorf("dial %d: %v", i, err)
+				return
+			}
+			dc.Write([]byte("bye"), 1<<20, false)
+			dc.Close()
+		})
+		if s := waitFor(t, got, "what the server read"); s != "bye" {
+			t.Fatalf("dial %d: the server read %q, want bye", i, s)
+		}
+		if err := waitFor(t, h.closed, "OnClose"); err != nil {
+			t.Fatalf("dial %d: OnClose(%v)", i, err)
+		}
+	}
+}
