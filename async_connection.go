@@ -784,29 +784,42 @@ func numLoops() int { return runtime.GOMAXPROCS(0) }
 // stopper is a client connection that StopAll closes.
 type stopper interface{ stopAll() }
 
+// asyncs are the client connections StopAll closes: AsyncConnections in a
+// set keyed by pointer (half the memory of an interface key: a load test
+// holds tens of thousands), the others (AsyncUDPConnection) apart.
 var asyncs = struct {
 	sync.Mutex
-	m map[stopper]struct{}
-}{m: map[stopper]struct{}{}}
+	conns  map[*AsyncConnection]struct{}
+	others map[stopper]struct{}
+}{conns: map[*AsyncConnection]struct{}{}, others: map[stopper]struct{}{}}
 
 func (a *AsyncConnection) stopAll() { a.Close() }
 
-func trackAsync(a stopper, on bool) {
+func trackAsync(s stopper, on bool) {
 	asyncs.Lock()
-	if on {
-		asyncs.m[a] = struct{}{}
-	} else {
-		delete(asyncs.m, a)
+	defer asyncs.Unlock()
+	a, isConn := s.(*AsyncConnection)
+	switch {
+	case isConn && on:
+		asyncs.conns[a] = struct{}{}
+	case isConn:
+		delete(asyncs.conns, a)
+	case on:
+		asyncs.others[s] = struct{}{}
+	default:
+		delete(asyncs.others, s)
 	}
-	asyncs.Unlock()
 }
 
 // closeAsyncs closes every AsyncConnection and AsyncUDPConnection (StopAll).
 func closeAsyncs() {
 	asyncs.Lock()
-	all := make([]stopper, 0, len(asyncs.m))
-	for a := range asyncs.m {
+	all := make([]stopper, 0, len(asyncs.conns)+len(asyncs.others))
+	for a := range asyncs.conns {
 		all = append(all, a)
+	}
+	for s := range asyncs.others {
+		all = append(all, s)
 	}
 	asyncs.Unlock()
 	for _, a := range all {

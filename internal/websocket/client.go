@@ -84,7 +84,10 @@ func badResponse(status int, format string, args ...any) *protocol.HandshakeErro
 
 // clientHandshake checks the server's response.
 func (c *Codec) clientHandshake(packet []byte) (protocol.Message, error) {
-	resp, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(packet)), nil)
+	// A reader the size of the head (the codec framed it whole), not
+	// bufio's 4 KiB: every client's handshake leaves less garbage among
+	// the connections that stay.
+	resp, err := http.ReadResponse(bufio.NewReaderSize(bytes.NewReader(packet), max(len(packet), 16)), nil)
 	if err != nil {
 		return protocol.Message{}, &protocol.HandshakeError{Status: http.StatusBadGateway, Err: fmt.Errorf("%w: %v", errBadResponse, err)}
 	}
