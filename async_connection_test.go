@@ -25,6 +25,8 @@ import (
 
 	"github.com/workerman-go/workerman/internal/leakcheck"
 	"github.com/workerman-go/workerman/protocol"
+
+	"github.com/workerman-go/workerman/internal/testcert"
 )
 
 // client wires an AsyncConnection to channels for assertions.
@@ -79,7 +81,7 @@ func (c *client) expect(t *testing.T, want string) {
 // connection is up delivered first and in order.
 func TestAsyncConnectionSchemes(t *testing.T) {
 	leakcheck.Check(t)
-	cert, pool := selfSigned(t)
+	cert, pool := testcert.Pair(t)
 	cases := []struct {
 		name, server, client string
 		ssl                  bool

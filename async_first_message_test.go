@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/workerman-go/workerman/internal/testcert"
 )
 
 // greeting is what the servers of TestAsyncConnectionHearsTheGreeting send
@@ -35,7 +37,7 @@ func greeting() []string {
 // the server closes right after sending: the messages still all arrive
 // before OnClose.
 func TestAsyncConnectionHearsTheGreeting(t *testing.T) {
-	cert, pool := selfSigned(t)
+	cert, pool := testcert.Pair(t)
 	msgs := greeting()
 	cases := []struct {
 		name, server, client string

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/workerman-go/workerman/internal/leakcheck"
+
+	"github.com/workerman-go/workerman/internal/testcert"
 )
 
 // An http:// worker over TLS (https): keep-alive requests on one connection,
@@ -19,7 +21,7 @@ import (
 // loops, TLS runs in the event loop).
 func TestHTTPS(t *testing.T) {
 	leakcheck.Check(t)
-	cert, pool := selfSigned(t)
+	cert, pool := testcert.Pair(t)
 	big := bytes.Repeat([]byte("0123456789abcdef"), 64<<10) // 1 MiB
 	engines(t, func(t *testing.T, goroutines bool) {
 		w := &Worker{URI: "http://127.0.0.1:0", goroutines: goroutines, Transport: "ssl",

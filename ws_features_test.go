@@ -5,17 +5,11 @@ import (
 	"bytes"
 	"compress/flate"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
-	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -26,6 +20,8 @@ import (
 	"github.com/gobwas/ws/wsutil"
 
 	"github.com/workerman-go/workerman/protocol"
+
+	"github.com/workerman-go/workerman/internal/testcert"
 )
 
 func TestWebSocketInteropGobwas(t *testing.T) {
@@ -382,7 +378,7 @@ func TestWebSocketHeartbeat(t *testing.T) {
 
 // wss:// with a Worker on the ssl transport, compression negotiated.
 func TestWebSocketTLS(t *testing.T) {
-	cert, pool := selfSigned(t)
+	cert, pool := testcert.Pair(t)
 	engines(t, func(t *testing.T, goroutines bool) {
 		w := wsEchoWorker(goroutines)
 		w.Transport = "ssl"
@@ -412,27 +408,4 @@ func TestWebSocketTLS(t *testing.T) {
 		default:
 		}
 	})
-}
-
-// selfSigned makes a certificate for 127.0.0.1 and a pool that trusts it.
-func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
-	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "workerman test"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, _ := x509.ParseCertificate(der)
-	pool := x509.NewCertPool()
-	pool.AddCert(leaf)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
 }

@@ -2,16 +2,10 @@ package e2e
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"fmt"
-	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -24,6 +18,8 @@ import (
 	"github.com/workerman-go/workerman"
 	"github.com/workerman-go/workerman/internal/leakcheck"
 	"github.com/workerman-go/workerman/protocol"
+
+	"github.com/workerman-go/workerman/internal/testcert"
 )
 
 // Interoperability with gorilla/websocket, the most used Go WebSocket
@@ -113,7 +109,7 @@ func TestWebSocketInteropGorilla(t *testing.T) {
 // the ssl transport.
 func TestWebSocketTLSInteropGorilla(t *testing.T) {
 	leakcheck.Check(t)
-	cert, pool := interopCert(t)
+	cert, pool := testcert.Pair(t)
 	addr := interopEchoWorker(t, &tls.Config{Certificates: []tls.Certificate{cert}})
 	d := &websocket.Dialer{TLSClientConfig: &tls.Config{RootCAs: pool}, HandshakeTimeout: 10 * time.Second, EnableCompression: true}
 	c, resp := gorillaDial(t, "wss://"+addr+"/", d)
@@ -216,33 +212,4 @@ func TestAsyncConnectionAgainstGorilla(t *testing.T) {
 	rand.Read(big)
 	c.SendMessage(protocol.BinaryMessage, big)
 	expect(protocol.BinaryMessage, string(big), time.Minute)
-}
-
-// interopCert makes a certificate for 127.0.0.1 and a pool that trusts it.
-func interopCert(t *testing.T) (tls.Certificate, *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "workerman e2e"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(leaf)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
 }

@@ -2,15 +2,9 @@ package main
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
 	"io"
-	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -18,57 +12,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/workerman-go/workerman/internal/testcert"
 )
-
-// pemPair is a self-signed certificate for 127.0.0.1 as PEM files' contents.
-type pemPair struct {
-	cert, key []byte
-	der       []byte
-}
-
-func newPEMPair(t *testing.T, serial int64) pemPair {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial),
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pemPair{
-		cert: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		key:  pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}),
-		der:  der,
-	}
-}
-
-// write replaces the files as a renewal does: a new file renamed over the
-// old one.
-func (p pemPair) write(t *testing.T, certFile, keyFile string) {
-	t.Helper()
-	for path, data := range map[string][]byte{certFile: p.cert, keyFile: p.key} {
-		tmp := path + ".new"
-		if err := os.WriteFile(tmp, data, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(tmp, path); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
 
 // The clients' port over TLS (-tls-cert, -tls-key, -listen wss://): clients
 // connect with wss:// and get pushes, the JS client is served over https://,
@@ -77,13 +23,11 @@ func (p pemPair) write(t *testing.T, certFile, keyFile string) {
 func TestTLS(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	first, second := newPEMPair(t, 1), newPEMPair(t, 2)
-	first.write(t, certFile, keyFile)
+	first, second := testcert.New(t, 1), testcert.New(t, 2)
+	first.WriteFiles(t, certFile, keyFile)
 	pool := x509.NewCertPool()
-	for _, p := range []pemPair{first, second} {
-		c, _ := x509.ParseCertificate(p.der)
-		pool.AddCert(c)
-	}
+	pool.AddCert(first.TLS.Leaf)
+	pool.AddCert(second.TLS.Leaf)
 	n := startRun(t, args("-listen", "wss://127.0.0.1:0", "-tls-cert", certFile, "-tls-key", keyFile), nil)
 	if !strings.HasPrefix(n.clients, "wss://127.0.0.1:") || !strings.Contains(n.log.String(), "tls=true") {
 		t.Fatalf("start line:\n%s", n.log.String())
@@ -102,7 +46,7 @@ func TestTLS(t *testing.T) {
 		c.expectText("over TLS")
 		return tc.ConnectionState().PeerCertificates[0].Raw
 	}
-	if !bytes.Equal(served(), first.der) {
+	if !bytes.Equal(served(), first.DER) {
 		t.Fatal("the server did not present -tls-cert")
 	}
 
@@ -118,8 +62,8 @@ func TestTLS(t *testing.T) {
 	}
 	hc.CloseIdleConnections()
 
-	second.write(t, certFile, keyFile)
-	if !bytes.Equal(served(), second.der) {
+	second.WriteFiles(t, certFile, keyFile)
+	if !bytes.Equal(served(), second.DER) {
 		t.Fatal("the renewed certificate is not served")
 	}
 	n.log.waitLine(t, regexp.MustCompile(`TLS certificate reloaded`))
@@ -128,7 +72,7 @@ func TestTLS(t *testing.T) {
 	if err := os.WriteFile(certFile, []byte("-----BEGIN CERTIFICATE-----\nbroken\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(served(), second.der) {
+	if !bytes.Equal(served(), second.DER) {
 		t.Fatal("a broken renewal replaced the certificate")
 	}
 	n.log.waitLine(t, regexp.MustCompile(`TLS certificate not reloaded`))

@@ -4,15 +4,9 @@ package engine
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"io"
-	"math/big"
 	"net"
 	"os"
 	"runtime"
@@ -21,43 +15,15 @@ import (
 	"time"
 
 	"github.com/workerman-go/workerman/internal/leakcheck"
-)
 
-// testCert is a self-signed certificate for 127.0.0.1 and the pool that
-// trusts it.
-func testCert(t testing.TB) (tls.Certificate, *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, pool
-}
+	"github.com/workerman-go/workerman/internal/testcert"
+)
 
 // tlsServer listens with TLS on a fresh engine of each kind and returns the
 // address; accept makes the handlers.
 func tlsServer(t *testing.T, eng Engine, accept AcceptFunc) (string, *tls.Config) {
 	t.Helper()
-	cert, pool := testCert(t)
+	cert, pool := testcert.Pair(t)
 	ln := &Listener{Network: "tcp", Address: "127.0.0.1:0", TLS: &tls.Config{Certificates: []tls.Certificate{cert}}}
 	if err := eng.Listen(ln, accept); err != nil {
 		t.Fatal(err)
@@ -323,7 +289,7 @@ func TestTLSBadPeers(t *testing.T) {
 // hears nothing; Close during the handshake cancels it (net.ErrClosed); a
 // silent server runs into the dial's timeout (os.ErrDeadlineExceeded).
 func TestTLSDial(t *testing.T) {
-	cert, pool := testCert(t)
+	cert, pool := testcert.Pair(t)
 	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
 	if err != nil {
 		t.Fatal(err)
@@ -528,7 +494,7 @@ func TestTLSClosedBeforeTheHandshake(t *testing.T) {
 // OnConnect that says goodbye): the server gets the bytes, then the close.
 func TestTLSDialWriteAndCloseAtOnce(t *testing.T) {
 	leakcheck.Check(t)
-	cert, pool := testCert(t)
+	cert, pool := testcert.Pair(t)
 	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
 	if err != nil {
 		t.Fatal(err)
