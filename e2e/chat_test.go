@@ -54,8 +54,8 @@ func stop(w *workerman.Worker) {
 	w.Shutdown(ctx)
 }
 
-// browser starts one headless Chromium for the test.
-func browser(t *testing.T) context.Context {
+// browser starts one headless Chromium for the test, with extra options.
+func browser(t *testing.T, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(chromium(t)),
@@ -69,6 +69,7 @@ func browser(t *testing.T) context.Context {
 		chromedp.Flag("no-first-run", true),
 		chromedp.UserDataDir(t.TempDir()),
 	}
+	opts = append(opts, extra...)
 	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	var copts []chromedp.ContextOption
 	if os.Getenv("CDP_DEBUG") != "" {
