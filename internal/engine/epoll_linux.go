@@ -37,13 +37,12 @@ const (
 type epollEngine struct {
 	cfg     Config
 	loops   []*loop
-	gor     *goEngine // TLS connections
 	wg      sync.WaitGroup
 	stopped atomic.Bool
 }
 
 func newPlatform(cfg Config) (Engine, error) {
-	e := &epollEngine{cfg: cfg, gor: newGoEngine(cfg)}
+	e := &epollEngine{cfg: cfg}
 	for i := 0; i < cfg.Loops; i++ {
 		l, err := newLoop(e, i)
 		if err != nil {
@@ -65,7 +64,7 @@ func newPlatform(cfg Config) (Engine, error) {
 func (e *epollEngine) Loops() int { return len(e.loops) }
 
 func (e *epollEngine) Held() int {
-	n := e.gor.Held()
+	n := 0
 	for _, l := range e.loops {
 		n += int(l.n.Load())
 	}
@@ -92,7 +91,6 @@ func (e *epollEngine) Stop() {
 		l.post(task{kind: taskStop})
 	}
 	e.wg.Wait()
-	e.gor.Stop()
 }
 
 // loop is one event loop: an epoll set, a wake-up eventfd, a read buffer and
