@@ -112,26 +112,7 @@ func TestExamplesServerAndClient(t *testing.T) {
 
 	// examples/echo over text://.
 	port = freePort(t)
-	echo := exec.CommandContext(ctx, filepath.Join(dir, "echo"), "-listen", "text://127.0.0.1:"+port)
-	echoErr, _ := echo.StderrPipe()
-	if err := echo.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { echo.Process.Signal(os.Interrupt); echo.Wait() }()
-	started := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(echoErr)
-		for sc.Scan() {
-			if strings.Contains(sc.Text(), "listening on") {
-				started <- sc.Text()
-			}
-		}
-	}()
-	select {
-	case <-started:
-	case <-ctx.Done():
-		t.Fatal("echo never started")
-	}
+	startEcho(ctx, t, filepath.Join(dir, "echo"), "-listen", "text://127.0.0.1:"+port)
 	c, err := net.Dial("tcp", "127.0.0.1:"+port)
 	if err != nil {
 		t.Fatal(err)
@@ -157,28 +138,8 @@ func TestExampleEchoOverTLS(t *testing.T) {
 	port := freePort(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	echo := exec.CommandContext(ctx, filepath.Join(dir, "echo"), "-listen", "websocket://127.0.0.1:"+port, "-cert", certFile, "-key", keyFile)
-	echoErr, _ := echo.StderrPipe()
-	if err := echo.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { echo.Process.Signal(os.Interrupt); echo.Wait() }()
-	started := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(echoErr)
-		for sc.Scan() {
-			if strings.Contains(sc.Text(), "listening on") {
-				started <- sc.Text()
-			}
-		}
-	}()
-	select {
-	case l := <-started:
-		if !strings.Contains(l, "over TLS") {
-			t.Fatalf("echo started with %q", l)
-		}
-	case <-ctx.Done():
-		t.Fatal("echo never started")
+	if l := startEcho(ctx, t, filepath.Join(dir, "echo"), "-listen", "websocket://127.0.0.1:"+port, "-cert", certFile, "-key", keyFile); !strings.Contains(l, "over TLS") {
+		t.Fatalf("echo started with %q", l)
 	}
 	d := ws.Dialer{TLSConfig: &tls.Config{RootCAs: pool}, Timeout: 10 * time.Second}
 	c, _, _, err := d.Dial(ctx, "wss://127.0.0.1:"+port+"/")
@@ -195,6 +156,34 @@ func TestExampleEchoOverTLS(t *testing.T) {
 		if err != nil || op != ws.OpText || string(got) != msg {
 			t.Fatalf("echo of %d bytes: %d bytes, op %v, %v", len(msg), len(got), op, err)
 		}
+	}
+}
+
+// startEcho runs the built examples/echo with args until the test ends
+// (SIGINT) and returns its start line.
+func startEcho(ctx context.Context, t *testing.T, bin string, args ...string) string {
+	t.Helper()
+	echo := exec.CommandContext(ctx, bin, args...)
+	echoErr, _ := echo.StderrPipe()
+	if err := echo.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { echo.Process.Signal(os.Interrupt); echo.Wait() })
+	started := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(echoErr)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), "listening on") {
+				started <- sc.Text()
+			}
+		}
+	}()
+	select {
+	case l := <-started:
+		return l
+	case <-ctx.Done():
+		t.Fatal("echo never started")
+		return ""
 	}
 }
 

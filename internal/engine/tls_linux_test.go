@@ -5,6 +5,7 @@ package engine
 import (
 	"bytes"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"io"
 	"net"
@@ -289,30 +290,11 @@ func TestTLSBadPeers(t *testing.T) {
 // hears nothing; Close during the handshake cancels it (net.ErrClosed); a
 // silent server runs into the dial's timeout (os.ErrDeadlineExceeded).
 func TestTLSDial(t *testing.T) {
-	cert, pool := testcert.Pair(t)
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	addr, pool := serveTLS(t, func(c net.Conn) {
+		c.Write([]byte("greeting;"))
+		io.Copy(c, c)
+	})
 	var served sync.WaitGroup
-	served.Add(1)
-	go func() {
-		defer served.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			served.Add(1)
-			go func() {
-				defer served.Done()
-				defer c.Close()
-				c.Write([]byte("greeting;"))
-				io.Copy(c, c)
-			}()
-		}
-	}()
 	silent, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -334,7 +316,6 @@ func TestTLSDial(t *testing.T) {
 		}
 	}()
 	defer func() {
-		ln.Close()
 		silent.Close()
 		hmu.Lock()
 		for _, c := range held {
@@ -346,7 +327,7 @@ func TestTLSDial(t *testing.T) {
 
 	tlsEngines(t, func(t *testing.T, eng Engine) {
 		cfg := &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}
-		dc := eng.Dial(DialRequest{Network: "tcp", Address: ln.Addr().String(), Timeout: 5 * time.Second, TLS: cfg})
+		dc := eng.Dial(DialRequest{Network: "tcp", Address: addr, Timeout: 5 * time.Second, TLS: cfg})
 		h := &collector{in: make(chan []byte, 100), eof: make(chan struct{}, 1), closed: make(chan error, 1)}
 		dc.Write([]byte("one;"), 1<<20, false)
 		dc.Write([]byte("two;"), 1<<20, false)
@@ -494,38 +475,21 @@ func TestTLSClosedBeforeTheHandshake(t *testing.T) {
 // OnConnect that says goodbye): the server gets the bytes, then the close.
 func TestTLSDialWriteAndCloseAtOnce(t *testing.T) {
 	leakcheck.Check(t)
-	cert, pool := testcert.Pair(t)
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	got := make(chan string, 10)
-	var served sync.WaitGroup
-	served.Add(1)
-	go func() {
-		defer served.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.SetDeadline(time.Now().Add(10 * time.Second))
-			b, err := io.ReadAll(c)
-			if err != nil {
-				b = append(b, "(error: "+err.Error()+")"...)
-			}
-			got <- string(b)
-			c.Close()
+	addr, pool := serveTLS(t, func(c net.Conn) {
+		b, err := io.ReadAll(c)
+		if err != nil {
+			b = append(b, "(error: "+err.Error()+")"...)
 		}
-	}()
-	defer func() { ln.Close(); served.Wait() }()
+		got <- string(b)
+	})
 	eng, err := New(Config{Loops: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer eng.Stop()
 	for i := range 20 {
-		dc := eng.Dial(DialRequest{Network: "tcp", Address: ln.Addr().String(), Timeout: 5 * time.Second, TLS: &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}})
+		dc := eng.Dial(DialRequest{Network: "tcp", Address: addr, Timeout: 5 * time.Second, TLS: &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}})
 		h := &collector{in: make(chan []byte, 10), eof: make(chan struct{}, 1), closed: make(chan error, 1)}
 		dc.Start(h, func(err error) {
 			if err != nil {
@@ -542,4 +506,36 @@ func TestTLSDialWriteAndCloseAtOnce(t *testing.T) {
 			t.Fatalf("dial %d: OnClose(%v)", i, err)
 		}
 	}
+}
+
+// serveTLS runs a crypto/tls server for the test: serve handles each
+// connection (10 s deadline), which is then closed. It returns the address
+// and the pool that trusts the server.
+func serveTLS(t *testing.T, serve func(net.Conn)) (string, *x509.CertPool) {
+	t.Helper()
+	cert, pool := testcert.Pair(t)
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var served sync.WaitGroup
+	served.Add(1)
+	go func() {
+		defer served.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			served.Add(1)
+			go func() {
+				defer served.Done()
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				serve(c)
+			}()
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); served.Wait() })
+	return ln.Addr().String(), pool
 }
