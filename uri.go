@@ -57,6 +57,11 @@ func parseURI(uri string, side uriSide, transport, proto string) (endpointURI, e
 		if u, err = url.Parse(uri); err != nil {
 			return bad(err.Error())
 		}
+		if !strings.EqualFold(u.Scheme, scheme) {
+			// "//://0" is a URL without a scheme: what precedes the first
+			// "://" is not one.
+			return bad("want scheme://host:port")
+		}
 		e.address, e.hostname = u.Host, u.Hostname()
 	}
 	switch strings.ToLower(scheme) {
