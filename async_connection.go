@@ -71,19 +71,46 @@ type WebSocketClientOptions struct {
 type AsyncConnection struct {
 	*AsyncOptions
 
+	// ext is what the Connection of every attempt starts with as its
+	// connExt: the shared callbacks find the AsyncConnection through it
+	// (asyncOf). It never changes (a Connection's setters copy it), so
+	// that an attempt allocates none.
+	ext connExt
+
 	uri string
 	id  uint64
 
-	mu      sync.Mutex
-	state   asyncState
-	wsType  protocol.MessageType // SetWebSocketType's; 0: the options' BinaryType
-	cur     *Connection
-	tmpl    *asyncTemplate     // shared by the connections of one AsyncOptions and URI
+	mu     sync.Mutex
+	state  asyncState
+	wsType protocol.MessageType // SetWebSocketType's; 0: the options' BinaryType
+	refs   int32                // client reactor references held
+	cur    *Connection
+	tmpl   *asyncTemplate // shared by the connections of one AsyncOptions and URI
+	timer  *time.Timer
+	more   *asyncMore // nil until a value is set or a message queued
+}
+
+// asyncMore is what few AsyncConnections need, so that an idle one stays
+// small.
+type asyncMore struct {
 	pending []protocol.Message // sent while no connection is up
 	queued  int32              // bytes in pending (at most MaxSendBufferSize)
-	refs    int32              // client reactor references held
-	timer   *time.Timer
 	value   any
+}
+
+// moreLocked returns a.more, made if needed (the caller holds mu).
+func (a *AsyncConnection) moreLocked() *asyncMore {
+	if a.more == nil {
+		a.more = new(asyncMore)
+	}
+	return a.more
+}
+
+// dropPendingLocked forgets the queued messages (the caller holds mu).
+func (a *AsyncConnection) dropPendingLocked() {
+	if m := a.more; m != nil {
+		m.pending, m.queued = nil, 0
+	}
 }
 
 // AsyncOptions are the settings and callbacks of AsyncConnections. One
@@ -224,7 +251,9 @@ func NewAsyncConnectionWith(uri string, o *AsyncOptions) *AsyncConnection {
 	if o == nil {
 		o = new(AsyncOptions)
 	}
-	return &AsyncConnection{AsyncOptions: o, uri: uri, id: connectionIDs.Add(1)}
+	a := &AsyncConnection{AsyncOptions: o, uri: uri, id: connectionIDs.Add(1)}
+	a.ext.async = a
+	return a
 }
 
 // ErrAlreadyConnected is returned by Connect while connected or connecting.
@@ -294,7 +323,7 @@ func (a *AsyncConnection) startLocked() {
 	}
 	dc := r.eng.Dial(engine.DialRequest{Network: t.network, Address: t.address, Timeout: timeout, TLS: t.tls})
 	c := newConnection(ep, dc, r.insts[dc.Instance()])
-	c.ext.Store(&connExt{async: a}) // the shared callbacks find a through it
+	c.ext.Store(&a.ext) // the shared callbacks find a through it
 	r.admit()
 	a.cur = c
 	a.state = asyncConnecting
@@ -304,10 +333,12 @@ func (a *AsyncConnection) startLocked() {
 		// may have changed the type since.
 		c.SetWebSocketType(a.webSocketType())
 	}
-	for _, m := range a.pending {
-		c.send(m, false)
+	if m := a.more; m != nil {
+		for _, msg := range m.pending {
+			c.send(msg, false)
+		}
 	}
-	a.pending, a.queued = nil, 0
+	a.dropPendingLocked()
 	c.inst.add(c)
 	trackAsync(a, true)
 	dc.Start(c.handler(), func(err error) { a.dialed(c, err) })
@@ -418,7 +449,7 @@ func (a *AsyncConnection) CancelReconnect() {
 		a.timer.Stop()
 		a.timer = nil
 		a.state = asyncEnded
-		a.pending, a.queued = nil, 0
+		a.dropPendingLocked()
 		a.releaseLocked()
 		trackAsync(a, false)
 	}
@@ -467,7 +498,7 @@ func (a *AsyncConnection) send(m protocol.Message, raw bool) error {
 		return ErrClosed
 	}
 	limit := cmpOr(a.MaxSendBufferSize, DefaultMaxSendBufferSize)
-	if int(a.queued) >= limit {
+	if a.more != nil && int(a.more.queued) >= limit {
 		if f := a.OnError; f != nil {
 			go f(a, ErrSendBufferFull)
 		}
@@ -482,8 +513,9 @@ func (a *AsyncConnection) send(m protocol.Message, raw bool) error {
 		}
 		return ErrInvalidUTF8
 	}
-	a.pending = append(a.pending, protocol.Message{Type: m.Type, Data: bytes.Clone(m.Data)})
-	a.queued = int32(min(int64(a.queued)+int64(len(m.Data)), math.MaxInt32))
+	q := a.moreLocked()
+	q.pending = append(q.pending, protocol.Message{Type: m.Type, Data: bytes.Clone(m.Data)})
+	q.queued = int32(min(int64(q.queued)+int64(len(m.Data)), math.MaxInt32))
 	return nil
 }
 
@@ -541,7 +573,7 @@ func (a *AsyncConnection) stopLocked() *Connection {
 		a.releaseLocked()
 	}
 	a.state = asyncClosed
-	a.pending, a.queued = nil, 0
+	a.dropPendingLocked()
 	if a.cur == nil {
 		trackAsync(a, false)
 	}
@@ -633,13 +665,18 @@ func (a *AsyncConnection) LocalAddr() net.Addr {
 func (a *AsyncConnection) Value() any {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.value
+	if a.more == nil {
+		return nil
+	}
+	return a.more.value
 }
 
 // SetValue attaches v to the connection.
 func (a *AsyncConnection) SetValue(v any) {
 	a.mu.Lock()
-	a.value = v
+	if v != nil || a.more != nil {
+		a.moreLocked().value = v
+	}
 	a.mu.Unlock()
 }
 
