@@ -120,6 +120,9 @@ type Engine interface {
 	// and closed ones whose socket lingers for the peer's close (the end
 	// of a WebSocket closing handshake).
 	Held() int
+	// Name says how the engine waits for sockets: "epoll", "io_uring" or
+	// "goroutine" (a goroutine per connection).
+	Name() string
 }
 
 // AcceptFunc is called for each accepted connection.
