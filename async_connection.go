@@ -314,6 +314,7 @@ func (a *AsyncConnection) Connect() error {
 // startLocked begins one attempt; the caller holds a reactor reference,
 // which the attempt owns until its OnClose ran.
 func (a *AsyncConnection) startLocked() {
+	waiting := a.state == asyncWaiting
 	ep := &a.tmpl.ep
 	r := ep.r
 	t := a.tmpl.target
@@ -340,7 +341,9 @@ func (a *AsyncConnection) startLocked() {
 	}
 	a.dropPendingLocked()
 	c.inst.add(c)
-	trackAsync(a, true)
+	if waiting {
+		a.setWaiting(false) // after add: StopAll finds it in one place or the other
+	}
 	dc.Start(c.handler(), func(err error) { a.dialed(c, err) })
 }
 
@@ -373,9 +376,6 @@ func (a *AsyncConnection) attemptEnded(c *Connection) {
 		if a.state == asyncConnecting || a.state == asyncOpen {
 			a.state = asyncEnded
 		}
-	}
-	if a.state != asyncWaiting && a.state != asyncConnecting && a.state != asyncOpen {
-		trackAsync(a, false)
 	}
 	a.releaseLocked()
 }
@@ -422,7 +422,7 @@ func (a *AsyncConnection) Reconnect(after time.Duration) error {
 	}
 	cur := a.cur
 	a.state = asyncWaiting
-	trackAsync(a, true)
+	a.setWaiting(true)
 	a.timer = time.AfterFunc(after, a.reconnectNow)
 	a.mu.Unlock()
 	if cur != nil {
@@ -451,7 +451,7 @@ func (a *AsyncConnection) CancelReconnect() {
 		a.state = asyncEnded
 		a.dropPendingLocked()
 		a.releaseLocked()
-		trackAsync(a, false)
+		a.setWaiting(false)
 	}
 }
 
@@ -572,11 +572,11 @@ func (a *AsyncConnection) stopLocked() *Connection {
 		a.timer = nil
 		a.releaseLocked()
 	}
+	if a.state == asyncWaiting {
+		a.setWaiting(false)
+	}
 	a.state = asyncClosed
 	a.dropPendingLocked()
-	if a.cur == nil {
-		trackAsync(a, false)
-	}
 	return a.cur
 }
 
@@ -821,45 +821,68 @@ func numLoops() int { return runtime.GOMAXPROCS(0) }
 // stopper is a client connection that StopAll closes.
 type stopper interface{ stopAll() }
 
-// asyncs are the client connections StopAll closes: AsyncConnections in a
-// set keyed by pointer (half the memory of an interface key: a load test
-// holds tens of thousands), the others (AsyncUDPConnection) apart.
+// asyncs are the client connections StopAll closes that it cannot find
+// among the client reactor's connections: the AsyncConnections waiting to
+// reconnect (with no attempt under way) and the AsyncUDPConnections. An
+// AsyncConnection with an attempt under way is found through its
+// Connection (asyncOf), so that a load test's tens of thousands of
+// connected clients cost no entry here.
 var asyncs = struct {
 	sync.Mutex
-	conns  map[*AsyncConnection]struct{}
-	others map[stopper]struct{}
-}{conns: map[*AsyncConnection]struct{}{}, others: map[stopper]struct{}{}}
+	waiting map[*AsyncConnection]struct{}
+	others  map[stopper]struct{}
+}{waiting: map[*AsyncConnection]struct{}{}, others: map[stopper]struct{}{}}
 
 func (a *AsyncConnection) stopAll() { a.Close() }
 
+// setWaiting lists a while it waits to reconnect (the caller holds a.mu).
+func (a *AsyncConnection) setWaiting(on bool) {
+	asyncs.Lock()
+	defer asyncs.Unlock()
+	if on {
+		asyncs.waiting[a] = struct{}{}
+	} else {
+		delete(asyncs.waiting, a)
+	}
+}
+
+// trackAsync lists (on) or forgets a client connection that StopAll
+// closes and cannot find otherwise (AsyncUDPConnection).
 func trackAsync(s stopper, on bool) {
 	asyncs.Lock()
 	defer asyncs.Unlock()
-	a, isConn := s.(*AsyncConnection)
-	switch {
-	case isConn && on:
-		asyncs.conns[a] = struct{}{}
-	case isConn:
-		delete(asyncs.conns, a)
-	case on:
+	if on {
 		asyncs.others[s] = struct{}{}
-	default:
+	} else {
 		delete(asyncs.others, s)
 	}
 }
 
 // closeAsyncs closes every AsyncConnection and AsyncUDPConnection (StopAll).
+// The waiting ones are collected before the attempts: one that starts an
+// attempt meanwhile is listed with the client reactor before it leaves
+// the waiting set (startLocked), so that it is found in one or the other.
 func closeAsyncs() {
 	asyncs.Lock()
-	all := make([]stopper, 0, len(asyncs.conns)+len(asyncs.others))
-	for a := range asyncs.conns {
+	all := make([]stopper, 0, len(asyncs.waiting)+len(asyncs.others))
+	for a := range asyncs.waiting {
 		all = append(all, a)
 	}
 	for s := range asyncs.others {
 		all = append(all, s)
 	}
 	asyncs.Unlock()
-	for _, a := range all {
-		a.stopAll()
+	clientRT.mu.Lock()
+	r := clientRT.r
+	clientRT.mu.Unlock()
+	if r != nil {
+		for _, c := range r.connections() {
+			if x := c.ext.Load(); x != nil && x.async != nil {
+				all = append(all, x.async)
+			}
+		}
+	}
+	for _, s := range all {
+		s.stopAll()
 	}
 }
