@@ -150,18 +150,18 @@ func (c *Codec) clientHandshake(packet []byte) (protocol.Message, error) {
 	switch {
 	case status != http.StatusSwitchingProtocols:
 		return protocol.Message{}, badResponse(status, "status %s", statusLine)
-	case !strings.EqualFold(h.Get("Upgrade"), "websocket"):
-		return protocol.Message{}, badResponse(status, "Upgrade: %q", h.Get("Upgrade"))
-	case !headerHasToken(h.Values("Connection"), "upgrade"):
-		return protocol.Message{}, badResponse(status, "Connection: %q", h.Get("Connection"))
-	case !cs.accepts(h.Get("Sec-WebSocket-Accept")):
+	case !strings.EqualFold(first(h[hUpgrade]), "websocket"):
+		return protocol.Message{}, badResponse(status, "Upgrade: %q", first(h[hUpgrade]))
+	case !headerHasToken(h[hConnection], "upgrade"):
+		return protocol.Message{}, badResponse(status, "Connection: %q", first(h[hConnection]))
+	case !cs.accepts(first(h[hAccept])):
 		return protocol.Message{}, badResponse(status, "Sec-WebSocket-Accept does not match the key")
 	}
-	out := &protocol.WebSocketResponse{Status: status, Header: h, Subprotocol: h.Get("Sec-WebSocket-Protocol")}
+	out := &protocol.WebSocketResponse{Status: status, Header: h, Subprotocol: first(h[hProtocol])}
 	if p := out.Subprotocol; p != "" && !contains(cs.cfg.Protocols, p) {
 		return protocol.Message{}, badResponse(status, "server chose subprotocol %q that was not offered", p)
 	}
-	for _, ext := range headerList(h.Values("Sec-WebSocket-Extensions")) {
+	for _, ext := range headerList(h[hExtensions]) {
 		name, params, _ := strings.Cut(ext, ";")
 		if strings.TrimSpace(name) != "permessage-deflate" || !c.cfg.Compression || out.Compressed {
 			return protocol.Message{}, badResponse(status, "unexpected extension %q", ext)
@@ -221,7 +221,7 @@ func parseResponseHead(packet []byte) (status int, statusLine string, h http.Hea
 				return 0, "", nil, fmt.Errorf("invalid header value for %q", name)
 			}
 		}
-		key := textproto.CanonicalMIMEHeaderKey(name)
+		key := canonicalName(name)
 		if vs, ok := h[key]; ok {
 			h[key] = append(vs, value)
 			continue
@@ -230,6 +230,35 @@ func parseResponseHead(packet []byte) (status int, statusLine string, h http.Hea
 		h[key] = values[i : i+1 : i+1]
 	}
 	return status, statusLine, h, nil
+}
+
+// The canonical names (http.CanonicalHeaderKey) of the fields a client
+// reads, used as they are: no lookup makes a string.
+const (
+	hUpgrade    = "Upgrade"
+	hConnection = "Connection"
+	hAccept     = "Sec-Websocket-Accept"
+	hProtocol   = "Sec-Websocket-Protocol"
+	hExtensions = "Sec-Websocket-Extensions"
+)
+
+// canonicalName is textproto.CanonicalMIMEHeaderKey, without a new
+// string for the names every 101 carries.
+func canonicalName(name string) string {
+	for _, k := range [...]string{hUpgrade, hConnection, hAccept, hProtocol, hExtensions} {
+		if strings.EqualFold(name, k) {
+			return k
+		}
+	}
+	return textproto.CanonicalMIMEHeaderKey(name)
+}
+
+// first is a field's first value, "" if it has none (http.Header.Get).
+func first(values []string) string {
+	if len(values) == 0 {
+		return ""
+	}
+	return values[0]
 }
 
 // validFieldName reports whether s is a token (RFC 9110 section 5.6.2).

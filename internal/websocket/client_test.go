@@ -88,8 +88,8 @@ func TestClientParseResponseHead(t *testing.T) {
 		status int
 		header http.Header // nil: refused
 	}{
-		{"101", "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nsec-websocket-accept:  x \r\n\r\n", 101,
-			http.Header{"Upgrade": {"websocket"}, "Sec-Websocket-Accept": {"x"}}},
+		{"101", "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nsec-websocket-accept:  x \r\nSec-WebSocket-Extensions: a\r\nx-other-NAME: y\r\n\r\n", 101,
+			http.Header{"Upgrade": {"websocket"}, "Sec-Websocket-Accept": {"x"}, "Sec-Websocket-Extensions": {"a"}, "X-Other-Name": {"y"}}},
 		{"no reason", "HTTP/1.1 101\r\n\r\n", 101, http.Header{}},
 		{"HTTP/1.0", "HTTP/1.0 403 Forbidden\r\n\r\n", 403, http.Header{}},
 		{"repeated", "HTTP/1.1 101 OK\r\nConnection: keep-alive\r\nConnection: Upgrade\r\nX: \r\n\r\n", 101,
@@ -103,6 +103,11 @@ func TestClientParseResponseHead(t *testing.T) {
 		{"folded", "HTTP/1.1 101 OK\r\nUpgrade: web\r\n socket\r\n\r\n", 0, nil},
 		{"control byte", "HTTP/1.1 101 OK\r\nUpgrade: web\x00socket\r\n\r\n", 0, nil},
 		{"bare LF", "HTTP/1.1 101 OK\r\nUpgrade: websocket\nX: y\r\n\r\n", 0, nil},
+	}
+	for _, k := range []string{hUpgrade, hConnection, hAccept, hProtocol, hExtensions} {
+		if c := http.CanonicalHeaderKey(k); c != k {
+			t.Errorf("%q is not canonical: %q", k, c)
+		}
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
