@@ -61,7 +61,8 @@ type WebSocketClientOptions struct {
 // c.OnMessage = f sets them. Set them before Connect. Many connections with
 // the same settings share one AsyncOptions (NewAsyncConnectionWith), and
 // with it the parsed address, TLS configuration and WebSocket settings
-// built at the first Connect: an idle client then costs about 1 KB.
+// built at the first Connect: an idle ws:// client then costs about 0.8 KB
+// of resident memory (bench/cmd/clientidle, 10,000 clients).
 //
 // Callbacks follow the rules of server connections: for one connection
 // they run one at a time and in order on a pool goroutine, never on an
