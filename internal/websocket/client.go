@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/workerman-go/workerman/protocol"
 )
@@ -49,18 +50,19 @@ func (p *Protocol) newClient() *Codec {
 // client of a load test leaves it behind.
 func (c *Codec) HandshakeRequest() []byte {
 	cfg := c.dial.cfg
+	path, host, origin := cleanHeader(cfg.Path), cleanHeader(cfg.Host), cleanHeader(cfg.Origin)
 	var protocols string
 	if len(cfg.Protocols) > 0 {
-		protocols = strings.Join(cfg.Protocols, ", ")
+		protocols = cleanHeader(strings.Join(cfg.Protocols, ", "))
 	}
 	const (
 		upgrade   = "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: "
 		version   = "\r\nSec-WebSocket-Version: 13\r\n"
 		extension = "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_no_context_takeover\r\n"
 	)
-	size := len("GET  HTTP/1.1\r\nHost: ") + len(cfg.Path) + len(cfg.Host) + len(upgrade) + len(c.dial.key) + len(version) + len("\r\n")
-	if cfg.Origin != "" {
-		size += len("Origin: \r\n") + len(cfg.Origin)
+	size := len("GET  HTTP/1.1\r\nHost: ") + len(path) + len(host) + len(upgrade) + len(c.dial.key) + len(version) + len("\r\n")
+	if origin != "" {
+		size += len("Origin: \r\n") + len(origin)
 	}
 	if protocols != "" {
 		size += len("Sec-WebSocket-Protocol: \r\n") + len(protocols)
@@ -69,27 +71,27 @@ func (c *Codec) HandshakeRequest() []byte {
 		size += len(extension)
 	}
 	for k, vs := range cfg.Header {
-		size += len(vs) * (len(k) + len(": \r\n"))
+		k = cleanHeader(k)
 		for _, v := range vs {
-			size += len(v)
+			size += len(k) + len(": \r\n") + len(cleanHeader(v))
 		}
 	}
 	b := make([]byte, 0, size)
 	b = append(b, "GET "...)
-	b = appendSanitized(b, cfg.Path)
+	b = append(b, path...)
 	b = append(b, " HTTP/1.1\r\nHost: "...)
-	b = appendSanitized(b, cfg.Host)
+	b = append(b, host...)
 	b = append(b, upgrade...)
 	b = append(b, c.dial.key[:]...)
 	b = append(b, version...)
 	field := func(name, value string) {
-		b = appendSanitized(b, name)
+		b = append(b, name...)
 		b = append(b, ": "...)
-		b = appendSanitized(b, value)
+		b = append(b, value...)
 		b = append(b, "\r\n"...)
 	}
-	if cfg.Origin != "" {
-		field("Origin", cfg.Origin)
+	if origin != "" {
+		field("Origin", origin)
 	}
 	if protocols != "" {
 		field("Sec-WebSocket-Protocol", protocols)
@@ -98,24 +100,22 @@ func (c *Codec) HandshakeRequest() []byte {
 		b = append(b, extension...)
 	}
 	for k, vs := range cfg.Header {
+		k = cleanHeader(k)
 		for _, v := range vs {
-			field(k, v)
+			field(k, cleanHeader(v))
 		}
 	}
 	return append(b, "\r\n"...)
 }
 
-// appendSanitized appends s with CR and LF replaced by spaces, so that a
-// value cannot split the request (sanitizeHeader without a new string).
-func appendSanitized(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		ch := s[i]
-		if ch == '\r' || ch == '\n' {
-			ch = ' '
-		}
-		b = append(b, ch)
+// cleanHeader is sanitizeHeader (CR and LF as spaces, invalid UTF-8 as
+// U+FFFD), without a new string for what needs no change: nearly
+// everything.
+func cleanHeader(s string) string {
+	if strings.ContainsAny(s, "\r\n") || !utf8.ValidString(s) {
+		return sanitizeHeader(s)
 	}
-	return b
+	return s
 }
 
 const acceptGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"

@@ -8,10 +8,12 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // The opening handshake is what it was when fmt built it, in one
-// allocation of its exact size; CR and LF in a value cannot split it.
+// allocation of its exact size; CR and LF in a value cannot split it, and
+// invalid UTF-8 is sent as U+FFFD, as before.
 func TestClientHandshakeRequest(t *testing.T) {
 	tests := []struct {
 		name        string
@@ -23,6 +25,8 @@ func TestClientHandshakeRequest(t *testing.T) {
 		{"origin and protocols", ClientConfig{Host: "h", Path: "/p?q=1", Origin: "https://o.example", Protocols: []string{"chat", "superchat"}}, true},
 		{"header", ClientConfig{Host: "h", Path: "/", Header: http.Header{"Authorization": {"Bearer x"}}}, false},
 		{"header values", ClientConfig{Host: "h", Path: "/", Header: http.Header{"Cookie": {"a=1", "b=2"}}}, false},
+		{"invalid UTF-8", ClientConfig{Host: "\x89:", Path: "/\xff", Origin: "o\xc3", Protocols: []string{"p\xe2\x82"},
+			Header: http.Header{"X-Value": {"v\xfe"}}}, false},
 		{"injection", ClientConfig{Host: "h\r\nX-Host: 1", Path: "/\r\nX-Path: 1", Origin: "o\nX-Origin: 1", Protocols: []string{"p\r\nX-Protocol: 1"},
 			Header: http.Header{"X-Name\r\nX-Key: 1": {"v\r\nX-Value: 1"}}}, false},
 	}
@@ -35,6 +39,12 @@ func TestClientHandshakeRequest(t *testing.T) {
 			}
 			if len(got) != cap(got) {
 				t.Errorf("%d bytes in a buffer of %d", len(got), cap(got))
+			}
+			if tc.name == "invalid UTF-8" {
+				if !utf8.Valid(got) {
+					t.Fatalf("%q is not UTF-8", got)
+				}
+				return
 			}
 			if tc.name == "injection" {
 				// One line per field (9) and the empty line: nothing was split off.
