@@ -72,6 +72,11 @@ func main() {
 			runtime.GC()
 			debug.FreeOSMemory()
 			if path := os.Getenv("BENCH_HEAPPROFILE"); path != "" {
+				// "%s" in the path is the server's name: the runner
+				// starts several, one after the other.
+				if strings.Contains(path, "%s") {
+					path = fmt.Sprintf(path, *impl)
+				}
 				if f, err := os.Create(path); err == nil {
 					pprof.WriteHeapProfile(f)
 					f.Close()
@@ -80,8 +85,12 @@ func main() {
 			if os.Getenv("BENCH_MEMSTATS") != "" {
 				var m runtime.MemStats
 				runtime.ReadMemStats(&m)
-				say("MEMSTATS heapalloc=%d heapinuse=%d heapobjects=%d mspan=%d gcsys=%d othersys=%d stack=%d sys=%d released=%d",
-					m.HeapAlloc, m.HeapInuse, m.HeapObjects, m.MSpanInuse, m.GCSys, m.OtherSys, m.StackInuse, m.Sys, m.HeapReleased)
+				line := fmt.Sprintf("MEMSTATS heapalloc=%d heapinuse=%d heapobjects=%d mspan=%d gcsys=%d othersys=%d stack=%d sys=%d released=%d goroutines=%d",
+					m.HeapAlloc, m.HeapInuse, m.HeapObjects, m.MSpanInuse, m.GCSys, m.OtherSys, m.StackInuse, m.Sys, m.HeapReleased, runtime.NumGoroutine())
+				say("%s", line)
+				// The runner reads stdout for its own lines only: the
+				// account goes to stderr too, for whoever runs it.
+				fmt.Fprintf(os.Stderr, "%s %s\n", *impl, line)
 			}
 			say("GC")
 		case l, ok := <-lines:
