@@ -181,6 +181,7 @@ func (t *tlsConn) handshake(hs *tlsHandshake) {
 	timer.Stop()
 	if err == nil {
 		releaseTLSBuffers(t.tc, nil)
+		dropTLSSecrets(t.tc, hs.dial == nil)
 	}
 
 	t.mu.Lock()

@@ -10,10 +10,12 @@ import (
 	"io"
 	"net"
 	"os"
+	"reflect"
 	"runtime"
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/workerman-go/workerman/internal/leakcheck"
 
@@ -568,4 +570,86 @@ func serveTLS(t *testing.T, serve func(net.Conn)) (string, *x509.CertPool) {
 	}()
 	t.Cleanup(func() { ln.Close(); served.Wait() })
 	return ln.Addr().String(), pool
+}
+
+// secrets is what a TLS connection keeps of the secrets dropTLSSecrets
+// drops, read on its loop when a byte arrives.
+type secrets struct {
+	ekmDropped bool // ekm is noEKM
+	resumption int  // len(resumptionSecret)
+	resumed    bool // ConnectionState().DidResume
+}
+
+func tlsSecrets(tc *tls.Conn) secrets {
+	p := unsafe.Pointer(tc)
+	ekm := *(*tlsExporter)(unsafe.Add(p, tlsEKM))
+	return secrets{
+		ekmDropped: reflect.ValueOf(ekm).Pointer() == reflect.ValueOf(noEKM).Pointer(),
+		resumption: len(*(*[]byte)(unsafe.Add(p, tlsResumptionSecret))),
+		resumed:    tc.ConnectionState().DidResume,
+	}
+}
+
+// secretsHandler echoes (a server) or collects (a dial) and reports its
+// connection's secrets at the first byte.
+type secretsHandler struct {
+	c    *tlsConn
+	dial bool
+	seen bool
+	got  chan secrets
+}
+
+func (h *secretsHandler) OnRead(in []byte) (int, int) {
+	if !h.seen {
+		h.seen = true
+		h.got <- tlsSecrets(h.c.tc)
+	}
+	if !h.dial {
+		h.c.Write(in, 1<<20, false)
+	}
+	return len(in), 0
+}
+func (h *secretsHandler) OnEOF()        { h.c.Close() }
+func (h *secretsHandler) OnDrain()      {}
+func (h *secretsHandler) OnClose(error) {}
+
+// After the handshake a TLS connection on the loop keeps neither the
+// exporter's secret nor, on a server, the resumption secret; a client keeps
+// the one it needs for the tickets that come after the handshake, and a
+// second dial resumes the session with one.
+func TestTLSSecretsDropped(t *testing.T) {
+	if !tlsSecretsFound {
+		t.Fatal("crypto/tls's ekm and resumptionSecret fields were not found: TLS connections keep them (see tls_state_linux.go)")
+	}
+	leakcheck.Check(t)
+	eng, err := New(Config{Loops: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(eng.Stop)
+	served := make(chan secrets, 2)
+	addr, cfg := tlsServer(t, eng, func(c Conn, _ int) Handler {
+		return &secretsHandler{c: c.(*tlsConn), got: served}
+	})
+	cfg.ServerName = "127.0.0.1"
+	cfg.ClientSessionCache = tls.NewLRUClientSessionCache(4)
+	for i, resumed := range []bool{false, true} {
+		dc := eng.Dial(DialRequest{Network: "tcp", Address: addr, Timeout: 5 * time.Second, TLS: cfg})
+		h := &secretsHandler{c: dc.(*tlsConn), dial: true, got: make(chan secrets, 1)}
+		up := make(chan error, 1)
+		dc.Start(h, func(err error) { up <- err })
+		if err := waitFor(t, up, "dial"); err != nil {
+			t.Fatal(err)
+		}
+		dc.Write([]byte("x"), 1<<20, false)
+		server := waitFor(t, served, "the server's read")
+		client := waitFor(t, h.got, "the echo")
+		if want := (secrets{ekmDropped: true, resumed: resumed}); server != want {
+			t.Errorf("dial %d: the server keeps %+v, want %+v", i+1, server, want)
+		}
+		if !client.ekmDropped || client.resumption == 0 || client.resumed != resumed {
+			t.Errorf("dial %d: the client keeps %+v, want the exporter dropped, the resumption secret kept, resumed %v", i+1, client, resumed)
+		}
+		dc.Close()
+	}
 }
