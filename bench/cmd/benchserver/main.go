@@ -90,7 +90,7 @@ func main() {
 				say("%s", line)
 				// The runner reads stdout for its own lines only: the
 				// account goes to stderr too, for whoever runs it.
-				fmt.Fprintf(os.Stderr, "%s %s\n", *impl, line)
+				fmt.Fprintf(os.Stderr, "%s %s %s\n", *impl, line, residentParts())
 			}
 			say("GC")
 		case l, ok := <-lines:
@@ -104,4 +104,17 @@ func main() {
 			}
 		}
 	}
+}
+
+// residentParts is the kernel's split of the resident set (RssAnon, RssFile:
+// code pages count too), for the MEMSTATS line on stderr.
+func residentParts() string {
+	b, _ := os.ReadFile("/proc/self/status")
+	var parts []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "Rss") {
+			parts = append(parts, strings.Join(strings.Fields(l), ""))
+		}
+	}
+	return strings.Join(parts, " ")
 }
