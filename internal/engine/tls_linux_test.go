@@ -4,6 +4,7 @@ package engine
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -575,15 +576,19 @@ func serveTLS(t *testing.T, serve func(net.Conn)) (string, *x509.CertPool) {
 // secrets is what a TLS connection keeps of the secrets dropTLSSecrets
 // drops, read on its loop when a byte arrives.
 type secrets struct {
-	ekmDropped bool // ekm is noEKM
-	resumption int  // len(resumptionSecret)
-	resumed    bool // ConnectionState().DidResume
+	handshake  error // Handshake() again
+	fnDropped  bool  // handshakeFn is nil
+	ekmDropped bool  // ekm is noEKM
+	resumption int   // len(resumptionSecret)
+	resumed    bool  // ConnectionState().DidResume
 }
 
 func tlsSecrets(tc *tls.Conn) secrets {
 	p := unsafe.Pointer(tc)
 	ekm := *(*tlsExporter)(unsafe.Add(p, tlsEKM))
 	return secrets{
+		handshake:  tc.Handshake(),
+		fnDropped:  *(*func(context.Context) error)(unsafe.Add(p, tlsHandshakeFn)) == nil,
 		ekmDropped: reflect.ValueOf(ekm).Pointer() == reflect.ValueOf(noEKM).Pointer(),
 		resumption: len(*(*[]byte)(unsafe.Add(p, tlsResumptionSecret))),
 		resumed:    tc.ConnectionState().DidResume,
@@ -613,8 +618,9 @@ func (h *secretsHandler) OnEOF()        { h.c.Close() }
 func (h *secretsHandler) OnDrain()      {}
 func (h *secretsHandler) OnClose(error) {}
 
-// After the handshake a TLS connection on the loop keeps neither the
-// exporter's secret nor, on a server, the resumption secret; a client keeps
+// After the handshake a TLS connection on the loop keeps neither its
+// handshake function (Handshake still says it is done), the exporter's
+// secret nor, on a server, the resumption secret; a client keeps
 // the one it needs for the tickets that come after the handshake, and a
 // second dial resumes the session with one.
 func TestTLSSecretsDropped(t *testing.T) {
@@ -644,11 +650,11 @@ func TestTLSSecretsDropped(t *testing.T) {
 		dc.Write([]byte("x"), 1<<20, false)
 		server := waitFor(t, served, "the server's read")
 		client := waitFor(t, h.got, "the echo")
-		if want := (secrets{ekmDropped: true, resumed: resumed}); server != want {
+		if want := (secrets{fnDropped: true, ekmDropped: true, resumed: resumed}); server != want {
 			t.Errorf("dial %d: the server keeps %+v, want %+v", i+1, server, want)
 		}
-		if !client.ekmDropped || client.resumption == 0 || client.resumed != resumed {
-			t.Errorf("dial %d: the client keeps %+v, want the exporter dropped, the resumption secret kept, resumed %v", i+1, client, resumed)
+		if client.handshake != nil || !client.fnDropped || !client.ekmDropped || client.resumption == 0 || client.resumed != resumed {
+			t.Errorf("dial %d: the client keeps %+v, want the handshake function and the exporter dropped, the resumption secret kept, resumed %v", i+1, client, resumed)
 		}
 		dc.Close()
 	}
