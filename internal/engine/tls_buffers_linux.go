@@ -48,9 +48,10 @@ func tlsBuffers(tc *tls.Conn) (raw *bytes.Buffer, input *bytes.Reader, hand *byt
 // before every read from the transport.
 const tlsLendSlack = 5 + bytes.MinRead
 
-// tlsMaxLend bounds the record buffer lent for one batch of reads: two
-// full-sized records; crypto/tls reads the rest of a bigger batch in turns.
-const tlsMaxLend = 32 << 10
+// tlsMaxLend bounds the record buffer lent for one batch of reads: enough
+// for what the loop reads at once by default (64 KiB), so that crypto/tls
+// does not grow it; for more, crypto/tls grows its own, dropped afterwards.
+const tlsMaxLend = 64<<10 + tlsLendSlack
 
 // lendTLSInput gives tc a pooled record buffer for about n bytes of input
 // when it has none (it has one when a partial record or unread plaintext
