@@ -686,3 +686,50 @@ func TestAsyncOptionsShared(t *testing.T) {
 		t.Fatalf("heard %q", d)
 	}
 }
+
+// StopAll closes every AsyncConnection: connected, still connecting, or
+// waiting to reconnect. Those with an attempt under way are found among
+// the client reactor's connections, the waiting one in the set that holds
+// only the waiting ones; none is left listed.
+func TestStopAllClosesAsyncConnections(t *testing.T) {
+	leakcheck.Check(t)
+	w := &Worker{URI: "websocket://127.0.0.1:0"}
+	addr := serve(t, w)
+
+	connected := newClient(t, "ws://"+addr+"/")
+	connected.connect(t)
+	wait(t, connected.wsConn, "the handshake")
+
+	connecting := newClient(t, "tcp://"+blackHole(t))
+	connecting.ConnectTimeout = time.Hour
+	connecting.connect(t)
+
+	waiting := newClient(t, "ws://"+addr+"/")
+	waiting.connect(t)
+	wait(t, waiting.wsConn, "the second handshake")
+	if err := waiting.Reconnect(time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	wait(t, waiting.closed, "the waiting client's OnClose")
+
+	closeAsyncs() // what StopAll does first
+	wait(t, connected.closed, "the connected client's OnClose")
+	wait(t, connecting.closed, "the connecting client's OnClose")
+	for _, c := range []*client{connected, connecting, waiting} {
+		if err := c.SendString("x"); !errors.Is(err, ErrClosed) {
+			t.Errorf("%s: Send after StopAll: %v", c.uri, err)
+		}
+		c.mu.Lock()
+		state, timer := c.state, c.timer
+		c.mu.Unlock()
+		if state != asyncClosed || timer != nil {
+			t.Errorf("%s: state %d, reconnect timer %v after StopAll", c.uri, state, timer != nil)
+		}
+	}
+	asyncs.Lock()
+	listed := len(asyncs.waiting)
+	asyncs.Unlock()
+	if listed != 0 {
+		t.Fatalf("%d AsyncConnections still listed as waiting", listed)
+	}
+}

@@ -13,11 +13,13 @@ func TestConnectionSize(t *testing.T) {
 	}
 }
 
-// An idle AsyncConnection made with shared AsyncOptions is this struct, its
-// Connection, connExt, codec and the engine's state: it stays in the
-// 128-byte size class (its settings are in the shared AsyncOptions).
+// An idle AsyncConnection made with shared AsyncOptions is this struct,
+// its Connection, codec and the engine's state. The struct holds the
+// connExt its attempts point to (none is allocated per attempt) and stays
+// in the 144-byte size class: less than the struct (128-byte class) and a
+// connExt per attempt (64) it replaced.
 func TestAsyncConnectionSize(t *testing.T) {
-	if n := unsafe.Sizeof(AsyncConnection{}); n > 128 {
-		t.Fatalf("AsyncConnection is %d bytes: more than the 128-byte size class", n)
+	if n := unsafe.Sizeof(AsyncConnection{}); n > 144 {
+		t.Fatalf("AsyncConnection is %d bytes: more than the 144-byte size class", n)
 	}
 }

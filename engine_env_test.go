@@ -1,7 +1,6 @@
 package workerman
 
 import (
-	"fmt"
 	"runtime"
 	"strings"
 	"testing"
@@ -28,7 +27,7 @@ func TestEngineEnv(t *testing.T) {
 	c.connect(t)
 	c.SendString("hello")
 	c.expect(t, "hello")
-	if got := fmt.Sprintf("%T", w.reactor().eng); got != "*engine.goEngine" {
+	if got := w.reactor().eng.Name(); got != "goroutine" {
 		t.Fatalf("%s=goroutine: the worker runs on %s", EngineEnv, got)
 	}
 
@@ -40,16 +39,16 @@ func TestEngineEnv(t *testing.T) {
 	c.connect(t)
 	c.SendString("hello")
 	c.expect(t, "hello")
-	want := "*engine.goEngine"
+	want := "goroutine"
 	if runtime.GOOS == "linux" {
-		want = "*engine.uringEngine"
+		want = "io_uring"
 		if eng, err := engine.NewUring(engine.Config{}); err != nil {
-			want = "*engine.epollEngine" // refused here: the fallback
+			want = "epoll" // refused here: the fallback
 		} else {
 			eng.Stop()
 		}
 	}
-	if got := fmt.Sprintf("%T", w.reactor().eng); got != want {
+	if got := w.reactor().eng.Name(); got != want {
 		t.Fatalf("%s=io_uring: the worker runs on %s, want %s", EngineEnv, got, want)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"io"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -112,5 +113,40 @@ func TestCustomCodecControlMessagesAreNotDelivered(t *testing.T) {
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	if line, err := bufio.NewReader(c).ReadString('\n'); line != "got hello\n" {
 		t.Fatalf("first reply %q (%v), want %q", line, err, "got hello\n")
+	}
+}
+
+// Requests pipelined before an upgrade on an http:// worker's WebSocket
+// path are answered as HTTP, in order, and then the connection is a
+// WebSocket: the switch happens at the upgrade request, not when the loop
+// framed it.
+func TestHTTPRequestsPipelinedBeforeUpgrade(t *testing.T) {
+	w := &Worker{URI: "http://127.0.0.1:0"}
+	w.WebSocket.Path = "/ws"
+	w.OnRequest = func(c *Connection, r *Request) {
+		c.SendResponse(NewResponse(200, []byte(r.Method+" "+r.Path()+" "+string(r.RawBody()))))
+	}
+	w.OnMessage = func(c *Connection, d []byte) { c.Send(append([]byte("echo "), d...)) }
+	c := dial(t, serve(t, w))
+	ws := &rawWS{t: t, conn: c, r: bufio.NewReader(c)}
+	// Two requests (one with a body), the upgrade and a first frame, in one write.
+	c.Write([]byte("GET /a HTTP/1.1\r\nHost: x\r\n\r\n" +
+		"POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello" +
+		handshakeRequest("/ws") + string(text("hi"))))
+	for _, want := range []string{"GET /a ", "POST /b hello"} {
+		resp := ws.readResponse()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 || string(body) != want {
+			t.Fatalf("pipelined request: %d %q, want 200 %q", resp.StatusCode, body, want)
+		}
+	}
+	if ws.resp = ws.readResponse(); ws.resp.StatusCode != 101 {
+		t.Fatalf("the upgrade after two requests: status %d", ws.resp.StatusCode)
+	}
+	for _, want := range []string{"echo hi", "echo again"} {
+		if f := ws.next(); f.op != 1 || string(f.payload) != want {
+			t.Fatalf("op %d %q, want a text message %q", f.op, f.payload, want)
+		}
+		ws.send(text("again"))
 	}
 }

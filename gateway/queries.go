@@ -126,6 +126,19 @@ func (g *Gateway) gatherList(ctx context.Context, r request) ([]string, error) {
 	return slices.Compact(out), nil
 }
 
+// LocalUIDs lists the distinct uids bound to this node's clients, in no
+// order: what Stats().UIDs counts, not the cluster's (UIDCount asks every
+// node). It is a copy, made under the read lock that binds wait for; a
+// status page can turn each node's list into a small digest and merge the
+// digests into a cluster-wide distinct count, which costs less than
+// UIDCount's gather of every node's list when uids are many.
+func (g *Gateway) LocalUIDs() []string { return g.localUIDs() }
+
+// LocalGroups lists the groups with a member on this node, in no order:
+// what Stats().Groups counts, not the cluster's (Groups asks every node).
+// It is a copy, like LocalUIDs.
+func (g *Gateway) LocalGroups() []string { return g.localGroups() }
+
 func (g *Gateway) localClientCount() int {
 	g.mu.RLock()
 	defer g.mu.RUnlock()

@@ -77,13 +77,18 @@ func (s *server) nodeStats() nodeStats {
 	}
 }
 
-// nodeStatsIfReady is nodeStats once the gateway is made (the cluster may
-// ask before New returned).
-func (s *server) nodeStatsIfReady() (nodeStats, bool) {
+// nodeStatsIfReady is this node's answer to another node's dashboard
+// once the gateway is made (the cluster may ask before New returned): its
+// figures, and digests of its uids and groups.
+func (s *server) nodeStatsIfReady() (nodeStatsReply, bool) {
 	if !s.ready.Load() {
-		return nodeStats{}, false
+		return nodeStatsReply{}, false
 	}
-	return s.nodeStats(), true
+	return nodeStatsReply{
+		nodeStats:   s.nodeStats(),
+		UIDDigest:   digestOf(s.g.LocalUIDs()),
+		GroupDigest: digestOf(s.g.LocalGroups()),
+	}, true
 }
 
 // unhealthy says why /healthz answers 503, or "" when it answers 200.
@@ -99,15 +104,20 @@ func (s *server) unhealthy() string {
 	return ""
 }
 
-// The series of nodeStats. A node reports only its own figures; in a
-// cluster, sum them over the nodes (each scraped on its own -api).
+// The series of nodeStats. A node reports only its own figures (each node
+// is scraped on its own -api), by design: a scrape must not ask the
+// cluster. Clients, deliveries and drops add up over the nodes; uids and
+// groups do not (a uid bound on two nodes is in both nodes' figures), so
+// their help says where the cluster's distinct counts are.
 var (
 	descClients = prometheus.NewDesc("workerman_push_clients",
 		"Clients connected to this node.", nil, nil)
 	descUIDs = prometheus.NewDesc("workerman_push_uids",
-		"Distinct uids bound to this node's clients.", nil, nil)
+		"Distinct uids bound to this node's clients. Per node: a uid bound on several nodes counts on each, "+
+			"so a sum over nodes overcounts; the cluster's distinct count is the API's getAllUidCount (and the dashboard's uids).", nil, nil)
 	descGroups = prometheus.NewDesc("workerman_push_groups",
-		"Groups with a member on this node.", nil, nil)
+		"Groups with a member on this node. Per node: a group with members on several nodes counts on each, "+
+			"so a sum over nodes overcounts; the cluster's distinct groups are the API's getAllGroupIdList (and the dashboard's groups).", nil, nil)
 	descDeliveries = prometheus.NewDesc("workerman_push_deliveries_total",
 		"Pushes handed to this node's clients' connections (one per client reached).", nil, nil)
 	descDropped = prometheus.NewDesc("workerman_push_dropped_total",

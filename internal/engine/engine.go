@@ -6,9 +6,10 @@
 //     runtime's netpoller. An idle connection owns no goroutine and no read
 //     buffer: a loop reads into its own buffer and a connection keeps only the
 //     bytes of an incomplete packet;
-//   - on Linux, opt-in (NewUring), the same loops over io_uring: a multishot
-//     receive per connection into a ring of buffers the loop shares, no read
-//     system call (uring_linux.go);
+//   - on Linux, opt-in (NewUring), the same loops and connections over
+//     io_uring: a multishot receive per connection into a ring of buffers
+//     the loop shares, no read system call (loop_linux.go says what the two
+//     backends share and what each provides);
 //   - everywhere, one goroutine per connection over a net.Conn, with the
 //     same semantics.
 //
@@ -120,6 +121,9 @@ type Engine interface {
 	// and closed ones whose socket lingers for the peer's close (the end
 	// of a WebSocket closing handshake).
 	Held() int
+	// Name says how the engine waits for sockets: "epoll", "io_uring" or
+	// "goroutine" (a goroutine per connection).
+	Name() string
 }
 
 // AcceptFunc is called for each accepted connection.

@@ -4,22 +4,17 @@ package engine
 
 import (
 	"testing"
-
-	"golang.org/x/sys/unix"
 )
 
 // A burst of tasks (thousands of accepted connections handed to a loop at
 // once) leaves no task list sized for it behind.
 func TestLoopTaskListsShrinkAfterABurst(t *testing.T) {
-	e := &epollEngine{cfg: Config{}.withDefaults()}
-	l, err := newLoop(e, 0)
-	if err != nil {
+	e := &loopEngine{cfg: Config{}.withDefaults()}
+	l := &loop{e: e, listeners: make(map[int]*fdListener)}
+	if err := l.setupEpoll(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		l.file.Close()
-		unix.Close(l.wakefd)
-	})
+	t.Cleanup(l.release)
 	run := func(n int) {
 		for range n {
 			l.post(task{kind: taskPauseListen, fd: -1}) // no such listener: nothing to do

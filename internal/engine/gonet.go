@@ -38,6 +38,8 @@ func newGoEngine(cfg Config) *goEngine {
 
 func (e *goEngine) Loops() int { return len(e.counts) }
 
+func (e *goEngine) Name() string { return "goroutine" }
+
 func (e *goEngine) Held() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()

@@ -20,10 +20,11 @@ import (
 // fdListener is a listening socket served by the loops: one socket in loop 0,
 // or with ReusePort one socket per loop and the kernel spreading connections.
 type fdListener struct {
-	e        *epollEngine
+	e        *loopEngine
 	accept   AcceptFunc
 	fds      []int
 	owners   []*loop
+	watched  []bool // per loop id: the kernel watches its socket (loop-owned)
 	local    net.Addr
 	unixPath string
 	tcp      bool
@@ -42,7 +43,7 @@ type heldConn struct {
 	peer rawPeer
 }
 
-func (e *epollEngine) Listen(spec *Listener, accept AcceptFunc) error {
+func (e *loopEngine) Listen(spec *Listener, accept AcceptFunc) error {
 	if isPacket(spec.Network) {
 		return listenUDP(spec, accept, e.Loops())
 	}
@@ -53,7 +54,7 @@ func (e *epollEngine) Listen(spec *Listener, accept AcceptFunc) error {
 	if err != nil {
 		return err
 	}
-	ln := &fdListener{e: e, accept: accept, tcp: family != unix.AF_UNIX}
+	ln := &fdListener{e: e, accept: accept, tcp: family != unix.AF_UNIX, watched: make([]bool, len(e.loops))}
 	ln.paused.Store(spec.Paused)
 	if !ln.tcp {
 		ln.unixPath = spec.Address
@@ -164,12 +165,12 @@ func (ln *fdListener) hold(l *loop, fd int, peer rawPeer) bool {
 	return true
 }
 
-// accept takes a batch of pending connections from lfd.
+// accept takes a batch of pending connections from lfd. One that empties
+// the queue waits for the next readiness (epoll) or completion (io_uring's
+// multishot poll, which reports new connections only); one that stops short
+// comes back for the rest after the other events.
 func (l *loop) accept(ln *fdListener, lfd int) {
-	for i := range acceptBatch {
-		if i == acceptBatch-1 {
-			l.again = true // connections may still be pending
-		}
+	for range acceptBatch {
 		fd, peer, err := acceptPeer(lfd)
 		if err != nil {
 			switch err {
@@ -193,6 +194,12 @@ func (l *loop) accept(ln *fdListener, lfd int) {
 		} else {
 			target.post(task{kind: taskAdopt, fd: fd, peer: peer, ln: ln})
 		}
+	}
+	// Connections may still be pending.
+	if l.e.uring {
+		l.post(task{kind: taskAccept, ln: ln, fd: lfd})
+	} else {
+		l.again = true
 	}
 }
 
@@ -219,7 +226,7 @@ func (l *loop) adopt(fd int, peer rawPeer, ln *fdListener) {
 }
 
 // Dial prepares a connect on the least-loaded loop.
-func (e *epollEngine) Dial(d DialRequest) DialConn {
+func (e *loopEngine) Dial(d DialRequest) DialConn {
 	if d.TLS != nil {
 		return e.dialTLS(d)
 	}
@@ -335,7 +342,7 @@ func (c *fdConn) finishDial() bool {
 	c.mu.Unlock()
 	done(nil)
 	c.mu.Lock()
-	c.updateEventsLocked() // start reading
+	c.syncOnLoopLocked() // start reading
 	c.mu.Unlock()
 	// The socket is writable now: send what was queued while connecting.
 	c.flush()
@@ -358,11 +365,7 @@ func (c *fdConn) dialFailed(err error) {
 		c.dropOutput()
 		c.stopTimerLocked()
 		if c.fd >= 0 {
-			unix.EpollCtl(c.loop.epfd, unix.EPOLL_CTL_DEL, int(c.fd), nil)
-			unix.Close(int(c.fd))
-			if int(c.fd) < len(c.loop.conns) && c.loop.conns[c.fd] == c {
-				c.loop.conns[c.fd] = nil
-			}
+			c.releaseFDLocked()
 		}
 		c.loop.n.Add(-1)
 		if err == nil {

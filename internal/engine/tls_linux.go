@@ -109,7 +109,7 @@ func newTLSConn(fd *fdConn, hs *tlsHandshake) *tlsConn {
 	return t
 }
 
-func (e *epollEngine) listenTLS(spec *Listener, accept AcceptFunc) error {
+func (e *loopEngine) listenTLS(spec *Listener, accept AcceptFunc) error {
 	cfg := spec.TLS
 	plain := *spec
 	plain.TLS = nil
@@ -123,7 +123,7 @@ func (e *epollEngine) listenTLS(spec *Listener, accept AcceptFunc) error {
 	return err
 }
 
-func (e *epollEngine) dialTLS(d DialRequest) DialConn {
+func (e *loopEngine) dialTLS(d DialRequest) DialConn {
 	cfg := d.TLS
 	plain := d
 	plain.TLS = nil

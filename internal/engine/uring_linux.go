@@ -5,21 +5,16 @@ package engine
 import (
 	"errors"
 	"fmt"
-	"net"
 	"os"
-	"sync"
-	"sync/atomic"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 )
 
-// # The io_uring engine
+// # The io_uring backend
 //
-// The same loops, connections and contract as the epoll engine (its
-// fdConn's rules, kept in uConn), with an io_uring instance in place of each
-// epoll set:
+// The loops of loop_linux.go, their connections (fdConn) and contract, with
+// an io_uring instance in place of each epoll set:
 //
 //   - each open connection has one multishot receive armed. The kernel
 //     copies what arrives into a ring of buffers the loop provides (one
@@ -45,7 +40,7 @@ import (
 // io_uring_enter: a loop locked to its thread paid for it with a hand-off
 // of the P at each wake-up, several times what the system calls saved.)
 //
-// TLS connections are served by the goroutine engine.
+// TLS runs on these loops as on epoll's (tls_linux.go).
 
 const (
 	uringEntries    = 1024
@@ -81,84 +76,14 @@ func userData(kind uint64, seq uint32, fd int32) uint64 {
 // seccomp policy) refuses io_uring, and on other platforms.
 var ErrUringUnavailable = errors.New("workerman: io_uring unavailable")
 
-type uringEngine struct {
-	cfg     Config
-	loops   []*uLoop
-	gor     *goEngine // TLS connections
-	wg      sync.WaitGroup
-	stopped atomic.Bool
-}
-
-// NewUring returns the io_uring engine, or an error wrapping
-// ErrUringUnavailable when the kernel refuses io_uring (the caller then
-// uses New).
-func NewUring(cfg Config) (Engine, error) {
-	cfg = cfg.withDefaults()
-	e := &uringEngine{cfg: cfg, gor: newGoEngine(cfg)}
-	for i := 0; i < cfg.Loops; i++ {
-		l := &uLoop{e: e, id: i, listeners: make(map[int32]*uListener)}
-		if err := l.setup(); err != nil {
-			for _, l := range e.loops {
-				l.release()
-			}
-			e.gor.Stop()
-			return nil, fmt.Errorf("%w: %w", ErrUringUnavailable, err)
-		}
-		e.loops = append(e.loops, l)
-	}
-	for _, l := range e.loops {
-		e.wg.Add(1)
-		go l.run()
-	}
-	return e, nil
-}
-
-func (e *uringEngine) Loops() int { return len(e.loops) }
-
-func (e *uringEngine) Held() int {
-	n := e.gor.Held()
-	for _, l := range e.loops {
-		n += int(l.n.Load())
-	}
-	return n
-}
-
-func (e *uringEngine) leastLoaded() *uLoop {
-	best := e.loops[0]
-	for _, l := range e.loops[1:] {
-		if l.n.Load() < best.n.Load() {
-			best = l
-		}
-	}
-	return best
-}
-
-func (e *uringEngine) Stop() {
-	if !e.stopped.CompareAndSwap(false, true) {
-		return
-	}
-	for _, l := range e.loops {
-		l.post(uTask{kind: taskStop})
-	}
-	e.wg.Wait()
-	e.gor.Stop()
-}
-
-// uLoop is one event loop: a ring, its buffers, a wake-up eventfd and the
-// connections it holds.
-type uLoop struct {
-	e      *uringEngine
-	id     int
+// uringLoop is the io_uring backend's part of a loop.
+type uringLoop struct {
 	r      *ring
 	br     *bufRing
 	bufOff []int // bytes of each buffer the kernel filled so far
 	brDone bool  // buffers were given back: publish before entering
-	wakefd int   // signalled by the kernel for completions, by post for tasks
-	file   *os.File
-	rc     syscall.RawConn
-	iov    [][]byte
-	iovecs []unix.Iovec
 	seq    uint32
+	slots  []uSlot // indexed by fd, beside loop.conns
 	// armed counts the requests whose last completion has not come: the
 	// ring's buffers must outlive them.
 	armed int
@@ -169,43 +94,34 @@ type uLoop struct {
 	// back after it.
 	pend  []pendIn
 	spent []uint16
+}
 
-	conns     []*uConn // indexed by fd; loop-owned
-	listeners map[int32]*uListener
-	n         atomic.Int32
-
-	tmu        sync.Mutex
-	tasks      []uTask
-	spare      []uTask
-	wakeQueued atomic.Bool
-	stopping   bool
-	stopped    bool // under tmu: tasks posted now are dropped
+// uSlot is what an io_uring loop keeps per descriptor of a connection it
+// holds (outside fdConn, which stays small for epoll).
+type uSlot struct {
+	seq  uint32 // the connection's sequence number in its requests' user data
+	pend int32  // 1 + its index in uringLoop.pend, 0 = no input in this batch
 }
 
 // pendIn is a connection's input in a batch: data while it is one
 // completion's bytes in a loop buffer, nil once they were copied to c.in.
 type pendIn struct {
-	c    *uConn
+	c    *fdConn
 	data []byte
 }
 
-// The io_uring loops' own tasks.
+// The uFlags in fdConn.events on an io_uring loop.
 const (
-	taskSync taskKind = 100 + iota
-	taskAccept
+	uRegistered uint32 = 1 << iota
+	uRecvArmed         // a multishot receive is armed (or its cancel is on the way)
+	uRecvCancel        // and its cancel was asked for
+	uOutArmed          // a poll for write space is armed
+	uSyncQueued        // a taskSync is posted
 )
 
-type uTask struct {
-	kind taskKind
-	c    *uConn
-	ln   *uListener
-	fd   int
-	sa   unix.Sockaddr
-	done chan struct{}
-}
-
-// setup creates the ring, its buffers and the eventfd the loop parks on.
-func (l *uLoop) setup() error {
+// setupUring creates the ring, its buffers and the eventfd the loop parks
+// on.
+func (l *loop) setupUring() error {
 	r, err := newRing(uringEntries, uringCQEntries)
 	if err != nil {
 		return err
@@ -246,15 +162,14 @@ func (l *uLoop) setup() error {
 	return nil
 }
 
-// release frees what setup made.
-func (l *uLoop) release() {
+// releaseUring frees what setupUring made.
+func (l *loop) releaseUring() {
 	l.r.close()
 	l.br.free()
 	l.file.Close()
 }
 
-func (l *uLoop) run() {
-	defer l.e.wg.Done()
+func (l *loop) runUring() {
 	// As the epoll loops do, a loop parks in the runtime's netpoller, on
 	// the eventfd that the kernel signals when it posts completions (and
 	// post when it adds a task); the counter is never read, every signal
@@ -297,10 +212,9 @@ func (l *uLoop) run() {
 			}
 		}
 	})
-	l.shutdown()
 }
 
-func (l *uLoop) complete(ud uint64, res int32, flags uint32) {
+func (l *loop) complete(ud uint64, res int32, flags uint32) {
 	kind := ud >> 56
 	fd := int32(uint32(ud))
 	seq := uint32(ud>>32) & 0xffffff
@@ -323,7 +237,7 @@ func (l *uLoop) complete(ud uint64, res int32, flags uint32) {
 	switch kind {
 	case udRecv, udPollOut:
 		if fd >= 0 && int(fd) < len(l.conns) {
-			if c := l.conns[fd]; c != nil && c.seq == seq {
+			if c := l.conns[fd]; c != nil && l.slots[fd].seq == seq {
 				if kind == udRecv {
 					c.onRecv(res, flags, data)
 				} else {
@@ -332,14 +246,14 @@ func (l *uLoop) complete(ud uint64, res int32, flags uint32) {
 			}
 		}
 	case udListen:
-		if ln := l.listeners[fd]; ln != nil {
+		if ln := l.listeners[int(fd)]; ln != nil {
 			if flags&iouCQEFMore == 0 {
-				ln.armed[l.id] = false
+				ln.watched[l.id] = false
 			}
 			if res > 0 && !ln.paused.Load() {
 				l.accept(ln, int(fd))
 			}
-			l.syncListener(ln, fd)
+			l.syncListener(ln, int(fd))
 		}
 	}
 	if bid >= 0 {
@@ -350,7 +264,7 @@ func (l *uLoop) complete(ud uint64, res int32, flags uint32) {
 
 // handOver ends a batch of completions: each connection's input goes to
 // its handler, then the buffers go back to the kernel.
-func (l *uLoop) handOver() {
+func (l *loop) handOver() {
 	for i := range l.pend {
 		if c := l.pend[i].c; c != nil {
 			c.handOver()
@@ -367,18 +281,19 @@ func (l *uLoop) handOver() {
 }
 
 // queueIn adds data, received in this batch, to c's input.
-func (c *uConn) queueIn(data []byte) {
+func (c *fdConn) queueIn(data []byte) {
 	l := c.loop
-	if c.pend == 0 {
+	slot := &l.slots[c.fd]
+	if slot.pend == 0 {
 		if c.in != nil {
 			c.appendIn(data)
 			data = nil
 		}
 		l.pend = append(l.pend, pendIn{c: c, data: data})
-		c.pend = int32(len(l.pend))
+		slot.pend = int32(len(l.pend))
 		return
 	}
-	p := &l.pend[c.pend-1]
+	p := &l.pend[slot.pend-1]
 	if p.data != nil {
 		// A second completion: keep both in c.in.
 		b := bufferGet(max(len(p.data)+len(data), minReadRoom))
@@ -390,14 +305,19 @@ func (c *uConn) queueIn(data []byte) {
 }
 
 // handOver gives the handler what queueIn kept in this batch.
-func (c *uConn) handOver() {
-	if c.pend == 0 {
+func (c *fdConn) handOver() {
+	l := c.loop
+	if l.conns[c.fd] != c {
+		return // closed in this batch (its descriptor may be another's now)
+	}
+	slot := &l.slots[c.fd]
+	if slot.pend == 0 {
 		return
 	}
-	p := &c.loop.pend[c.pend-1]
+	p := &l.pend[slot.pend-1]
 	data := p.data
 	*p = pendIn{}
-	c.pend = 0
+	slot.pend = 0
 	if data != nil {
 		c.process(data, true)
 	} else if c.in != nil {
@@ -405,8 +325,23 @@ func (c *uConn) handOver() {
 	}
 }
 
+// appendIn adds data to the bytes kept from earlier reads.
+func (c *fdConn) appendIn(data []byte) {
+	b := *c.in
+	if cap(b)-len(b) < len(data) {
+		want := min(max(2*cap(b), len(b)+len(data), len(b)+minReadRoom), max(maxBufferCap, len(b)+len(data)))
+		nb := bufferGet(want)
+		copy(*nb, b)
+		*nb = (*nb)[:len(b)]
+		bufferPut(c.in)
+		c.in = nb
+		b = *nb
+	}
+	*c.in = append(b, data...)
+}
+
 // cancel asks the kernel to drop the requests made with user data ud.
-func (l *uLoop) cancel(ud uint64) {
+func (l *loop) cancel(ud uint64) {
 	s := l.r.sqe()
 	s.opcode = iouOpAsyncCancel
 	s.fd = -1
@@ -416,156 +351,29 @@ func (l *uLoop) cancel(ud uint64) {
 	s.userData = udCancel << 56
 }
 
-func (l *uLoop) post(t uTask) {
-	l.tmu.Lock()
-	if l.stopped {
-		l.tmu.Unlock()
-		l.dropTask(t)
-		return
-	}
-	l.tasks = append(l.tasks, t)
-	if l.wakeQueued.CompareAndSwap(false, true) {
-		// Under tmu, so that the eventfd is not closed meanwhile.
-		var one = [8]byte{1}
-		unix.Write(l.wakefd, one[:])
-	}
-	l.tmu.Unlock()
+// watchListenerUring arms a multishot poll on a listening socket.
+func (l *loop) watchListenerUring(fd int) {
+	s := l.r.sqe()
+	s.opcode = iouOpPollAdd
+	s.fd = int32(fd)
+	s.opFlags = unix.POLLIN
+	s.len = iouPollAddMulti
+	s.userData = userData(udListen, 0, int32(fd))
+	l.armed++
 }
 
-func (l *uLoop) runTasks() {
-	// A poster appends, then sets wakeQueued and signals the eventfd if it
-	// was the one to set it: after the clear below, a new post signals
-	// again, and a post that found the flag set appended its task before
-	// the swap.
-	l.wakeQueued.Store(false)
-	l.tmu.Lock()
-	tasks := l.tasks
-	l.tasks = l.spare[:0]
-	l.tmu.Unlock()
-	for i := range tasks {
-		l.exec(&tasks[i])
-		tasks[i] = uTask{}
-	}
-	if cap(tasks) > maxSpareTasks {
-		tasks = nil
-	}
-	l.spare = tasks[:0]
-}
-
-func (l *uLoop) exec(t *uTask) {
-	switch t.kind {
-	case taskStop:
-		l.stopping = true
-	case taskSync:
-		t.c.mu.Lock()
-		t.c.syncQueued = false
-		if !t.c.fdClosed {
-			t.c.syncLocked()
-		}
-		t.c.mu.Unlock()
-	case taskAdopt:
-		l.adopt(t.fd, t.sa, t.ln)
-	case taskClose:
-		t.c.closeFD(nil)
-	case taskLinger:
-		t.c.startLinger()
-	case taskResume:
-		t.c.resume()
-	case taskListen:
-		l.listeners[int32(t.fd)] = t.ln
-		l.syncListener(t.ln, int32(t.fd))
-		close(t.done)
-	case taskUnlisten:
-		if ln, ok := l.listeners[int32(t.fd)]; ok {
-			delete(l.listeners, int32(t.fd))
-			if ln.armed[l.id] {
-				l.cancel(userData(udListen, 0, int32(t.fd)))
-				ln.armed[l.id] = false
-				// The poll holds the socket open until the cancel ran:
-				// run it now, so that the port is closed when Close returns.
-				l.r.enter(0)
-			}
-			unix.Close(t.fd)
-		}
-		close(t.done)
-	case taskAccept:
-		if ln := l.listeners[int32(t.fd)]; ln == t.ln && !ln.paused.Load() {
-			l.accept(ln, t.fd)
-		}
-	case taskPauseListen, taskResumeListen:
-		if ln := l.listeners[int32(t.fd)]; ln != nil {
-			l.syncListener(ln, int32(t.fd))
-		}
-	case taskDial:
-		l.startDial(t.c)
-	case taskDialTimeout:
-		if d := t.c.dial; d != nil {
-			t.c.dialFailed(fmt.Errorf("workerman: connect %s: %w", d.addr, os.ErrDeadlineExceeded))
-		}
-	}
-}
-
-// syncListener arms or cancels a listener's poll to match its pause.
-func (l *uLoop) syncListener(ln *uListener, fd int32) {
-	want := !ln.paused.Load() && !ln.closed.Load()
-	switch {
-	case want && !ln.armed[l.id]:
-		s := l.r.sqe()
-		s.opcode = iouOpPollAdd
-		s.fd = fd
-		s.opFlags = unix.POLLIN
-		s.len = iouPollAddMulti
-		s.userData = userData(udListen, 0, fd)
-		ln.armed[l.id] = true
-		l.armed++
-	case !want && ln.armed[l.id]:
-		l.cancel(userData(udListen, 0, fd))
-		ln.armed[l.id] = false
-	}
-}
-
-func (l *uLoop) dropTask(t uTask) {
-	if t.done != nil {
-		close(t.done)
-	}
-	switch t.kind {
-	case taskAdopt:
-		unix.Close(t.fd)
-	case taskDial:
-		t.c.dialFailed(errEngineStopped)
-	}
-}
-
-// shutdown destroys every connection, closes the listeners and the ring.
-func (l *uLoop) shutdown() {
-	for _, c := range l.conns {
-		if c != nil {
-			if c.state.Load() == stConnecting {
-				c.dialFailed(errEngineStopped)
-			} else {
-				c.closeFD(errEngineStopped)
-			}
-		}
-	}
-	for fd := range l.listeners {
-		unix.Close(int(fd))
-	}
-	l.tmu.Lock()
-	tasks := l.tasks
-	l.tasks = nil
-	l.stopped = true
-	l.tmu.Unlock()
-	for _, t := range tasks {
-		l.dropTask(t)
-	}
-	l.drain()
-	l.release()
+// unwatchListenerUring cancels a listening socket's poll, at once: the poll
+// holds the socket open until the cancel ran, and a closed listener's port
+// must be closed when Close returns.
+func (l *loop) unwatchListenerUring(fd int) {
+	l.cancel(userData(udListen, 0, int32(fd)))
+	l.r.enter(0)
 }
 
 // drain cancels every request still armed and waits (a bounded time) for
 // their last completions, so that no receive writes into the buffers after
 // they are unmapped. The cancels also release the sockets closed above.
-func (l *uLoop) drain() {
+func (l *loop) drain() {
 	s := l.r.sqe()
 	s.opcode = iouOpAsyncCancel
 	s.fd = -1
@@ -575,12 +383,11 @@ func (l *uLoop) drain() {
 	deadline := time.Now().Add(2 * time.Second)
 	for l.armed > 0 && time.Now().Before(deadline) {
 		for cqe := l.r.peek(); cqe != nil; cqe = l.r.peek() {
-			ud, res, flags := cqe.userData, cqe.res, cqe.flags
+			ud, flags := cqe.userData, cqe.flags
 			l.r.advance()
 			if kind := ud >> 56; kind != udCancel && (kind == udPollOut || flags&iouCQEFMore == 0) {
 				l.armed--
 			}
-			_ = res
 		}
 		if l.armed > 0 {
 			l.r.wait(100 * time.Millisecond)
@@ -590,110 +397,79 @@ func (l *uLoop) drain() {
 
 // ---- connections ----
 
-// uConn is a connection served by a uLoop: fdConn's fields and rules, with
-// the requests armed in the ring in place of an epoll interest.
-type uConn struct {
-	loop     *uLoop
-	h        Handler
-	out      *outbox
-	in       *[]byte // loop-owned
-	timer    *time.Timer
-	dial     *uDial
-	ln       *uListener
-	closeErr error
-	nread    atomic.Uint64
-	written  uint64
-	mu       sync.Mutex
-	state    atomic.Uint32
-	paused   atomic.Uint32
-	fd       int32
-	need     int32 // loop-owned
-	pend     int32 // loop-owned: 1 + its index in loop.pend, 0 = none
-	seq      uint32
-
-	// Under mu, changed by the loop only.
-	registered bool
-	recvArmed  bool // a multishot receive is armed (or its cancel is on the way)
-	recvCancel bool // and its cancel was asked for
-	outArmed   bool // a poll for write space is armed
-	syncQueued bool // a taskSync is posted
-
-	eof        bool
-	fdClosed   bool
-	notified   bool
-	eofPending bool // loop-owned
-
-	remote uPeer
-}
-
-// register adds c to the loop; the caller holds c.mu.
-func (l *uLoop) register(c *uConn) {
-	if int(c.fd) >= len(l.conns) {
-		n := max(2*len(l.conns), int(c.fd)+1, 64)
-		conns := make([]*uConn, n)
-		copy(conns, l.conns)
-		l.conns = conns
-	}
+// registerUring adds c to the loop's table and arms its requests; the
+// caller holds c.mu.
+func (l *loop) registerUring(c *fdConn) {
 	l.seq++
-	c.seq = l.seq & 0xffffff
-	c.registered = true
+	l.slots[c.fd] = uSlot{seq: l.seq & 0xffffff}
+	c.events = uRegistered
 	l.conns[c.fd] = c
 	c.syncLocked()
 }
 
-func (c *uConn) wantsReadLocked() bool {
+func (c *fdConn) wantsReadLocked() bool {
 	st := c.state.Load()
 	return !c.eof && !c.fdClosed && st != stConnecting && st != stDead &&
 		(c.paused.Load() == 0 || st == stClosing || st == stLinger)
 }
 
+// needsSyncLocked tells whether syncLocked would arm or cancel anything.
+func (c *fdConn) needsSyncLocked() bool {
+	read, ev := c.wantsReadLocked(), c.events
+	return read && ev&uRecvArmed == 0 ||
+		!read && ev&uRecvArmed != 0 && ev&uRecvCancel == 0 && !c.eof ||
+		(c.queued() > 0 || c.state.Load() == stConnecting) && ev&uOutArmed == 0
+}
+
 // syncLocked arms and cancels requests to match the state (loop goroutine,
 // c.mu held).
-func (c *uConn) syncLocked() {
-	if !c.registered || c.fdClosed {
+func (c *fdConn) syncLocked() {
+	if c.events&uRegistered == 0 || c.fdClosed {
 		return
 	}
 	l := c.loop
+	seq := l.slots[c.fd].seq
 	read := c.wantsReadLocked()
 	switch {
-	case read && !c.recvArmed:
+	case read && c.events&uRecvArmed == 0:
 		s := l.r.sqe()
 		s.opcode = iouOpRecv
 		s.fd = c.fd
 		s.ioprio = iouRecvMultishot
 		s.flags = iosqeBufferSelect
-		s.userData = userData(udRecv, c.seq, c.fd)
-		c.recvArmed = true
+		s.userData = userData(udRecv, seq, c.fd)
+		c.events |= uRecvArmed
 		l.armed++
-	case !read && c.recvArmed && !c.recvCancel && !c.eof:
-		l.cancel(userData(udRecv, c.seq, c.fd))
-		c.recvCancel = true
+	case !read && c.events&uRecvArmed != 0 && c.events&uRecvCancel == 0 && !c.eof:
+		l.cancel(userData(udRecv, seq, c.fd))
+		c.events |= uRecvCancel
 	}
-	if (c.queued() > 0 || c.state.Load() == stConnecting) && !c.outArmed {
+	if (c.queued() > 0 || c.state.Load() == stConnecting) && c.events&uOutArmed == 0 {
 		s := l.r.sqe()
 		s.opcode = iouOpPollAdd
 		s.fd = c.fd
 		s.opFlags = unix.POLLOUT | unix.POLLERR | unix.POLLHUP
-		s.userData = userData(udPollOut, c.seq, c.fd)
-		c.outArmed = true
+		s.userData = userData(udPollOut, seq, c.fd)
+		c.events |= uOutArmed
 		l.armed++
 	}
 }
 
-// kickLocked has the loop sync c's requests (any goroutine, c.mu held).
-func (c *uConn) kickLocked() {
-	if c.syncQueued || !c.registered || c.fdClosed {
+// kickLocked has the loop sync c's requests when they no longer match its
+// state (any goroutine, c.mu held).
+func (c *fdConn) kickLocked() {
+	if c.events&(uSyncQueued|uRegistered) != uRegistered || c.fdClosed || !c.needsSyncLocked() {
 		return
 	}
-	c.syncQueued = true
-	c.loop.post(uTask{kind: taskSync, c: c})
+	c.events |= uSyncQueued
+	c.loop.post(task{kind: taskSync, c: c})
 }
 
 // onRecv handles a completion of the multishot receive.
-func (c *uConn) onRecv(res int32, flags uint32, data []byte) {
+func (c *fdConn) onRecv(res int32, flags uint32, data []byte) {
 	if flags&iouCQEFMore == 0 {
 		c.mu.Lock()
-		c.recvArmed, c.recvCancel = false, false
+		c.events &^= uRecvArmed | uRecvCancel
 		c.mu.Unlock()
 	}
 	switch {
@@ -727,104 +503,11 @@ func (c *uConn) onRecv(res int32, flags uint32, data []byte) {
 	}
 }
 
-// appendIn adds data to the bytes kept from earlier reads.
-func (c *uConn) appendIn(data []byte) {
-	b := *c.in
-	if cap(b)-len(b) < len(data) {
-		want := min(max(2*cap(b), len(b)+len(data), len(b)+minReadRoom), max(maxBufferCap, len(b)+len(data)))
-		nb := bufferGet(want)
-		copy(*nb, b)
-		*nb = (*nb)[:len(b)]
-		bufferPut(c.in)
-		c.in = nb
-		b = *nb
-	}
-	*c.in = append(b, data...)
-}
-
-// process is fdConn.process.
-func (c *uConn) process(data []byte, inLoop bool) {
-	consumed := 0
-	if c.paused.Load() == 0 && c.state.Load() == stOpen && len(data) >= int(c.need) {
-		var need int
-		consumed, need = c.h.OnRead(data)
-		c.need = int32(min(need, maxBufferCap))
-	}
-	if c.state.Load() != stOpen {
-		consumed = len(data)
-	}
-	rest := data[consumed:]
-	switch {
-	case len(rest) == 0:
-		if !inLoop {
-			bufferPut(c.in)
-			c.in = nil
-		}
-		c.need = 0
-	case inLoop:
-		b := bufferGet(max(len(rest), min(int(c.need), len(rest)*2)))
-		copy(*b, rest)
-		*b = (*b)[:len(rest)]
-		c.in = b
-	case consumed > 0:
-		b := *c.in
-		m := copy(b, rest)
-		*c.in = b[:m]
-	}
-}
-
-func (c *uConn) onEOF() {
+// onPollOut handles the completion of a poll for write space (or for the
+// end of a connect).
+func (c *fdConn) onPollOut() {
 	c.mu.Lock()
-	c.eof = true
-	st := c.state.Load()
-	c.mu.Unlock()
-	switch st {
-	case stOpen:
-		if c.in != nil && c.paused.Load() != 0 {
-			c.eofPending = true
-			return
-		}
-		c.deliverEOF()
-	case stLinger:
-		c.closeFD(nil)
-	}
-}
-
-func (c *uConn) deliverEOF() {
-	c.eofPending = false
-	if c.in != nil {
-		bufferPut(c.in)
-		c.in = nil
-	}
-	c.h.OnEOF()
-}
-
-func (c *uConn) resume() {
-	c.mu.Lock()
-	if c.fdClosed {
-		c.mu.Unlock()
-		return
-	}
-	c.syncLocked()
-	c.mu.Unlock()
-	if c.paused.Load() != 0 {
-		return
-	}
-	if c.in != nil {
-		c.need = 0
-		c.process(*c.in, false)
-	}
-	if c.eofPending && c.paused.Load() == 0 && c.state.Load() == stOpen {
-		c.deliverEOF()
-	}
-	if r, ok := c.h.(resumer); ok && c.paused.Load() == 0 && c.state.Load() == stOpen {
-		r.onResume()
-	}
-}
-
-func (c *uConn) onPollOut() {
-	c.mu.Lock()
-	c.outArmed = false
+	c.events &^= uOutArmed
 	c.mu.Unlock()
 	switch c.state.Load() {
 	case stConnecting:
@@ -837,709 +520,18 @@ func (c *uConn) onPollOut() {
 	c.flush()
 }
 
-func (c *uConn) Write(p []byte, limit int, drop bool) (int, error) {
-	return c.write(p, limit, drop, false)
-}
-
-func (c *uConn) WriteShared(p []byte, limit int, drop bool) (int, error) {
-	return c.write(p, limit, drop, true)
-}
-
-func (c *uConn) write(p []byte, limit int, drop, shared bool) (int, error) {
-	c.mu.Lock()
-	st := c.state.Load()
-	if st != stOpen && st != stConnecting {
-		err := c.closedErrLocked()
-		c.mu.Unlock()
-		return 0, err
-	}
-	if drop && c.queued() >= limit {
-		q := c.queued()
-		c.mu.Unlock()
-		return q, ErrFull
-	}
-	if c.queued() == 0 && st == stOpen {
-		for len(p) > 0 {
-			n, err := rawWrite(int(c.fd), p)
-			if n > 0 {
-				c.written += uint64(n)
-				p = p[n:]
-				continue
-			}
-			if err == unix.EINTR {
-				continue
-			}
-			if err == unix.EAGAIN {
-				break
-			}
-			c.failLocked(err)
-			c.mu.Unlock()
-			return 0, fmt.Errorf("workerman: write: %w (%w)", net.ErrClosed, err)
-		}
-		if len(p) == 0 {
-			c.mu.Unlock()
-			return 0, nil
-		}
-	}
-	if c.out == nil {
-		c.out = new(outbox)
-	}
-	if shared {
-		c.out.pushShared(p)
-	} else {
-		c.out.push(p)
-	}
-	if !c.outArmed {
-		c.kickLocked()
-	}
-	q := c.queued()
-	c.mu.Unlock()
-	return q, nil
-}
-
-func (c *uConn) closedErrLocked() error {
-	if c.closeErr != nil && !errors.Is(c.closeErr, net.ErrClosed) {
-		return fmt.Errorf("workerman: connection closed: %w (%w)", net.ErrClosed, c.closeErr)
-	}
-	return fmt.Errorf("workerman: connection closed: %w", net.ErrClosed)
-}
-
-func (c *uConn) failLocked(err error) {
-	if c.state.Load() == stDead {
+// releaseUringLocked cancels c's requests (loop goroutine, c.mu held); the
+// kernel closes the socket when the cancels ran.
+func (c *fdConn) releaseUringLocked() {
+	if c.events&uRegistered == 0 {
 		return
 	}
-	c.state.Store(stDead)
-	c.closeErr = err
-	c.dropOutput()
-	c.loop.post(uTask{kind: taskClose, c: c})
-}
-
-// flush writes queued output once the socket has room (loop goroutine).
-func (c *uConn) flush() {
 	l := c.loop
-	c.mu.Lock()
-	if c.queued() == 0 {
-		c.mu.Unlock()
-		return
+	seq := l.slots[c.fd].seq
+	if c.events&uRecvArmed != 0 && c.events&uRecvCancel == 0 {
+		l.cancel(userData(udRecv, seq, c.fd))
 	}
-	iov := c.out.iovecs(l.iov[:0], maxIovecs)
-	n, err := rawWritev(int(c.fd), iov, &l.iovecs)
-	clear(iov)
-	l.iov = iov[:0]
-	if n > 0 {
-		c.out.consume(n)
-		c.written += uint64(n)
-		if c.out.len() == 0 {
-			c.out = nil
-		}
+	if c.events&uOutArmed != 0 {
+		l.cancel(userData(udPollOut, seq, c.fd))
 	}
-	if err != nil && err != unix.EAGAIN && err != unix.EINTR {
-		c.failLocked(err)
-		c.mu.Unlock()
-		return
-	}
-	drained := c.queued() == 0
-	if !drained {
-		c.syncLocked() // poll for room again
-	}
-	closing := drained && c.state.Load() == stClosing
-	c.mu.Unlock()
-	if drained {
-		c.h.OnDrain()
-	}
-	if closing {
-		c.startLinger()
-	}
-}
-
-func (c *uConn) queued() int {
-	if c.out == nil {
-		return 0
-	}
-	return c.out.len()
-}
-
-func (c *uConn) dropOutput() {
-	if c.out != nil {
-		c.out.reset()
-		c.out = nil
-	}
-}
-
-func (c *uConn) Queued() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.queued()
-}
-
-func (c *uConn) BytesRead() uint64 { return c.nread.Load() }
-
-func (c *uConn) BytesWritten() uint64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.written
-}
-
-func (c *uConn) Close() {
-	c.mu.Lock()
-	switch c.state.Load() {
-	case stConnecting:
-		c.mu.Unlock()
-		c.Destroy(nil)
-		return
-	case stOpen:
-	default:
-		c.mu.Unlock()
-		return
-	}
-	c.state.Store(stClosing)
-	if c.paused.Load() != 0 {
-		c.kickLocked() // read (and discard) again while closing
-	}
-	if c.queued() == 0 {
-		c.mu.Unlock()
-		c.loop.post(uTask{kind: taskLinger, c: c})
-		return
-	}
-	c.armFlushTimerLocked(c.written)
-	c.mu.Unlock()
-}
-
-func (c *uConn) armFlushTimerLocked(progress uint64) {
-	timeout := c.loop.e.cfg.FlushTimeout
-	c.stopTimerLocked()
-	c.timer = time.AfterFunc(timeout, func() {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		if c.state.Load() != stClosing {
-			return
-		}
-		if c.written != progress {
-			c.armFlushTimerLocked(c.written)
-			return
-		}
-		c.failLocked(ErrLingerTimeout)
-	})
-}
-
-func (c *uConn) stopTimerLocked() {
-	if c.timer != nil {
-		c.timer.Stop()
-		c.timer = nil
-	}
-}
-
-// startLinger shuts down the write side once output is flushed and waits,
-// reading and discarding, for the peer to close.
-func (c *uConn) startLinger() {
-	c.mu.Lock()
-	if c.state.Load() != stClosing || c.fdClosed {
-		c.mu.Unlock()
-		return
-	}
-	c.state.Store(stLinger)
-	if c.eof {
-		c.mu.Unlock()
-		c.closeFD(nil)
-		return
-	}
-	unix.Shutdown(int(c.fd), unix.SHUT_WR)
-	c.stopTimerLocked()
-	c.timer = time.AfterFunc(LingerTimeout, func() {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		if c.state.Load() == stLinger {
-			c.failLocked(nil)
-		}
-	})
-	c.syncLocked()
-	c.notified = true
-	c.mu.Unlock()
-	c.h.OnClose(nil)
-}
-
-func (c *uConn) Destroy(err error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.state.Load() == stDead {
-		return
-	}
-	c.failLocked(err)
-}
-
-// releaseLocked cancels c's requests and closes its descriptor (loop
-// goroutine). The kernel closes the socket when the cancels ran.
-func (c *uConn) releaseLocked() {
-	l := c.loop
-	if c.registered {
-		if c.recvArmed && !c.recvCancel {
-			l.cancel(userData(udRecv, c.seq, c.fd))
-		}
-		if c.outArmed {
-			l.cancel(userData(udPollOut, c.seq, c.fd))
-		}
-		c.recvArmed, c.outArmed, c.registered = false, false, false
-		if l.conns[c.fd] == c {
-			l.conns[c.fd] = nil
-		}
-	}
-	unix.Close(int(c.fd))
-}
-
-// closeFD closes the descriptor and tells the handler (loop goroutine only).
-func (c *uConn) closeFD(err error) {
-	if c.dial != nil {
-		c.dialFailed(err)
-		return
-	}
-	c.mu.Lock()
-	if c.fdClosed {
-		c.mu.Unlock()
-		return
-	}
-	c.fdClosed = true
-	c.state.Store(stDead)
-	if c.closeErr == nil {
-		c.closeErr = err
-	}
-	err = c.closeErr
-	c.dropOutput()
-	c.stopTimerLocked()
-	c.releaseLocked()
-	notify := !c.notified
-	c.notified = true
-	c.mu.Unlock()
-	c.loop.n.Add(-1)
-	if c.in != nil {
-		bufferPut(c.in)
-		c.in = nil
-	}
-	if c.h != nil && notify {
-		c.h.OnClose(err)
-	}
-}
-
-func (c *uConn) PauseRead(r Reason) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for {
-		old := c.paused.Load()
-		if c.paused.CompareAndSwap(old, old|uint32(r)) {
-			break
-		}
-	}
-	if c.recvArmed && !c.wantsReadLocked() {
-		c.kickLocked()
-	}
-}
-
-func (c *uConn) ResumeRead(r Reason) {
-	c.mu.Lock()
-	var now uint32
-	for {
-		old := c.paused.Load()
-		now = old &^ uint32(r)
-		if c.paused.CompareAndSwap(old, now) {
-			if old == now {
-				c.mu.Unlock()
-				return
-			}
-			break
-		}
-	}
-	c.mu.Unlock()
-	if now == 0 {
-		c.loop.post(uTask{kind: taskResume, c: c})
-	}
-}
-
-// postResume makes the loop run resume.
-func (c *uConn) postResume() { c.loop.post(uTask{kind: taskResume, c: c}) }
-
-func (c *uConn) RemoteAddr() net.Addr { return c.remote.addr() }
-
-func (c *uConn) LocalAddr() net.Addr {
-	c.mu.Lock()
-	closed, fd := c.fdClosed, int(c.fd)
-	c.mu.Unlock()
-	if !closed && fd >= 0 {
-		if sa, err := unix.Getsockname(fd); err == nil {
-			if a := sockaddrToAddr(sa); a != nil {
-				return a
-			}
-		}
-	}
-	if c.ln != nil {
-		return c.ln.local
-	}
-	return nil
-}
-
-// ---- listeners ----
-
-// uListener is fdListener for the io_uring loops.
-type uListener struct {
-	e        *uringEngine
-	accept   AcceptFunc
-	fds      []int
-	owners   []*uLoop
-	armed    []bool // per loop id: a poll is armed (loop-owned)
-	local    net.Addr
-	unixPath string
-	spread   bool
-	paused   atomic.Bool
-	closed   atomic.Bool
-	mu       sync.Mutex
-	held     []uHeld
-}
-
-type uHeld struct {
-	loop *uLoop
-	fd   int
-	sa   unix.Sockaddr
-}
-
-func (e *uringEngine) Listen(spec *Listener, accept AcceptFunc) error {
-	if isPacket(spec.Network) {
-		return listenUDP(spec, accept, e.Loops())
-	}
-	if spec.TLS != nil {
-		return e.gor.Listen(spec, accept)
-	}
-	family, sa, err := listenSockaddr(spec.Network, spec.Address)
-	if err != nil {
-		return err
-	}
-	ln := &uListener{e: e, accept: accept, armed: make([]bool, len(e.loops))}
-	ln.paused.Store(spec.Paused)
-	tcp := family != unix.AF_UNIX
-	if !tcp {
-		ln.unixPath = spec.Address
-		removeStaleSocket(spec.Address)
-	}
-	count := 1
-	if spec.ReusePort && tcp {
-		count = len(e.loops)
-	}
-	ln.spread = count == 1
-	backlog := spec.Backlog
-	if backlog <= 0 {
-		backlog = 102400
-	}
-	for i := 0; i < count; i++ {
-		fd, err := listenSocket(family, sa, spec.ReusePort, backlog)
-		if err != nil {
-			for _, fd := range ln.fds {
-				unix.Close(fd)
-			}
-			return fmt.Errorf("workerman: listen %s %s: %w", spec.Network, spec.Address, err)
-		}
-		ln.fds = append(ln.fds, fd)
-		if i == 0 {
-			if bound, err := unix.Getsockname(fd); err == nil {
-				sa = bound
-				ln.local = sockaddrToAddr(bound)
-			}
-		}
-	}
-	for i, fd := range ln.fds {
-		l := e.loops[i]
-		ln.owners = append(ln.owners, l)
-		done := make(chan struct{})
-		l.post(uTask{kind: taskListen, fd: fd, ln: ln, done: done})
-		<-done
-	}
-	spec.impl = ln
-	return nil
-}
-
-func (ln *uListener) addr() net.Addr { return ln.local }
-
-func (ln *uListener) close() error {
-	if !ln.closed.CompareAndSwap(false, true) {
-		return nil
-	}
-	for i, fd := range ln.fds {
-		done := make(chan struct{})
-		ln.owners[i].post(uTask{kind: taskUnlisten, fd: fd, done: done})
-		<-done
-	}
-	ln.mu.Lock()
-	held := ln.held
-	ln.held = nil
-	ln.mu.Unlock()
-	for _, h := range held {
-		unix.Close(h.fd)
-		h.loop.n.Add(-1)
-	}
-	if ln.unixPath != "" {
-		os.Remove(ln.unixPath)
-	}
-	return nil
-}
-
-func (ln *uListener) setPaused(p bool) {
-	ln.mu.Lock()
-	defer ln.mu.Unlock()
-	if ln.closed.Load() || ln.paused.Swap(p) == p {
-		return
-	}
-	kind := taskResumeListen
-	if p {
-		kind = taskPauseListen
-	}
-	for i, fd := range ln.fds {
-		ln.owners[i].post(uTask{kind: kind, fd: fd})
-	}
-	if !p {
-		for _, h := range ln.held {
-			h.loop.post(uTask{kind: taskAdopt, fd: h.fd, sa: h.sa, ln: ln})
-		}
-		ln.held = nil
-	}
-}
-
-func (ln *uListener) hold(l *uLoop, fd int, sa unix.Sockaddr) bool {
-	if !ln.paused.Load() {
-		return false
-	}
-	ln.mu.Lock()
-	defer ln.mu.Unlock()
-	if !ln.paused.Load() || ln.closed.Load() {
-		return false
-	}
-	ln.held = append(ln.held, uHeld{l, fd, sa})
-	return true
-}
-
-// accept takes the pending connections from lfd. The poll is multishot and
-// signals each new connection, so a batch that stops short is resumed by
-// the next completion; one that empties the queue waits for it.
-func (l *uLoop) accept(ln *uListener, lfd int) {
-	for range acceptBatch {
-		fd, sa, err := unix.Accept4(lfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
-		if err != nil {
-			switch err {
-			case unix.EINTR, unix.ECONNABORTED:
-				continue
-			case unix.EMFILE, unix.ENFILE, unix.ENOBUFS, unix.ENOMEM:
-				ln.setPaused(true)
-				time.AfterFunc(100*time.Millisecond, func() { ln.setPaused(false) })
-			}
-			return
-		}
-		target := l
-		if ln.spread {
-			target = l.e.leastLoaded()
-		}
-		target.n.Add(1)
-		if target == l {
-			l.adopt(fd, sa, ln)
-		} else {
-			target.post(uTask{kind: taskAdopt, fd: fd, sa: sa, ln: ln})
-		}
-	}
-	// Connections may still be pending, and the multishot poll reports new
-	// ones only: come back for them after the other completions.
-	l.post(uTask{kind: taskAccept, ln: ln, fd: lfd})
-}
-
-func (l *uLoop) adopt(fd int, sa unix.Sockaddr, ln *uListener) {
-	if ln.hold(l, fd, sa) {
-		return
-	}
-	c := &uConn{loop: l, fd: int32(fd), remote: uPeerFrom(sa), ln: ln}
-	c.state.Store(stOpen)
-	h := ln.accept(c, l.id)
-	if h == nil {
-		unix.Close(fd)
-		l.n.Add(-1)
-		return
-	}
-	c.h = h
-	c.mu.Lock()
-	l.register(c)
-	c.mu.Unlock()
-}
-
-// Dial prepares a connect on the least-loaded loop.
-func (e *uringEngine) Dial(d DialRequest) DialConn {
-	if d.TLS != nil {
-		return e.gor.Dial(d)
-	}
-	l := e.leastLoaded()
-	l.n.Add(1)
-	c := &uConn{loop: l, fd: -1, dial: &uDial{addr: d.Address, req: d}}
-	c.state.Store(stConnecting)
-	return c
-}
-
-func (c *uConn) Instance() int { return c.loop.id }
-
-func (c *uConn) Start(h Handler, done func(err error)) {
-	l := c.loop
-	c.mu.Lock()
-	c.h = h
-	c.dial.done = done
-	d := c.dial.req
-	if c.state.Load() != stConnecting {
-		c.mu.Unlock()
-		l.post(uTask{kind: taskDial, c: c})
-		return
-	}
-	if d.Timeout > 0 {
-		c.timer = time.AfterFunc(d.Timeout, func() { l.post(uTask{kind: taskDialTimeout, c: c}) })
-	}
-	c.mu.Unlock()
-	if family, sa, err := dialSockaddr(d.Network, d.Address); err == nil {
-		c.startConnect(family, sa)
-		l.post(uTask{kind: taskDial, c: c})
-		return
-	}
-	go func() {
-		family, sa, err := resolveDial(d.Network, d.Address, d.Timeout)
-		if err != nil {
-			c.mu.Lock()
-			c.dial.err = err
-			c.mu.Unlock()
-		} else {
-			c.startConnect(family, sa)
-		}
-		l.post(uTask{kind: taskDial, c: c})
-	}()
-}
-
-func (c *uConn) startConnect(family int, sa unix.Sockaddr) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.fdClosed {
-		return
-	}
-	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		c.dial.err = fmt.Errorf("workerman: socket: %w", err)
-		return
-	}
-	if family != unix.AF_UNIX {
-		unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
-		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1)
-	}
-	err = unix.Connect(fd, sa)
-	if err != nil && err != unix.EINPROGRESS && err != unix.EINTR && err != unix.EAGAIN {
-		unix.Close(fd)
-		c.dial.err = fmt.Errorf("workerman: connect %s: %w", c.dial.addr, err)
-		return
-	}
-	c.fd = int32(fd)
-	c.remote = uPeerFrom(sa)
-}
-
-func (l *uLoop) startDial(c *uConn) {
-	c.mu.Lock()
-	if c.fdClosed {
-		c.mu.Unlock()
-		c.dialFailed(nil)
-		return
-	}
-	err := c.dial.err
-	if err == nil && c.state.Load() != stConnecting {
-		err = c.closedErrLocked()
-	}
-	if err == nil {
-		l.register(c) // polls for the connect's end
-	}
-	c.mu.Unlock()
-	if err != nil {
-		c.dialFailed(err)
-	}
-}
-
-// finishDial runs when a connecting socket polled writable.
-func (c *uConn) finishDial() {
-	if err := sockError(int(c.fd)); err != nil {
-		c.dialFailed(fmt.Errorf("workerman: connect %s: %w", c.dial.addr, err))
-		return
-	}
-	c.mu.Lock()
-	c.stopTimerLocked()
-	c.state.Store(stOpen)
-	done := c.dial.done
-	c.dial = nil
-	c.mu.Unlock()
-	done(nil)
-	c.mu.Lock()
-	c.syncLocked() // start reading
-	c.mu.Unlock()
-	c.flush()
-}
-
-func (c *uConn) dialFailed(err error) {
-	c.mu.Lock()
-	if c.dial == nil {
-		c.mu.Unlock()
-		return
-	}
-	if !c.fdClosed {
-		c.fdClosed = true
-		c.state.Store(stDead)
-		c.dropOutput()
-		c.stopTimerLocked()
-		if c.fd >= 0 {
-			c.releaseLocked()
-		}
-		c.loop.n.Add(-1)
-		if err == nil {
-			err = c.closeErr
-		}
-		if err == nil {
-			err = fmt.Errorf("workerman: connect %s: %w", c.dial.addr, net.ErrClosed)
-		}
-		c.dial.err = err
-	}
-	done, err := c.dial.done, c.dial.err
-	c.dial.done = nil
-	c.mu.Unlock()
-	if done != nil {
-		done(err)
-	}
-}
-
-// uDial is what a connection needs only while it connects.
-type uDial struct {
-	req  DialRequest
-	done func(error)
-	addr string
-	err  error
-}
-
-// uPeer keeps an IP socket address inline, without the allocation of a
-// unix.Sockaddr.
-type uPeer struct {
-	ip   [16]byte
-	port uint16
-	kind uint8 // 0 none (unix socket), 4 or 6
-}
-
-func uPeerFrom(sa unix.Sockaddr) uPeer {
-	switch sa := sa.(type) {
-	case *unix.SockaddrInet4:
-		p := uPeer{port: uint16(sa.Port), kind: 4}
-		copy(p.ip[:], sa.Addr[:])
-		return p
-	case *unix.SockaddrInet6:
-		return uPeer{ip: sa.Addr, port: uint16(sa.Port), kind: 6}
-	}
-	return uPeer{}
-}
-
-func (p uPeer) addr() net.Addr {
-	switch p.kind {
-	case 4:
-		return &net.TCPAddr{IP: net.IPv4(p.ip[0], p.ip[1], p.ip[2], p.ip[3]), Port: int(p.port)}
-	case 6:
-		ip := make(net.IP, net.IPv6len)
-		copy(ip, p.ip[:])
-		return &net.TCPAddr{IP: ip, Port: int(p.port)}
-	}
-	return nil
 }

@@ -81,7 +81,7 @@ func TestUringEchoStreams(t *testing.T) {
 			ln.Close()
 			eng.Stop()
 			// Every request ended before the buffers were unmapped.
-			for _, l := range eng.(*uringEngine).loops {
+			for _, l := range eng.(*loopEngine).loops {
 				if l.armed != 0 {
 					t.Errorf("loop %d stopped with %d requests armed", l.id, l.armed)
 				}

@@ -82,7 +82,13 @@ var httpMethods = map[string]bool{"GET": true, "POST": true, "OPTIONS": true, "H
 type Codec struct {
 	cfg *Config
 
-	ws atomic.Pointer[websocket.Codec] // set once, on the loop, by an upgrade
+	// The WebSocket session an upgrade switches to. framedWS is set on the
+	// loop when the upgrade request is framed: from then on the loop frames
+	// WebSocket. ws is set when that request is decoded, in order on the
+	// callbacks' goroutine, so that requests pipelined before it are
+	// decoded and answered as HTTP; everything but framing follows ws.
+	framedWS atomic.Pointer[websocket.Codec]
+	ws       atomic.Pointer[websocket.Codec]
 
 	// When the wait for the head of the next request began (unix ns); 0
 	// while no head is awaited. Written by the loop, read by the ticker.
@@ -128,7 +134,7 @@ func (c *Codec) WebSocket() proto.WebSocket {
 
 // Input frames one request: head, then a Content-Length or chunked body.
 func (c *Codec) Input(conn protocol.Conn, buf []byte) (int, error) {
-	if ws := c.ws.Load(); ws != nil {
+	if ws := c.framedWS.Load(); ws != nil {
 		return ws.Input(conn, buf)
 	}
 	f := &c.frame
@@ -160,7 +166,7 @@ func (c *Codec) Input(conn protocol.Conn, buf []byte) (int, error) {
 		if info.upgrade && c.cfg.WebSocket != nil && info.path == c.cfg.WebSocketPath {
 			ws := c.cfg.WebSocket.NewCodec().(*websocket.Codec)
 			ws.Start(time.Now().UnixNano())
-			c.ws.Store(ws)
+			c.framedWS.Store(ws)
 			return ws.Input(conn, buf)
 		}
 		if info.length > int64(conn.MaxPackageSize()) {
@@ -188,6 +194,17 @@ func (c *Codec) Input(conn protocol.Conn, buf []byte) (int, error) {
 		f.headLen = 0 // consumed: the next request starts after it
 	}
 	return total, nil
+}
+
+// upgrades reports whether packet, a framed request, is an upgrade to the
+// WebSocket path.
+func (c *Codec) upgrades(packet []byte) bool {
+	end := bytes.Index(packet, []byte("\r\n\r\n"))
+	if end < 0 {
+		return false
+	}
+	info, err := scanHead(packet[:end+4])
+	return err == nil && info.upgrade && info.path == c.cfg.WebSocketPath
 }
 
 // checkRequestStart refuses what cannot become a request line.
@@ -334,6 +351,11 @@ func (s *chunkScanner) scan(b []byte) (int, error) {
 // Decode parses one framed request.
 func (c *Codec) Decode(conn protocol.Conn, packet []byte) (protocol.Message, error) {
 	if ws := c.ws.Load(); ws != nil {
+		return ws.Decode(conn, packet)
+	}
+	if ws := c.framedWS.Load(); ws != nil && c.upgrades(packet) {
+		// The first request that upgrades is where the loop switched.
+		c.ws.Store(ws)
 		return ws.Decode(conn, packet)
 	}
 	req, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(packet)))

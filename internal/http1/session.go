@@ -117,10 +117,11 @@ func (c *Codec) Drained(conn proto.Conn) {
 	})
 }
 
-// Closed closes the file being sent.
+// Closed closes the file being sent and releases the WebSocket session's
+// buffers.
 func (c *Codec) Closed(conn proto.Conn) {
-	if ws := c.ws.Load(); ws != nil {
-		ws.Closed(conn)
+	if ws := c.framedWS.Load(); ws != nil {
+		ws.Closed(conn) // its buffers, even if the upgrade was never decoded
 	}
 	conn.LockSend()
 	if fs := c.stream.Swap(nil); fs != nil {

@@ -1,14 +1,13 @@
 package websocket
 
 import (
-	"bufio"
-	"bytes"
 	"crypto/rand"
 	"crypto/sha1"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
+	"net/textproto"
 	"strings"
 
 	"github.com/workerman-go/workerman/protocol"
@@ -42,38 +41,94 @@ func (p *Protocol) newClient() *Codec {
 	rand.Read(nonce[:])
 	cs := &clientSide{cfg: p.ccfg}
 	base64.StdEncoding.Encode(cs.key[:], nonce[:])
-	return &Codec{cfg: p.cfg, client: cs}
+	return &Codec{cfg: p.cfg, dial: cs, client: true}
 }
 
 // HandshakeRequest is the opening handshake a client sends first (Accepted
-// writes it).
+// writes it). It is built in one allocation of its exact size: every
+// client of a load test leaves it behind.
 func (c *Codec) HandshakeRequest() []byte {
-	cfg := c.client.cfg
-	var b bytes.Buffer
-	fmt.Fprintf(&b, "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n", sanitizeHeader(cfg.Path), sanitizeHeader(cfg.Host))
-	fmt.Fprintf(&b, "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n", c.client.key[:])
-	if cfg.Origin != "" {
-		fmt.Fprintf(&b, "Origin: %s\r\n", sanitizeHeader(cfg.Origin))
-	}
+	cfg := c.dial.cfg
+	var protocols string
 	if len(cfg.Protocols) > 0 {
-		fmt.Fprintf(&b, "Sec-WebSocket-Protocol: %s\r\n", sanitizeHeader(strings.Join(cfg.Protocols, ", ")))
+		protocols = strings.Join(cfg.Protocols, ", ")
+	}
+	const (
+		upgrade   = "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: "
+		version   = "\r\nSec-WebSocket-Version: 13\r\n"
+		extension = "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_no_context_takeover\r\n"
+	)
+	size := len("GET  HTTP/1.1\r\nHost: ") + len(cfg.Path) + len(cfg.Host) + len(upgrade) + len(c.dial.key) + len(version) + len("\r\n")
+	if cfg.Origin != "" {
+		size += len("Origin: \r\n") + len(cfg.Origin)
+	}
+	if protocols != "" {
+		size += len("Sec-WebSocket-Protocol: \r\n") + len(protocols)
 	}
 	if c.cfg.Compression {
-		b.WriteString("Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_no_context_takeover\r\n")
+		size += len(extension)
+	}
+	for k, vs := range cfg.Header {
+		size += len(vs) * (len(k) + len(": \r\n"))
+		for _, v := range vs {
+			size += len(v)
+		}
+	}
+	b := make([]byte, 0, size)
+	b = append(b, "GET "...)
+	b = appendSanitized(b, cfg.Path)
+	b = append(b, " HTTP/1.1\r\nHost: "...)
+	b = appendSanitized(b, cfg.Host)
+	b = append(b, upgrade...)
+	b = append(b, c.dial.key[:]...)
+	b = append(b, version...)
+	field := func(name, value string) {
+		b = appendSanitized(b, name)
+		b = append(b, ": "...)
+		b = appendSanitized(b, value)
+		b = append(b, "\r\n"...)
+	}
+	if cfg.Origin != "" {
+		field("Origin", cfg.Origin)
+	}
+	if protocols != "" {
+		field("Sec-WebSocket-Protocol", protocols)
+	}
+	if c.cfg.Compression {
+		b = append(b, extension...)
 	}
 	for k, vs := range cfg.Header {
 		for _, v := range vs {
-			fmt.Fprintf(&b, "%s: %s\r\n", sanitizeHeader(k), sanitizeHeader(v))
+			field(k, v)
 		}
 	}
-	b.WriteString("\r\n")
-	return b.Bytes()
+	return append(b, "\r\n"...)
 }
 
-// acceptKey is Sec-WebSocket-Accept for key (RFC 6455 section 4.2.2).
-func acceptKey(key string) string {
-	h := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
-	return base64.StdEncoding.EncodeToString(h[:])
+// appendSanitized appends s with CR and LF replaced by spaces, so that a
+// value cannot split the request (sanitizeHeader without a new string).
+func appendSanitized(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		ch := s[i]
+		if ch == '\r' || ch == '\n' {
+			ch = ' '
+		}
+		b = append(b, ch)
+	}
+	return b
+}
+
+const acceptGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+// accepts reports whether accept is the Sec-WebSocket-Accept of the
+// client's key (RFC 6455 section 4.2.2), computed without allocating.
+func (cs *clientSide) accepts(accept string) bool {
+	var in [len(clientSide{}.key) + len(acceptGUID)]byte
+	copy(in[copy(in[:], cs.key[:]):], acceptGUID)
+	h := sha1.Sum(in[:])
+	var want [28]byte // base64 of a 20-byte digest
+	base64.StdEncoding.Encode(want[:], h[:])
+	return accept == string(want[:])
 }
 
 var errBadResponse = errors.New("websocket: bad handshake response")
@@ -82,47 +137,141 @@ func badResponse(status int, format string, args ...any) *protocol.HandshakeErro
 	return &protocol.HandshakeError{Status: status, Err: fmt.Errorf("%w: "+format, append([]any{errBadResponse}, args...)...)}
 }
 
-// clientHandshake checks the server's response.
+// clientHandshake checks the server's response. The client side (the key,
+// the configuration) is dropped here, whatever the verdict: an idle
+// client's codec keeps nothing of its handshake.
 func (c *Codec) clientHandshake(packet []byte) (protocol.Message, error) {
-	// A reader the size of the head (the codec framed it whole), not
-	// bufio's 4 KiB: every client's handshake leaves less garbage among
-	// the connections that stay.
-	resp, err := http.ReadResponse(bufio.NewReaderSize(bytes.NewReader(packet), max(len(packet), 16)), nil)
+	cs := c.dial
+	c.dial = nil
+	status, statusLine, h, err := parseResponseHead(packet)
 	if err != nil {
 		return protocol.Message{}, &protocol.HandshakeError{Status: http.StatusBadGateway, Err: fmt.Errorf("%w: %v", errBadResponse, err)}
 	}
-	resp.Body.Close()
-	h := resp.Header
 	switch {
-	case resp.StatusCode != http.StatusSwitchingProtocols:
-		return protocol.Message{}, badResponse(resp.StatusCode, "status %s", resp.Status)
-	case !strings.EqualFold(h.Get("Upgrade"), "websocket"):
-		return protocol.Message{}, badResponse(resp.StatusCode, "Upgrade: %q", h.Get("Upgrade"))
-	case !headerHasToken(h.Values("Connection"), "upgrade"):
-		return protocol.Message{}, badResponse(resp.StatusCode, "Connection: %q", h.Get("Connection"))
-	case h.Get("Sec-WebSocket-Accept") != acceptKey(string(c.client.key[:])):
-		return protocol.Message{}, badResponse(resp.StatusCode, "Sec-WebSocket-Accept does not match the key")
+	case status != http.StatusSwitchingProtocols:
+		return protocol.Message{}, badResponse(status, "status %s", statusLine)
+	case !strings.EqualFold(first(h[hUpgrade]), "websocket"):
+		return protocol.Message{}, badResponse(status, "Upgrade: %q", first(h[hUpgrade]))
+	case !headerHasToken(h[hConnection], "upgrade"):
+		return protocol.Message{}, badResponse(status, "Connection: %q", first(h[hConnection]))
+	case !cs.accepts(first(h[hAccept])):
+		return protocol.Message{}, badResponse(status, "Sec-WebSocket-Accept does not match the key")
 	}
-	out := &protocol.WebSocketResponse{Status: resp.StatusCode, Header: h, Subprotocol: h.Get("Sec-WebSocket-Protocol")}
-	if p := out.Subprotocol; p != "" && !contains(c.client.cfg.Protocols, p) {
-		return protocol.Message{}, badResponse(resp.StatusCode, "server chose subprotocol %q that was not offered", p)
+	out := &protocol.WebSocketResponse{Status: status, Header: h, Subprotocol: first(h[hProtocol])}
+	if p := out.Subprotocol; p != "" && !contains(cs.cfg.Protocols, p) {
+		return protocol.Message{}, badResponse(status, "server chose subprotocol %q that was not offered", p)
 	}
-	for _, ext := range headerList(h.Values("Sec-WebSocket-Extensions")) {
+	for _, ext := range headerList(h[hExtensions]) {
 		name, params, _ := strings.Cut(ext, ";")
 		if strings.TrimSpace(name) != "permessage-deflate" || !c.cfg.Compression || out.Compressed {
-			return protocol.Message{}, badResponse(resp.StatusCode, "unexpected extension %q", ext)
+			return protocol.Message{}, badResponse(status, "unexpected extension %q", ext)
 		}
 		// We offered both no-context-takeover parameters: the server must
 		// keep server_no_context_takeover, or our stateless inflater could
 		// not follow it.
 		if !strings.Contains(params, "server_no_context_takeover") {
-			return protocol.Message{}, badResponse(resp.StatusCode, "permessage-deflate without server_no_context_takeover")
+			return protocol.Message{}, badResponse(status, "permessage-deflate without server_no_context_takeover")
 		}
 		out.Compressed = true
 	}
 	c.upgraded = true
 	c.deflate.Store(out.Compressed)
 	return protocol.Message{Type: protocol.HandshakeMessage, Value: out}, nil
+}
+
+// parseResponseHead parses a response head that ends with its empty line
+// (Input framed it): "HTTP/1.x NNN reason", then header fields, as net/http
+// would, but into one string and one map of the exact size (every client
+// of a load test leaves them behind). Field names are canonicalized;
+// values are trimmed. Obsolete line folding, control characters and names
+// that are not tokens are refused.
+func parseResponseHead(packet []byte) (status int, statusLine string, h http.Header, err error) {
+	head := string(packet)
+	line, rest, _ := strings.Cut(head, "\r\n")
+	proto, code, _ := strings.Cut(line, " ")
+	if len(proto) != len("HTTP/1.1") || !strings.HasPrefix(proto, "HTTP/1.") || proto[7] < '0' || proto[7] > '9' {
+		return 0, "", nil, fmt.Errorf("malformed HTTP version %q", proto)
+	}
+	statusLine = code
+	if code, _, _ = strings.Cut(code, " "); len(code) != 3 {
+		return 0, "", nil, fmt.Errorf("malformed HTTP status code %q", code)
+	}
+	for i := range len(code) {
+		if code[i] < '0' || code[i] > '9' {
+			return 0, "", nil, fmt.Errorf("malformed HTTP status code %q", code)
+		}
+		status = status*10 + int(code[i]-'0')
+	}
+	if status < 100 {
+		return 0, "", nil, fmt.Errorf("malformed HTTP status code %q", code)
+	}
+	rest = strings.TrimSuffix(rest, "\r\n") // the empty line
+	n := strings.Count(rest, "\r\n")
+	h = make(http.Header, n)
+	values := make([]string, n) // one backing array for the first value of every name
+	for i := 0; rest != ""; i++ {
+		line, rest, _ = strings.Cut(rest, "\r\n")
+		name, value, ok := strings.Cut(line, ":")
+		if !ok || !validFieldName(name) {
+			return 0, "", nil, fmt.Errorf("malformed header line %q", line)
+		}
+		value = strings.Trim(value, " \t")
+		for j := range len(value) {
+			if b := value[j]; b < ' ' && b != '\t' || b == 0x7f {
+				return 0, "", nil, fmt.Errorf("invalid header value for %q", name)
+			}
+		}
+		key := canonicalName(name)
+		if vs, ok := h[key]; ok {
+			h[key] = append(vs, value)
+			continue
+		}
+		values[i] = value
+		h[key] = values[i : i+1 : i+1]
+	}
+	return status, statusLine, h, nil
+}
+
+// The canonical names (http.CanonicalHeaderKey) of the fields a client
+// reads, used as they are: no lookup makes a string.
+const (
+	hUpgrade    = "Upgrade"
+	hConnection = "Connection"
+	hAccept     = "Sec-Websocket-Accept"
+	hProtocol   = "Sec-Websocket-Protocol"
+	hExtensions = "Sec-Websocket-Extensions"
+)
+
+// canonicalName is textproto.CanonicalMIMEHeaderKey, without a new
+// string for the names every 101 carries.
+func canonicalName(name string) string {
+	for _, k := range [...]string{hUpgrade, hConnection, hAccept, hProtocol, hExtensions} {
+		if strings.EqualFold(name, k) {
+			return k
+		}
+	}
+	return textproto.CanonicalMIMEHeaderKey(name)
+}
+
+// first is a field's first value, "" if it has none (http.Header.Get).
+func first(values []string) string {
+	if len(values) == 0 {
+		return ""
+	}
+	return values[0]
+}
+
+// validFieldName reports whether s is a token (RFC 9110 section 5.6.2).
+func validFieldName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := range len(s) {
+		if c := s[i]; !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return true
 }
 
 func headerList(values []string) []string {

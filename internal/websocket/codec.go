@@ -117,8 +117,8 @@ func init() {
 // the peer sends (RFC 6455, strictly), reassembles fragmented messages,
 // inflates compressed ones and frames what the connection sends.
 type Codec struct {
-	cfg    *Config
-	client *clientSide // nil on the server: an idle server connection's codec stays in 112 bytes
+	cfg  *Config
+	dial *clientSide // a client's until its handshake was checked (callback goroutine); nil on the server
 
 	// Callback-goroutine-owned: Decode.
 	frag      *[]byte                                   // reassembly buffer
@@ -155,15 +155,20 @@ type Codec struct {
 	// Send-lock-owned. Among the other bytes, where it needs no padding of
 	// its own: the codec stays in the 112-byte size class.
 	defaultType protocol.MessageType
+
+	// Set at creation: a client's codec masks what it sends and refuses
+	// masked frames. In the struct's last padding bytes.
+	client bool
 }
 
-// clientSide is what only a client's codec has.
+// clientSide is what only a client's codec has, and only until the
+// server's answer was checked: an idle client does not keep it.
 type clientSide struct {
 	cfg *ClientConfig
 	key [24]byte // Sec-WebSocket-Key: 16 random bytes in base64, inline (no string to allocate)
 }
 
-func (c *Codec) isClient() bool { return c.client != nil }
+func (c *Codec) isClient() bool { return c.client }
 
 // Established reports whether the handshake completed.
 func (c *Codec) Established() bool { return c.established.Load() }
@@ -207,7 +212,7 @@ func (c *Codec) Input(conn protocol.Conn, buf []byte) (int, error) {
 	if err != nil || !ok {
 		return 0, err
 	}
-	if err := checkFrame(h, c.scan.inMessage, c.client == nil); err != nil {
+	if err := checkFrame(h, c.scan.inMessage, !c.client); err != nil {
 		return 0, err
 	}
 	if max := conn.MaxPackageSize(); h.length > uint64(max) {
@@ -266,7 +271,7 @@ var (
 func (c *Codec) inputHandshake(buf []byte) (int, error) {
 	// Garbage (a TLS hello on a plain port, a stray protocol) is refused at
 	// once instead of after the size bound or the timeout.
-	if c.client != nil {
+	if c.client {
 		if n := min(len(buf), 5); !bytes.Equal(buf[:n], []byte("HTTP/")[:n]) {
 			return 0, &protocol.HandshakeError{Status: http.StatusBadGateway, Err: errNotHTTP}
 		}
@@ -306,7 +311,7 @@ func (c *Codec) Decode(conn protocol.Conn, packet []byte) (protocol.Message, err
 		c.held = nil
 	}
 	if !c.upgraded {
-		if c.client != nil {
+		if c.client {
 			return c.clientHandshake(packet)
 		}
 		return c.handshake(conn, packet)
@@ -597,7 +602,7 @@ func (c *Codec) Encode(_ protocol.Conn, dst []byte, m protocol.Message) ([]byte,
 // maskKey is nil on the server and a fresh random key per frame on the
 // client (RFC 6455 section 5.3).
 func (c *Codec) maskKey() *[4]byte {
-	if c.client == nil {
+	if !c.client {
 		return nil
 	}
 	var k [4]byte

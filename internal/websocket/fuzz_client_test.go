@@ -1,8 +1,11 @@
 package websocket
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
+	"net/http"
+	"reflect"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -32,7 +35,7 @@ var fuzzProtocols = []string{"chat", "superchat"}
 func newFuzzClient(compression bool) *Codec {
 	cc := ClientConfig{Host: "example.com", Path: "/chat", Protocols: fuzzProtocols}
 	codec := Client(Config{Compression: compression}, cc).NewCodec().(*Codec)
-	copy(codec.client.key[:], fuzzKey)
+	copy(codec.dial.key[:], fuzzKey)
 	return codec
 }
 
@@ -173,6 +176,14 @@ func checkClientHandshake(t *testing.T, codec *Codec, offered bool, head []byte)
 		return
 	}
 	r, ok := m.Value.(*protocol.WebSocketResponse)
+	// What the client accepts, net/http reads alike.
+	resp, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(head)), nil)
+	if err != nil {
+		t.Fatalf("accepted %q, which net/http refuses: %v", head, err)
+	}
+	if ok && (resp.StatusCode != r.Status || !reflect.DeepEqual(resp.Header, r.Header)) {
+		t.Fatalf("accepted %q as %d %v; net/http reads %d %v", head, r.Status, r.Header, resp.StatusCode, resp.Header)
+	}
 	switch {
 	case m.Type != protocol.HandshakeMessage || !ok:
 		t.Fatalf("accepted as %v with %T", m.Type, m.Value)

@@ -4,10 +4,13 @@
 // gorilla/websocket client connections (each with the reader goroutine a
 // gorilla client needs), each kind in a fresh process of its own. It
 // reports the Go heap, the resident size and the goroutines per client,
-// after a GC that returns free memory to the OS.
+// after a GC that returns free memory to the OS. The kinds: workerman-shared
+// (NewAsyncConnectionWith, one *AsyncOptions for all), workerman (each with
+// options of its own), gorilla.
 //
 //	cd bench && go run ./cmd/clientidle                # 10,000 clients of each kind
 //	cd bench && go run ./cmd/clientidle -n 1000
+//	cd bench && go run ./cmd/clientidle -memstats      # and the runtime's account, on stderr
 package main
 
 import (
@@ -34,11 +37,12 @@ func main() {
 	n := flag.Int("n", 10000, "clients")
 	kind := flag.String("kind", "", "internal: run the clients of one kind (workerman, gorilla) against -addr")
 	addr := flag.String("addr", "", "internal: the server")
-	heapProfile := flag.String("heapprofile", "", "write a heap profile of the clients (with -kind)")
+	heapProfile := flag.String("heapprofile", "", "write a heap profile of the clients, every allocation sampled (with -kind; the figures then include the profiler's own records)")
 	hold := flag.Duration("hold", 0, "with -kind: keep the clients connected this long after measuring (to profile the server meanwhile)")
+	memStats := flag.Bool("memstats", false, "also print, on stderr, where the memory per client is by the runtime's account (heap, stacks, span and GC metadata)")
 	flag.Parse()
 	if *kind != "" {
-		runClients(*kind, *addr, *n, *heapProfile, *hold)
+		runClients(*kind, *addr, *n, *heapProfile, *hold, *memStats)
 		return
 	}
 	srv := exec.Command("go", "run", "./cmd/benchserver", "-impl", "workerman", "-proto", "websocket")
@@ -68,7 +72,7 @@ func main() {
 	self, _ := os.Executable()
 	fmt.Printf("| %d idle WebSocket clients in one process | Go heap per client | RSS per client | goroutines per client |\n|---|---:|---:|---:|\n", *n)
 	for _, k := range []string{"workerman-shared", "workerman", "gorilla"} {
-		c := exec.Command(self, "-kind", k, "-addr", serverAddr, "-n", fmt.Sprint(*n))
+		c := exec.Command(self, "-kind", k, "-addr", serverAddr, "-n", fmt.Sprint(*n), fmt.Sprintf("-memstats=%v", *memStats))
 		c.Stderr = os.Stderr
 		b, err := c.Output()
 		if err != nil {
@@ -78,14 +82,17 @@ func main() {
 	}
 }
 
-func runClients(kind, addr string, n int, heapProfile string, hold time.Duration) {
+func runClients(kind, addr string, n int, heapProfile string, hold time.Duration, memStats bool) {
+	if heapProfile != "" {
+		runtime.MemProfileRate = 1 // every allocation: exact sizes per client
+	}
 	u := &url.URL{Scheme: "ws", Host: addr, Path: "/"}
 	uri := u.String() // one string for all: a client keeps its URI
-	measure := func() (heap, rss int64) {
+	var ms0, ms1 runtime.MemStats
+	measure := func(ms *runtime.MemStats) (heap, rss int64) {
 		runtime.GC()
 		debug.FreeOSMemory()
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
+		runtime.ReadMemStats(ms)
 		return int64(ms.HeapInuse), procstat.RSS(os.Getpid())
 	}
 	// The library's shared client side up before the baseline.
@@ -106,28 +113,26 @@ func runClients(kind, addr string, n int, heapProfile string, hold time.Duration
 		OnWebSocketConnect: func(a *workerman.AsyncConnection, _ *workerman.WebSocketResponse) { upCh <- a },
 		OnError:            func(_ *workerman.AsyncConnection, err error) { log.Fatalf("client: %v", err) },
 	}
-	heap0, rss0 := measure()
+	heap0, rss0 := measure(&ms0)
 	g0 := runtime.NumGoroutine()
-	var keep []any
+	keep := make([]any, 0, n) // the program holds its clients: 16 bytes each, for every kind
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 200)
 	var mu sync.Mutex
 	for i := range n {
+		if kind == "workerman-shared" {
+			// Connect returns at once: no goroutine of the benchmark's
+			// own (whose memory the runtime keeps) stands beside them.
+			c := workerman.NewAsyncConnectionWith(uri, shared)
+			if err := c.Connect(); err != nil {
+				log.Fatal(err)
+			}
+			keep = append(keep, c)
+			continue
+		}
 		sem <- struct{}{}
 		wg.Add(1)
 		switch kind {
-		case "workerman-shared":
-			c := workerman.NewAsyncConnectionWith(uri, shared)
-			go func() {
-				defer wg.Done()
-				defer func() { <-sem }()
-				if err := c.Connect(); err != nil {
-					log.Fatal(err)
-				}
-			}()
-			mu.Lock()
-			keep = append(keep, c)
-			mu.Unlock()
 		case "workerman":
 			c := workerman.NewAsyncConnection(uri)
 			done := make(chan struct{})
@@ -174,12 +179,18 @@ func runClients(kind, addr string, n int, heapProfile string, hold time.Duration
 	}
 	time.Sleep(time.Second)
 	time.Sleep(2200 * time.Millisecond) // idle: the callback pool lets its workers go
-	heap1, rss1 := measure()
+	heap1, rss1 := measure(&ms1)
 	g1 := runtime.NumGoroutine()
 	if heapProfile != "" {
 		f, _ := os.Create(heapProfile)
 		pprof.WriteHeapProfile(f)
 		f.Close()
+	}
+	if memStats {
+		per := func(a, b uint64) int64 { return (int64(b) - int64(a)) / int64(n) }
+		fmt.Fprintf(os.Stderr, "%s per client: heap in use %d, stacks %d, spans %d, GC %d, other %d, heap objects %d\n", kind,
+			per(ms0.HeapInuse, ms1.HeapInuse), per(ms0.StackInuse, ms1.StackInuse), per(ms0.MSpanInuse, ms1.MSpanInuse),
+			per(ms0.GCSys, ms1.GCSys), per(ms0.OtherSys, ms1.OtherSys), per(ms0.HeapObjects, ms1.HeapObjects))
 	}
 	fmt.Printf("| %s | %d B | %d B | %.2f |\n", kind, (heap1-heap0)/int64(n), (rss1-rss0)/int64(n), float64(g1-g0)/float64(n))
 	time.Sleep(hold)
