@@ -11,41 +11,90 @@ import (
 
 // crypto/tls keeps the capacity of its two input buffers for the life of a
 // connection: the record buffer (rawInput), grown to the largest flight of
-// records read at once (about 2 KiB after a handshake), and the handshake
-// message buffer (hand, about 1.5 KiB). With the handshake's goroutine and
-// buffers gone they are most of an idle TLS connection's memory, and a loop
-// serves many idle connections. When they are empty the loop drops them;
-// the next record grows the record buffer again (to 576 bytes for a small
-// message), a handshake message after the handshake (a key update) the
-// other.
+// records read at once (about 2 KiB after a handshake, 576 bytes after a
+// small message), and the handshake message buffer (hand, about 1.5 KiB).
+// With the handshake's goroutine and buffers gone they would be most of an
+// idle TLS connection's memory, and a loop serves many idle connections.
+//
+// So the loop lends crypto/tls a record buffer from the engine's pool for
+// each batch of reads (lendTLSInput) and takes it back when crypto/tls has
+// used up what was read (releaseTLSBuffers); the handshake buffer is dropped
+// when it is empty (a handshake message after the handshake, a key update,
+// grows it again). An idle connection keeps neither.
 //
 // crypto/tls has no API for this: the buffers are found by name and type
 // once, through reflection. Should a Go release rename or retype them,
-// tlsBuffersFound is false, nothing is dropped (connections only keep more
-// memory) and TestTLSBuffersReleased fails, to say so.
-var tlsRawInput, tlsHand, tlsBuffersFound = func() (raw, hand uintptr, ok bool) {
+// tlsBuffersFound is false, nothing is lent or dropped (connections only
+// keep more memory) and TestTLSBuffersReleased fails, to say so.
+var tlsRawInput, tlsInput, tlsHand, tlsBuffersFound = func() (raw, input, hand uintptr, ok bool) {
 	t := reflect.TypeFor[tls.Conn]()
 	buf := reflect.TypeFor[bytes.Buffer]()
 	r, ok1 := t.FieldByName("rawInput")
-	h, ok2 := t.FieldByName("hand")
-	if !ok1 || !ok2 || r.Type != buf || h.Type != buf {
-		return 0, 0, false
+	i, ok2 := t.FieldByName("input")
+	h, ok3 := t.FieldByName("hand")
+	if !ok1 || !ok2 || !ok3 || r.Type != buf || i.Type != reflect.TypeFor[bytes.Reader]() || h.Type != buf {
+		return 0, 0, 0, false
 	}
-	return r.Offset, h.Offset, true
+	return r.Offset, i.Offset, h.Offset, true
 }()
 
-// releaseTLSBuffers drops tc's input buffers that are empty and hold at
-// least keep bytes of capacity. The caller is the only reader of tc: the
-// handshake's goroutine once it ended, or the loop.
-func releaseTLSBuffers(tc *tls.Conn, keep int) {
+func tlsBuffers(tc *tls.Conn) (raw *bytes.Buffer, input *bytes.Reader, hand *bytes.Buffer) {
+	p := unsafe.Pointer(tc)
+	return (*bytes.Buffer)(unsafe.Add(p, tlsRawInput)), (*bytes.Reader)(unsafe.Add(p, tlsInput)), (*bytes.Buffer)(unsafe.Add(p, tlsHand))
+}
+
+// tlsLendSlack is what crypto/tls wants free in its record buffer beyond the
+// bytes it reads: a record header, and bytes.MinRead, which it asks for
+// before every read from the transport.
+const tlsLendSlack = 5 + bytes.MinRead
+
+// tlsMaxLend bounds the record buffer lent for one batch of reads: enough
+// for what the loop reads at once by default (64 KiB), so that crypto/tls
+// does not grow it; for more, crypto/tls grows its own, dropped afterwards.
+const tlsMaxLend = 64<<10 + tlsLendSlack
+
+// lendTLSInput gives tc a pooled record buffer for about n bytes of input
+// when it has none (it has one when a partial record or unread plaintext
+// waits in it), and returns the buffer, or nil. The caller is the only
+// reader of tc (the loop), and hands the buffer to releaseTLSBuffers.
+func lendTLSInput(tc *tls.Conn, n int) *[]byte {
+	if !tlsBuffersFound {
+		return nil
+	}
+	raw, _, _ := tlsBuffers(tc)
+	if raw.Cap() != 0 {
+		return nil
+	}
+	b := bufferGet(min(n+tlsLendSlack, tlsMaxLend))
+	*raw = *bytes.NewBuffer((*b)[:0])
+	return b
+}
+
+// releaseTLSBuffers drops tc's input buffers when they are empty: the
+// record buffer when crypto/tls has neither unread records nor unread
+// plaintext in it (the plaintext is a slice of it), back to the pool when
+// it is lent (the buffer lendTLSInput returned, still in place), and the
+// handshake buffer. The caller is the only reader of tc: the handshake's
+// goroutine once it ended, or the loop after crypto/tls asked for more
+// input than there was.
+func releaseTLSBuffers(tc *tls.Conn, lent *[]byte) {
 	if !tlsBuffersFound {
 		return
 	}
-	for _, off := range [2]uintptr{tlsRawInput, tlsHand} {
-		b := (*bytes.Buffer)(unsafe.Add(unsafe.Pointer(tc), off))
-		if b.Len() == 0 && b.Cap() >= keep && b.Cap() > 0 {
-			*b = bytes.Buffer{}
+	raw, input, hand := tlsBuffers(tc)
+	if raw.Len() == 0 && input.Len() == 0 && raw.Cap() > 0 {
+		raw.Reset()
+		own := lent != nil && unsafe.SliceData(raw.AvailableBuffer()) == unsafe.SliceData((*lent)[:cap(*lent)])
+		// crypto/tls resets input before it reads a record; done here
+		// as well, the input cannot point into a buffer given back.
+		input.Reset(nil)
+		*raw = bytes.Buffer{}
+		if own {
+			bufferPut(lent)
 		}
+	}
+	if hand.Len() == 0 && hand.Cap() > 0 {
+		*hand = bytes.Buffer{}
 	}
 }
 
@@ -55,7 +104,6 @@ func tlsBufferCaps(tc *tls.Conn) (raw, hand int) {
 	if !tlsBuffersFound {
 		return -1, -1
 	}
-	raw = (*bytes.Buffer)(unsafe.Add(unsafe.Pointer(tc), tlsRawInput)).Cap()
-	hand = (*bytes.Buffer)(unsafe.Add(unsafe.Pointer(tc), tlsHand)).Cap()
-	return raw, hand
+	r, _, h := tlsBuffers(tc)
+	return r.Cap(), h.Cap()
 }

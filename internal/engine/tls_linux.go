@@ -180,7 +180,8 @@ func (t *tlsConn) handshake(hs *tlsHandshake) {
 	err := t.tc.Handshake()
 	timer.Stop()
 	if err == nil {
-		releaseTLSBuffers(t.tc, 0)
+		releaseTLSBuffers(t.tc, nil)
+		dropTLSSecrets(t.tc, hs.dial == nil)
 	}
 
 	t.mu.Lock()
@@ -439,8 +440,11 @@ func (t *tlsConn) onResume() {
 // hands their plaintext over until it needs more bytes, the owner pauses or
 // the connection closes (loop goroutine).
 func (t *tlsConn) pump() {
-	var scratch *[]byte
+	var scratch, lent *[]byte
 	for !t.eof && t.fd.paused.Load() == 0 && t.fd.state.Load() == stOpen {
+		if l := lendTLSInput(t.tc, t.available()); l != nil {
+			lent = l
+		}
 		var dst []byte
 		if t.in != nil {
 			growBuf(&t.in, int(t.need))
@@ -465,8 +469,8 @@ func (t *tlsConn) pump() {
 		case err == nil:
 		case err == errWouldBlock:
 			// Everything at hand was read: an idle connection keeps no
-			// record buffer of more than a small message's size.
-			releaseTLSBuffers(t.tc, tlsKeepBuffer)
+			// input buffer.
+			releaseTLSBuffers(t.tc, lent)
 			goto done
 		case err == io.EOF:
 			t.eof = true
@@ -495,10 +499,14 @@ done:
 	}
 }
 
-// tlsKeepBuffer is the capacity of crypto/tls's record buffer that a
-// connection keeps between reads: what the records of small messages grow
-// it to (576 bytes), so that they do not allocate it anew each time.
-const tlsKeepBuffer = 1 << 10
+// available is how many bytes crypto/tls can read now.
+func (t *tlsConn) available() int {
+	n := len(t.raw)
+	if t.left != nil {
+		n += len(*t.left)
+	}
+	return n
+}
 
 // tlsScratchSize holds the plaintext of one TLS record.
 const tlsScratchSize = 16 << 10

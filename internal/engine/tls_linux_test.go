@@ -4,16 +4,19 @@ package engine
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"io"
 	"net"
 	"os"
+	"reflect"
 	"runtime"
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/workerman-go/workerman/internal/leakcheck"
 
@@ -393,9 +396,11 @@ func TestTLSDial(t *testing.T) {
 }
 
 // capsHandler echoes and, when the byte it waits for arrives, reports the
-// capacities of crypto/tls's input buffers as they are during that read.
+// capacities of crypto/tls's input buffers as they are during that read: its
+// own connection's, or, with of set, another connection's on the same loop.
 type capsHandler struct {
 	c    *tlsConn
+	of   *capsHandler
 	n    int
 	at   int
 	caps chan [2]int
@@ -404,7 +409,11 @@ type capsHandler struct {
 func (h *capsHandler) OnRead(in []byte) (int, int) {
 	h.n += len(in)
 	if h.n == h.at {
-		raw, hand := tlsBufferCaps(h.c.tc)
+		c := h.c
+		if h.of != nil {
+			c = h.of.c
+		}
+		raw, hand := tlsBufferCaps(c.tc)
 		h.caps <- [2]int{raw, hand}
 	}
 	h.c.Write(in, 1<<30, false)
@@ -414,11 +423,13 @@ func (h *capsHandler) OnEOF()        { h.c.Close() }
 func (h *capsHandler) OnDrain()      {}
 func (h *capsHandler) OnClose(error) {}
 
-// An idle TLS connection on the loop does not keep crypto/tls's input
-// buffers at the size its handshake or its largest message grew them to.
+// An idle TLS connection on the loop keeps none of crypto/tls's input
+// buffers, whatever its handshake or its largest message grew them to; while
+// it reads a small message, its record buffer is one the size of that
+// message.
 func TestTLSBuffersReleased(t *testing.T) {
 	if !tlsBuffersFound {
-		t.Fatal("crypto/tls's rawInput and hand buffers were not found: idle TLS connections keep them (see tls_buffers_linux.go)")
+		t.Fatal("crypto/tls's rawInput, input and hand buffers were not found: idle TLS connections keep them (see tls_buffers_linux.go)")
 	}
 	leakcheck.Check(t)
 	eng, err := New(Config{Loops: 1})
@@ -427,23 +438,45 @@ func TestTLSBuffersReleased(t *testing.T) {
 	}
 	t.Cleanup(eng.Stop)
 	const big = 10 << 10
-	h := &capsHandler{at: big + 1, caps: make(chan [2]int, 1)}
-	addr, cfg := tlsServer(t, eng, func(c Conn, _ int) Handler { h.c = c.(*tlsConn); return h })
-	c, err := tls.Dial("tcp", addr, cfg)
-	if err != nil {
-		t.Fatal(err)
+	first := &capsHandler{at: big + 1, caps: make(chan [2]int, 1)}
+	// The second connection's byte is read on the same loop after the
+	// first connection's last read ended: its handler sees the first
+	// connection idle.
+	second := &capsHandler{of: first, at: 1, caps: make(chan [2]int, 1)}
+	accepted := 0
+	addr, cfg := tlsServer(t, eng, func(c Conn, _ int) Handler {
+		h := []*capsHandler{first, second}[accepted]
+		accepted++
+		h.c = c.(*tlsConn)
+		return h
+	})
+	dial := func() *tls.Conn {
+		c, err := tls.Dial("tcp", addr, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		return c
 	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	for _, n := range []int{big, 1} {
+	echo := func(c *tls.Conn, n int) {
 		go c.Write(bytes.Repeat([]byte("y"), n))
 		if _, err := io.ReadFull(c, make([]byte, n)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	caps := waitFor(t, h.caps, "the second message")
-	if caps[0] >= tlsKeepBuffer || caps[1] != 0 {
-		t.Fatalf("reading a 1-byte message after a 10 KiB one: record buffer %d bytes (want < %d), handshake buffer %d (want 0)", caps[0], tlsKeepBuffer, caps[1])
+	c := dial()
+	for _, n := range []int{big, 1} {
+		echo(c, n)
+	}
+	caps := waitFor(t, first.caps, "the first connection's second message")
+	if caps[0] > 1<<10 || caps[1] != 0 {
+		t.Fatalf("reading a 1-byte message after a 10 KiB one: record buffer %d bytes (want at most 1 KiB), handshake buffer %d (want 0)", caps[0], caps[1])
+	}
+	echo(dial(), 1)
+	caps = waitFor(t, second.caps, "the second connection's message")
+	if caps != [2]int{0, 0} {
+		t.Fatalf("an idle connection keeps a record buffer of %d bytes and a handshake buffer of %d (want none)", caps[0], caps[1])
 	}
 }
 
@@ -538,4 +571,91 @@ func serveTLS(t *testing.T, serve func(net.Conn)) (string, *x509.CertPool) {
 	}()
 	t.Cleanup(func() { ln.Close(); served.Wait() })
 	return ln.Addr().String(), pool
+}
+
+// secrets is what a TLS connection keeps of the secrets dropTLSSecrets
+// drops, read on its loop when a byte arrives.
+type secrets struct {
+	handshake  error // Handshake() again
+	fnDropped  bool  // handshakeFn is nil
+	ekmDropped bool  // ekm is noEKM
+	resumption int   // len(resumptionSecret)
+	resumed    bool  // ConnectionState().DidResume
+}
+
+func tlsSecrets(tc *tls.Conn) secrets {
+	p := unsafe.Pointer(tc)
+	ekm := *(*tlsExporter)(unsafe.Add(p, tlsEKM))
+	return secrets{
+		handshake:  tc.Handshake(),
+		fnDropped:  *(*func(context.Context) error)(unsafe.Add(p, tlsHandshakeFn)) == nil,
+		ekmDropped: reflect.ValueOf(ekm).Pointer() == reflect.ValueOf(noEKM).Pointer(),
+		resumption: len(*(*[]byte)(unsafe.Add(p, tlsResumptionSecret))),
+		resumed:    tc.ConnectionState().DidResume,
+	}
+}
+
+// secretsHandler echoes (a server) or collects (a dial) and reports its
+// connection's secrets at the first byte.
+type secretsHandler struct {
+	c    *tlsConn
+	dial bool
+	seen bool
+	got  chan secrets
+}
+
+func (h *secretsHandler) OnRead(in []byte) (int, int) {
+	if !h.seen {
+		h.seen = true
+		h.got <- tlsSecrets(h.c.tc)
+	}
+	if !h.dial {
+		h.c.Write(in, 1<<20, false)
+	}
+	return len(in), 0
+}
+func (h *secretsHandler) OnEOF()        { h.c.Close() }
+func (h *secretsHandler) OnDrain()      {}
+func (h *secretsHandler) OnClose(error) {}
+
+// After the handshake a TLS connection on the loop keeps neither its
+// handshake function (Handshake still says it is done), the exporter's
+// secret nor, on a server, the resumption secret; a client keeps
+// the one it needs for the tickets that come after the handshake, and a
+// second dial resumes the session with one.
+func TestTLSSecretsDropped(t *testing.T) {
+	if !tlsSecretsFound {
+		t.Fatal("crypto/tls's ekm and resumptionSecret fields were not found: TLS connections keep them (see tls_state_linux.go)")
+	}
+	leakcheck.Check(t)
+	eng, err := New(Config{Loops: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(eng.Stop)
+	served := make(chan secrets, 2)
+	addr, cfg := tlsServer(t, eng, func(c Conn, _ int) Handler {
+		return &secretsHandler{c: c.(*tlsConn), got: served}
+	})
+	cfg.ServerName = "127.0.0.1"
+	cfg.ClientSessionCache = tls.NewLRUClientSessionCache(4)
+	for i, resumed := range []bool{false, true} {
+		dc := eng.Dial(DialRequest{Network: "tcp", Address: addr, Timeout: 5 * time.Second, TLS: cfg})
+		h := &secretsHandler{c: dc.(*tlsConn), dial: true, got: make(chan secrets, 1)}
+		up := make(chan error, 1)
+		dc.Start(h, func(err error) { up <- err })
+		if err := waitFor(t, up, "dial"); err != nil {
+			t.Fatal(err)
+		}
+		dc.Write([]byte("x"), 1<<20, false)
+		server := waitFor(t, served, "the server's read")
+		client := waitFor(t, h.got, "the echo")
+		if want := (secrets{fnDropped: true, ekmDropped: true, resumed: resumed}); server != want {
+			t.Errorf("dial %d: the server keeps %+v, want %+v", i+1, server, want)
+		}
+		if client.handshake != nil || !client.fnDropped || !client.ekmDropped || client.resumption == 0 || client.resumed != resumed {
+			t.Errorf("dial %d: the client keeps %+v, want the handshake function and the exporter dropped, the resumption secret kept, resumed %v", i+1, client, resumed)
+		}
+		dc.Close()
+	}
 }

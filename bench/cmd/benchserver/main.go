@@ -1,7 +1,7 @@
 // Command benchserver runs one echo server for the benchmark runner. It
 // prints "READY <addr>" once listening. On SIGUSR1 it collects garbage,
 // returns free memory to the OS (and, with BENCH_HEAPPROFILE set, writes a
-// heap profile there) and prints "GC", so that the runner reads a resident
+// heap profile there; with BENCH_HEAPDUMP, a heap dump) and prints "GC", so that the runner reads a resident
 // size that holds live memory only; with BENCH_MEMSTATS set it prints a
 // line "MEMSTATS ..." first, the runtime's own account of that memory. A line "BROADCAST <n>" on
 // stdin sends an n-byte message to every client and prints "SENT <count>".
@@ -72,16 +72,41 @@ func main() {
 			runtime.GC()
 			debug.FreeOSMemory()
 			if path := os.Getenv("BENCH_HEAPPROFILE"); path != "" {
+				// "%s" in the path is the server's name: the runner
+				// starts several, one after the other.
+				if strings.Contains(path, "%s") {
+					path = fmt.Sprintf(path, *impl)
+				}
 				if f, err := os.Create(path); err == nil {
 					pprof.WriteHeapProfile(f)
+					f.Close()
+				}
+			}
+			if path := os.Getenv("BENCH_HEAPDUMP"); path != "" {
+				// Every object with its address and size (a span's
+				// element size): what fills the pages in use.
+				if strings.Contains(path, "%s") {
+					path = fmt.Sprintf(path, *impl)
+				}
+				if f, err := os.Create(path); err == nil {
+					debug.WriteHeapDump(f.Fd())
 					f.Close()
 				}
 			}
 			if os.Getenv("BENCH_MEMSTATS") != "" {
 				var m runtime.MemStats
 				runtime.ReadMemStats(&m)
-				say("MEMSTATS heapalloc=%d heapinuse=%d heapobjects=%d mspan=%d gcsys=%d othersys=%d stack=%d sys=%d released=%d",
-					m.HeapAlloc, m.HeapInuse, m.HeapObjects, m.MSpanInuse, m.GCSys, m.OtherSys, m.StackInuse, m.Sys, m.HeapReleased)
+				line := fmt.Sprintf("MEMSTATS heapalloc=%d heapinuse=%d heapobjects=%d mspan=%d gcsys=%d othersys=%d stack=%d sys=%d released=%d goroutines=%d",
+					m.HeapAlloc, m.HeapInuse, m.HeapObjects, m.MSpanInuse, m.GCSys, m.OtherSys, m.StackInuse, m.Sys, m.HeapReleased, runtime.NumGoroutine())
+				say("%s", line)
+				line += fmt.Sprintf(" mspansys=%d mcachesys=%d buckhash=%d stacksys=%d heapidle-released=%d",
+					m.MSpanSys, m.MCacheSys, m.BuckHashSys, m.StackSys, m.HeapIdle-m.HeapReleased)
+				// The runner reads stdout for its own lines only: the
+				// account goes to stderr too, for whoever runs it.
+				fmt.Fprintf(os.Stderr, "%s %s %s\n", *impl, line, residentParts())
+				if os.Getenv("BENCH_MEMSTATS") == "maps" {
+					fmt.Fprint(os.Stderr, residentMaps())
+				}
 			}
 			say("GC")
 		case l, ok := <-lines:
@@ -95,4 +120,37 @@ func main() {
 			}
 		}
 	}
+}
+
+// residentParts is the kernel's split of the resident set (RssAnon, RssFile:
+// code pages count too), for the MEMSTATS line on stderr.
+func residentParts() string {
+	b, _ := os.ReadFile("/proc/self/status")
+	var parts []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "Rss") || strings.HasPrefix(l, "Threads") {
+			parts = append(parts, strings.Join(strings.Fields(l), ""))
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+// residentMaps lists the mappings with 256 KiB or more resident
+// (BENCH_MEMSTATS=maps): which of them grows with the connections.
+func residentMaps() string {
+	b, _ := os.ReadFile("/proc/self/smaps")
+	var out strings.Builder
+	var head string
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		switch {
+		case len(f) > 0 && strings.Contains(f[0], "-") && !strings.HasSuffix(f[0], ":"):
+			head = l
+		case len(f) == 3 && f[0] == "Rss:":
+			if kb, _ := strconv.Atoi(f[1]); kb >= 256 {
+				fmt.Fprintf(&out, "  map %s Rss %d kB\n", head, kb)
+			}
+		}
+	}
+	return out.String()
 }
