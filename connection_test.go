@@ -334,6 +334,55 @@ func TestBlockingCallbackStallsNobodyElse(t *testing.T) {
 	})
 }
 
+// Callbacks run on the event loop, and a callback that blocks does not
+// hold up the loop: a message that arrives with the blocking one, for
+// another connection of the same loop (Count 1), is answered long before
+// the blocked callback returns (the engine's watchdog moves the loop on
+// within a millisecond or two; the bound here leaves room for a loaded
+// machine), and so are messages that come while it blocks.
+func TestBlockingCallbackDelaysOthersBriefly(t *testing.T) {
+	engines(t, func(t *testing.T, goroutines bool) {
+		w := echoWorker("text", goroutines)
+		release := make(chan struct{})
+		w.OnMessage = func(c *Connection, data []byte) {
+			if string(data) == "block" {
+				select {
+				case <-release:
+				case <-time.After(5 * time.Second):
+				}
+			}
+			c.Send(data)
+		}
+		addr := serve(t, w)
+		slow, quick := dial(t, addr), dial(t, addr)
+		qr := bufio.NewReader(quick)
+		start := time.Now()
+		slow.Write([]byte("block\n"))
+		quick.Write([]byte("first\n"))
+		if got := readLine(t, qr, quick); got != "first\n" {
+			t.Fatalf("got %q", got)
+		}
+		if d := time.Since(start); d > 500*time.Millisecond {
+			t.Fatalf("a message that came with a blocking one waited %v", d)
+		}
+		for i := range 10 {
+			start := time.Now()
+			msg := fmt.Sprintf("during %d\n", i)
+			quick.Write([]byte(msg))
+			if got := readLine(t, qr, quick); got != msg {
+				t.Fatalf("got %q", got)
+			}
+			if d := time.Since(start); d > 500*time.Millisecond {
+				t.Fatalf("a message while another connection's callback blocks waited %v", d)
+			}
+		}
+		close(release)
+		if got := readLine(t, bufio.NewReader(slow), slow); got != "block\n" {
+			t.Fatalf("got %q", got)
+		}
+	})
+}
+
 // While callbacks lag, the server stops reading that connection (TCP
 // back-pressure) instead of buffering without bound; once they catch up every
 // message arrives, in order.

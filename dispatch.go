@@ -14,17 +14,26 @@ import (
 // Every connection has a job list. The event loop appends to it (a packet
 // received, the peer's EOF, the socket closed), and so do Send (buffer full,
 // drop) and the engine (buffer drained). Appending to an empty list that no
-// goroutine is draining submits the connection once to the worker's ants
-// pool; that pool goroutine runs the jobs in order until the list is empty,
-// then returns. So, per connection:
+// goroutine is draining starts one drainer for the connection, which runs
+// the jobs in order until the list is empty, then returns:
+//
+//   - the event loop itself, after its pass over the ready sockets, for
+//     the lists its reads started (enqueueOnLoop, reactor.afterPass): a
+//     message costs no hand-over to another goroutine. If a callback runs
+//     longer than the engine's watchdog tick (about a millisecond), the
+//     loop goes on in a new goroutine, the blocked one finishes only its
+//     connection's list, and the lists after it go to the pool;
+//   - otherwise a goroutine of the worker's ants pool.
+//
+// So, per connection:
 //
 //   - callbacks run one at a time, in the order of the events: OnConnect
 //     first, OnMessage in arrival order, OnClose last and exactly once;
 //   - a callback may block (a database call): only its own connection waits,
-//     while the loop goes on reading every other connection;
+//     and the loop's other connections for a millisecond or two at most;
 //   - no goroutine exists for a connection with nothing to do.
 //
-// Decoding also happens here, not on the loop: the loop only frames packets
+// Decoding happens in the drainer: the loop's pass only frames packets
 // (protocol.Codec.Input) and copies them out of its read buffer.
 
 type jobKind uint8
@@ -84,6 +93,29 @@ func (c *Connection) enqueue(j *job) {
 	if start {
 		c.ep.r.submit(c)
 	}
+}
+
+// enqueueOnLoop is enqueue on the connection's event loop (in OnRead): a
+// list that needs a goroutine is run by the loop after its pass instead of
+// being handed to the pool.
+func (c *Connection) enqueueOnLoop(j *job) {
+	c.mu.Lock()
+	start := c.appendLocked(j)
+	c.mu.Unlock()
+	if !start {
+		return
+	}
+	if !c.ep.r.inline || c.ep.datagram {
+		c.ep.r.submit(c) // a datagram's OnRead runs on a reader goroutine
+		return
+	}
+	in := c.inst
+	if in.inline == nil {
+		if in.inline = in.spare.Swap(nil); in.inline == nil {
+			in.inline = &inlineList{in: in}
+		}
+	}
+	in.inline.conns = append(in.inline.conns, c)
 }
 
 // appendLocked appends j to the job list, which c.mu guards; true when no

@@ -30,10 +30,14 @@
 //
 // # Callbacks
 //
-// Callbacks never run on an event loop. They run on a goroutine pool
-// (github.com/panjf2000/ants/v2), so a callback may block (a database query,
-// an HTTP call) without stalling any other connection — in Workerman a
-// blocking callback freezes its whole process. For each connection:
+// A message's callbacks run on the event loop's goroutine right after the
+// loop read it, the others on a goroutine pool
+// (github.com/panjf2000/ants/v2). A callback may block (a database query,
+// an HTTP call) without stalling other connections: one that runs longer
+// than about a millisecond keeps its goroutine while the loop goes on in a
+// new one, so the loop's other connections wait a millisecond or two at
+// most — in Workerman a blocking callback freezes its whole process. For
+// each connection:
 //
 //   - callbacks run one at a time, never concurrently with each other;
 //   - OnConnect runs first, OnMessage in the order messages arrived, and

@@ -38,7 +38,7 @@ func (l *loopSide) OnRead(in []byte) (consumed, need int) {
 		j := newJob(jobMessage)
 		j.buf = bufpool.Get(len(packet))
 		copy(*j.buf, packet)
-		c.enqueue(j)
+		c.enqueueOnLoop(j)
 		return !c.backpressure() && !c.recvPause.Load()
 	})
 	if err != nil {
@@ -46,7 +46,7 @@ func (l *loopSide) OnRead(in []byte) (consumed, need int) {
 		c.countError(err, true)
 		j := newJob(jobFail)
 		j.err = err
-		c.enqueue(j)
+		c.enqueueOnLoop(j)
 		return len(in), 0
 	}
 	return consumed, need
@@ -100,7 +100,7 @@ func (c *Connection) backpressure() bool {
 
 // OnEOF: the peer will send nothing more.
 func (l *loopSide) OnEOF() {
-	(*Connection)(l).enqueue(newJob(jobEOF))
+	(*Connection)(l).enqueueOnLoop(newJob(jobEOF))
 }
 
 // OnDrain: everything queued was written.

@@ -148,6 +148,18 @@ func (p *callbackPool) work(c *Connection) {
 	}
 }
 
+// finish ends a job list's run that an event loop made in a place it
+// reserved.
+func (p *callbackPool) finish() {
+	if p.soft {
+		p.finished.Add(1)
+	}
+	p.active.Add(-1)
+	if p.queued.Load() > 0 {
+		p.kick()
+	}
+}
+
 // take returns the next waiting connection, or nil.
 func (p *callbackPool) take() *Connection {
 	if p.queued.Load() == 0 {

@@ -16,10 +16,11 @@ import (
 // engine's loops, the goroutine pool that runs callbacks, the per-instance
 // connection lists, and a coarse clock that drives timeouts.
 type reactor struct {
-	eng   engine.Engine
-	pool  *callbackPool
-	insts []*instance
-	log   *slog.Logger
+	inline bool // callbacks run on the loops (not with the goroutine engine)
+	eng    engine.Engine
+	pool   *callbackPool
+	insts  []*instance
+	log    *slog.Logger
 
 	now      atomic.Int64 // unix nanoseconds, refreshed every tick
 	tick     time.Duration
@@ -35,6 +36,7 @@ type reactor struct {
 // instance is one of a worker's Count event-loop instances and the
 // connections it holds.
 type instance struct {
+	r    *reactor
 	id   int
 	mu   sync.Mutex
 	head *Connection // intrusive list through Connection.prev/next
@@ -44,6 +46,19 @@ type instance struct {
 	// as it leaves the list, so that stats sees each connection once.
 	accepted uint64  // connections ever added
 	closed   traffic // what the connections no longer listed moved
+
+	// The connections whose job lists the loop runs after its pass
+	// (loop-owned), and a list to reuse, which a goroutine the loop was
+	// handed away from gives back when it is done with its own.
+	inline *inlineList
+	spare  atomic.Pointer[inlineList]
+}
+
+// inlineList is a loop's job lists to run after its pass.
+type inlineList struct {
+	in    *instance
+	conns []*Connection // written by the loop before Run, read-only until Done
+	next  atomic.Int32  // index of the next to claim
 }
 
 // EngineEnv names the environment variable that picks the engine every
@@ -61,7 +76,15 @@ type instance struct {
 const EngineEnv = "WORKERMAN_ENGINE"
 
 func newReactor(loops, poolSize int, tick time.Duration, log *slog.Logger, goroutines bool) (*reactor, error) {
-	cfg := engine.Config{Loops: loops}
+	pool, err := newCallbackPool(poolSize, func(v any) { log.Error("workerman: panic escaped a callback", "panic", v) })
+	if err != nil {
+		return nil, err
+	}
+	r := &reactor{pool: pool, log: log, tick: tick}
+	for i := range max(loops, 1) {
+		r.insts = append(r.insts, &instance{id: i, r: r})
+	}
+	cfg := engine.Config{Loops: len(r.insts)}
 	var eng engine.Engine
 	uring := false
 	switch e := os.Getenv(EngineEnv); e {
@@ -71,7 +94,14 @@ func newReactor(loops, poolSize int, tick time.Duration, log *slog.Logger, gorou
 	case "goroutine":
 		goroutines = true
 	default:
+		pool.release(0)
 		return nil, fmt.Errorf("workerman: %s=%q: want epoll, io_uring or goroutine", EngineEnv, e)
+	}
+	if !goroutines {
+		// Callbacks run on the loops after each pass (the engine moves a
+		// loop on when one blocks), without a hand-over to the pool.
+		r.inline = true
+		cfg.AfterPass = r.afterPass
 	}
 	switch {
 	case goroutines:
@@ -80,24 +110,18 @@ func newReactor(loops, poolSize int, tick time.Duration, log *slog.Logger, gorou
 		var err error
 		if eng, err = engine.NewUring(cfg); err != nil {
 			if eng, err = engine.New(cfg); err != nil {
+				pool.release(0)
 				return nil, err
 			}
 		}
 	default:
 		var err error
 		if eng, err = engine.New(cfg); err != nil {
+			pool.release(0)
 			return nil, err
 		}
 	}
-	pool, err := newCallbackPool(poolSize, func(v any) { log.Error("workerman: panic escaped a callback", "panic", v) })
-	if err != nil {
-		eng.Stop()
-		return nil, err
-	}
-	r := &reactor{eng: eng, pool: pool, log: log, tick: tick}
-	for i := 0; i < eng.Loops(); i++ {
-		r.insts = append(r.insts, &instance{id: i})
-	}
+	r.eng = eng
 	r.now.Store(time.Now().UnixNano())
 	if tick > 0 {
 		r.tickStop = make(chan struct{})
@@ -105,6 +129,69 @@ func newReactor(loops, poolSize int, tick time.Duration, log *slog.Logger, gorou
 		go r.ticker()
 	}
 	return r, nil
+}
+
+// afterPass takes, on the goroutine of loop, the job lists its pass queued
+// (see enqueueOnLoop); the loop runs them next.
+func (r *reactor) afterPass(loop int) engine.Work {
+	in := r.insts[loop]
+	mine := in.inline
+	if mine == nil || len(mine.conns) == 0 {
+		return nil
+	}
+	in.inline = in.spare.Swap(nil)
+	return mine
+}
+
+// Run runs the job lists on the loop, one connection after another. When
+// a callback blocks, the engine hands the loop to another goroutine and
+// the lists not started go to the pool (Abandon); this goroutine finishes
+// the list it is in.
+func (l *inlineList) Run(t engine.Turn) {
+	r := l.in.r
+	for c := l.claim(); c != nil; c = l.claim() {
+		if t.HandedOff() || !r.pool.reserve() {
+			r.pool.submit(c)
+			continue
+		}
+		r.runInline(c)
+	}
+}
+
+// Abandon gives the lists Run has not started to the pool.
+func (l *inlineList) Abandon() {
+	for c := l.claim(); c != nil; c = l.claim() {
+		l.in.r.pool.submit(c)
+	}
+}
+
+// Done makes the list the instance's spare.
+func (l *inlineList) Done() {
+	clear(l.conns)
+	l.conns = l.conns[:0]
+	l.next.Store(0)
+	l.in.spare.Store(l)
+}
+
+// claim takes the next connection to run, once: Run and Abandon may claim
+// at the same time.
+func (l *inlineList) claim() *Connection {
+	if i := int(l.next.Add(1)) - 1; i < len(l.conns) {
+		return l.conns[i]
+	}
+	return nil
+}
+
+// runInline runs c's job list on the loop, in a place of the pool's limit
+// the caller reserved.
+func (r *reactor) runInline(c *Connection) {
+	defer func() {
+		if v := recover(); v != nil {
+			r.log.Error("workerman: panic escaped a callback", "panic", v)
+		}
+		r.pool.finish()
+	}()
+	c.run()
 }
 
 // submit runs c's pending callbacks on the pool.

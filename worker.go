@@ -91,7 +91,8 @@ type Worker struct {
 	// open after it are destroyed. Default 2 s, as in Workerman.
 	StopTimeout time.Duration
 
-	// PoolSize caps the goroutines that run callbacks; connections beyond
+	// PoolSize caps the callbacks running at once (on the pool's goroutines
+	// and on the event loops); connections beyond
 	// it wait in a FIFO queue for a free one (queueing never blocks the
 	// event loop or a Send). 0 means no fixed cap: up to 256 (32 per CPU if
 	// more) run at once while the queue moves, and when it has not moved
@@ -143,9 +144,12 @@ type Worker struct {
 	OnBufferFull  func(c *Connection)
 	OnBufferDrain func(c *Connection)
 
-	// All callbacks of one connection run one at a time, in order, on a
-	// pool goroutine (never on an event loop): they may block without
-	// stalling other connections.
+	// All callbacks of one connection run one at a time, in order: the
+	// messages' on the event loop's goroutine right after it read them
+	// (no hand-over), the others on a pool goroutine. They may block: a
+	// callback that runs longer than about a millisecond keeps its
+	// goroutine and the loop goes on in another, so other connections
+	// wait a millisecond or two at most.
 
 	// WebSocket configures websocket:// workers: compression, handshake
 	// limits, default message type, heartbeats.

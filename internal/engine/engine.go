@@ -27,6 +27,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/workerman-go/workerman/internal/bufpool"
@@ -219,7 +220,41 @@ type Config struct {
 	// FlushTimeout bounds how long Close waits for queued output to drain
 	// when the peer makes no progress reading it. Default 10 s.
 	FlushTimeout time.Duration
+	// AfterPass, when set, is called on a loop's goroutine after each pass
+	// over the events the loop found ready, before it polls again. It takes
+	// what the pass queued for the owner (callbacks to run, which then cost
+	// no hand-over to another goroutine) and returns it, or nil; it must
+	// not block. The loop then runs the work and waits for it, unless the
+	// work lasts longer than a tick of the engine's watchdog (about a
+	// millisecond; a callback blocked): the loop then goes on in a new
+	// goroutine, and the work's goroutine is no longer the loop's (its
+	// Turn says so). Only the loop engines call it.
+	AfterPass func(loop int) Work
 }
+
+// Work is what an AfterPass call took from its loop, run right after it.
+type Work interface {
+	// Run runs on the loop's goroutine; t tells whether the loop was
+	// handed to another goroutine meanwhile, after which Run should hand
+	// what is left to other goroutines and return.
+	Run(t Turn)
+	// Abandon is called, on the engine's watchdog goroutine, when the loop
+	// is handed off while Run runs: what Run has not started must go to
+	// other goroutines now (Run is blocked), and it must not block.
+	Abandon()
+	// Done is called on the loop's goroutine after Run, when the loop was
+	// not handed off: nothing else uses the work any more.
+	Done()
+}
+
+// Turn is one run of Work on a loop.
+type Turn struct {
+	busy *atomic.Uint64
+	pass uint64
+}
+
+// HandedOff reports whether the loop went on in another goroutine.
+func (t Turn) HandedOff() bool { return t.busy.Load() != t.pass }
 
 func (c Config) withDefaults() Config {
 	if c.Loops <= 0 {

@@ -4,7 +4,7 @@ package engine
 
 import (
 	"fmt"
-	"os"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -51,20 +51,15 @@ func (l *loop) setupEpoll() error {
 		unix.Close(wakefd)
 		return err
 	}
-	file := os.NewFile(uintptr(epfd), "epoll")
-	rc, err := file.SyscallConn()
-	if err != nil {
-		file.Close()
-		unix.Close(wakefd)
-		return err
-	}
-	l.epfd, l.wakefd, l.file, l.rc = epfd, wakefd, file, rc
+	l.epfd, l.wakefd = epfd, wakefd
 	l.events = make([]unix.EpollEvent, maxEvents)
 	l.buf = make([]byte, l.e.cfg.ReadBufferSize)
 	return nil
 }
 
-func (l *loop) runEpoll() {
+// runEpoll serves the loop; it returns true when the loop stops, false when
+// it was handed to another goroutine.
+func (l *loop) runEpoll(rc syscall.RawConn) bool {
 	// The whole life of the loop is one RawRead call: RawRead clears the
 	// descriptor's readiness only when it starts, so a wake-up that arrives
 	// while events are being handled is never lost. After a batch the loop
@@ -72,7 +67,8 @@ func (l *loop) runEpoll() {
 	// the kernel will not signal anew (a read that filled the buffer, a
 	// partial flush, a full accept batch): a new event on any descriptor
 	// of the set wakes the runtime's netpoller, and with it this loop.
-	l.rc.Read(func(uintptr) bool {
+	handedOff := false
+	rc.Read(func(uintptr) bool {
 		for {
 			n, err := unix.EpollWait(l.epfd, l.events, 0)
 			if err != nil || n == 0 {
@@ -96,11 +92,16 @@ func (l *loop) runEpoll() {
 			if l.stopping {
 				return true
 			}
+			if !l.afterPass() {
+				handedOff = true
+				return true
+			}
 			if !l.again {
 				return false
 			}
 		}
 	})
+	return !handedOff
 }
 
 func (l *loop) ctl(op, fd int, events uint32) error {

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -36,12 +37,28 @@ import (
 // ring signals), so a loop is an ordinary goroutine for the scheduler: with
 // GOMAXPROCS=1 the callbacks on the pool and the loops share the one P
 // without waiting for sysmon to hand it over.
+//
+// # Callbacks on the loop, and the watchdog
+//
+// With Config.AfterPass the owner runs callbacks on the loop's goroutine
+// after each pass over ready events. A watchdog goroutine (one per engine,
+// parked while the loops are idle) looks at the loops every watchdogTick:
+// a loop still in the same AfterPass call as at the previous look is handed
+// to a new goroutine, which parks on a descriptor of its own (a dup of the
+// one the loop parks on: the blocked goroutine still holds the first in
+// RawRead) and goes on serving the loop. The blocked goroutine, when its
+// call returns, leaves without touching the loop. A callback that blocks
+// (a database call, a sleep) so delays the loop's other connections by one
+// to two ticks.
 
 const (
 	maxIovecs    = 1024 // IOV_MAX on Linux
 	acceptBatch  = 64   // connections accepted per readiness event
 	minReadRoom  = 4 << 10
 	maxBufferCap = 1 << 30
+
+	watchdogTick  = time.Millisecond
+	watchdogQuiet = 100 // ticks without a busy loop before the watchdog parks
 )
 
 // loopEngine is the engine of event loops, over epoll or io_uring.
@@ -49,8 +66,14 @@ type loopEngine struct {
 	cfg     Config
 	uring   bool
 	loops   []*loop
-	wg      sync.WaitGroup
+	wg      sync.WaitGroup // the loops (their current goroutines)
 	stopped atomic.Bool
+
+	// The watchdog, with AfterPass.
+	wdParked atomic.Bool
+	wdWake   chan struct{}
+	wdStop   chan struct{}
+	wdDone   chan struct{}
 }
 
 func newPlatform(cfg Config) (Engine, error) {
@@ -80,8 +103,15 @@ func newLoopEngine(cfg Config, uring bool) (*loopEngine, error) {
 		if uring {
 			setup = l.setupUring
 		}
-		if err := setup(); err != nil {
+		err := setup()
+		if err == nil {
+			if l.first, err = l.newPark(); err != nil {
+				l.release()
+			}
+		}
+		if err != nil {
 			for _, l := range e.loops {
+				l.first.file.Close()
 				l.release()
 			}
 			return nil, err
@@ -90,7 +120,14 @@ func newLoopEngine(cfg Config, uring bool) (*loopEngine, error) {
 	}
 	for _, l := range e.loops {
 		e.wg.Add(1)
-		go l.run()
+		go l.run(l.first)
+		l.first = nil
+	}
+	if cfg.AfterPass != nil {
+		e.wdWake = make(chan struct{}, 1)
+		e.wdStop = make(chan struct{})
+		e.wdDone = make(chan struct{})
+		go e.watchdog()
 	}
 	return e, nil
 }
@@ -132,6 +169,10 @@ func (e *loopEngine) Stop() {
 		l.post(task{kind: taskStop})
 	}
 	e.wg.Wait()
+	if e.wdStop != nil {
+		close(e.wdStop)
+		<-e.wdDone
+	}
 }
 
 // loop is one event loop: the backend's kernel objects, a wake-up eventfd,
@@ -140,9 +181,8 @@ func (e *loopEngine) Stop() {
 type loop struct {
 	e      *loopEngine
 	id     int
-	wakefd int      // written by post (and, for io_uring, by the kernel)
-	file   *os.File // what the loop parks on: the epoll set or the eventfd
-	rc     syscall.RawConn
+	wakefd int   // written by post (and, for io_uring, by the kernel)
+	first  *park // where the loop's first goroutine parks
 	iov    [][]byte
 	iovecs []unix.Iovec // rawWritev's
 
@@ -156,6 +196,12 @@ type loop struct {
 	wakeQueued atomic.Bool
 	stopping   bool
 	stopped    bool // under tmu: tasks posted from now on are dropped
+
+	// busy is the number of the pass whose AfterPass call runs, 0 between
+	// calls; the watchdog hands the loop over when it stays the same.
+	busy   atomic.Uint64
+	passes uint64 // loop-owned
+	work   Work   // the work of pass busy; read by the watchdog once busy
 
 	epollLoop // the backend's state: one of the two is used
 	uringLoop
@@ -188,14 +234,160 @@ type task struct {
 	done chan struct{}
 }
 
-func (l *loop) run() {
-	defer l.e.wg.Done()
+// park is a descriptor a loop's goroutine parks on in the netpoller: a dup
+// of the epoll set or of the io_uring loop's eventfd, one per goroutine
+// (RawRead admits one reader at a time, and a goroutine handed off may
+// still be in it).
+type park struct {
+	file *os.File
+	rc   syscall.RawConn
+}
+
+func (l *loop) newPark() (*park, error) {
+	target := l.epfd
 	if l.e.uring {
-		l.runUring()
+		target = l.wakefd
+	}
+	fd, err := unix.FcntlInt(uintptr(target), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("workerman: dup: %w", err)
+	}
+	file := os.NewFile(uintptr(fd), "loop")
+	rc, err := file.SyscallConn()
+	if err != nil {
+		file.Close()
+		return nil, err
+	}
+	return &park{file, rc}, nil
+}
+
+// run serves the loop on this goroutine until the loop stops or is handed
+// to another goroutine.
+func (l *loop) run(p *park) {
+	var stopping bool
+	if l.e.uring {
+		stopping = l.runUring(p.rc)
 	} else {
-		l.runEpoll()
+		stopping = l.runEpoll(p.rc)
+	}
+	p.file.Close()
+	if !stopping {
+		return // handed off: the loop goes on in another goroutine
 	}
 	l.shutdown()
+	l.e.wg.Done()
+}
+
+// afterPass calls AfterPass and runs its work. It returns false when the
+// loop was handed to another goroutine meanwhile: the caller then leaves
+// the loop alone.
+func (l *loop) afterPass() bool {
+	f := l.e.cfg.AfterPass
+	if f == nil {
+		return true
+	}
+	w := f(l.id)
+	if w == nil {
+		return true
+	}
+	l.passes++
+	pass := l.passes
+	l.work = w
+	l.busy.Store(pass)
+	if l.e.wdParked.Load() {
+		l.e.wakeWatchdog()
+	}
+	w.Run(Turn{&l.busy, pass})
+	if !l.busy.CompareAndSwap(pass, 0) {
+		return false
+	}
+	l.work = nil
+	w.Done()
+	return true
+}
+
+// watchdog hands a loop stuck in one AfterPass call for a tick to a new
+// goroutine; it parks while no loop runs AfterPass.
+func (e *loopEngine) watchdog() {
+	defer close(e.wdDone)
+	t := time.NewTicker(watchdogTick)
+	defer t.Stop()
+	seen := make([]uint64, len(e.loops))
+	quiet := 0
+	for {
+		select {
+		case <-t.C:
+		case <-e.wdStop:
+			return
+		}
+		busy := false
+		for i, l := range e.loops {
+			b := l.busy.Load()
+			if b != 0 {
+				busy = true
+				if b == seen[i] && e.handOff(l, b) {
+					b = 0
+				}
+			}
+			seen[i] = b
+		}
+		if busy {
+			quiet = 0
+			continue
+		}
+		if quiet++; quiet < watchdogQuiet {
+			continue
+		}
+		// Park. A loop that starts a call stores busy, then reads
+		// wdParked: it sees the flag, or the check below sees it busy.
+		e.wdParked.Store(true)
+		for _, l := range e.loops {
+			if l.busy.Load() != 0 {
+				busy = true
+			}
+		}
+		if !busy {
+			t.Stop()
+			select {
+			case <-e.wdWake:
+			case <-e.wdStop:
+				return
+			}
+			t.Reset(watchdogTick)
+		}
+		e.wdParked.Store(false)
+		quiet = 0
+		clear(seen)
+	}
+}
+
+func (e *loopEngine) wakeWatchdog() {
+	if e.wdParked.CompareAndSwap(true, false) {
+		select {
+		case e.wdWake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// handOff moves loop l, stuck in pass, to a new goroutine. It fails when
+// the pass ended meanwhile (or no descriptor could be had: the next tick
+// tries again).
+func (e *loopEngine) handOff(l *loop, pass uint64) bool {
+	p, err := l.newPark()
+	if err != nil {
+		return false
+	}
+	if !l.busy.CompareAndSwap(pass, 0) {
+		p.file.Close()
+		return false
+	}
+	// The pass's goroutine will not touch the loop again: its work's rest
+	// goes elsewhere, and the loop to a goroutine of its own.
+	w := l.work
+	go l.run(p)
+	w.Abandon()
+	return true
 }
 
 func (l *loop) post(t task) {
@@ -388,7 +580,7 @@ func (l *loop) release() {
 		l.releaseUring()
 		return
 	}
-	l.file.Close()
+	unix.Close(l.epfd)
 	unix.Close(l.wakefd)
 }
 

@@ -5,7 +5,7 @@ package engine
 import (
 	"errors"
 	"fmt"
-	"os"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -151,13 +151,7 @@ func (l *loop) setupUring() error {
 		unix.Close(wakefd)
 		return fail(err)
 	}
-	file := os.NewFile(uintptr(wakefd), "io_uring")
-	rc, err := file.SyscallConn()
-	if err != nil {
-		file.Close()
-		return fail(err)
-	}
-	l.r, l.br, l.wakefd, l.file, l.rc = r, br, wakefd, file, rc
+	l.r, l.br, l.wakefd = r, br, wakefd
 	l.bufOff = make([]int, len(br.entries))
 	return nil
 }
@@ -166,10 +160,12 @@ func (l *loop) setupUring() error {
 func (l *loop) releaseUring() {
 	l.r.close()
 	l.br.free()
-	l.file.Close()
+	unix.Close(l.wakefd)
 }
 
-func (l *loop) runUring() {
+// runUring serves the loop; it returns true when the loop stops, false when
+// it was handed to another goroutine.
+func (l *loop) runUring(rc syscall.RawConn) bool {
 	// As the epoll loops do, a loop parks in the runtime's netpoller, on
 	// the eventfd that the kernel signals when it posts completions (and
 	// post when it adds a task); the counter is never read, every signal
@@ -180,7 +176,8 @@ func (l *loop) runUring() {
 	// thread that submitted them, interrupting it as a signal would, and
 	// never blocks the loop: the loop makes no blocking system call.
 	r := l.r
-	l.rc.Read(func(uintptr) bool {
+	handedOff := false
+	rc.Read(func(uintptr) bool {
 		for {
 			did := false
 			for cqe := r.peek(); cqe != nil; cqe = r.peek() {
@@ -195,6 +192,10 @@ func (l *loop) runUring() {
 				did = true
 			}
 			if l.stopping {
+				return true
+			}
+			if did && !l.afterPass() {
+				handedOff = true
 				return true
 			}
 			if l.brDone {
@@ -212,6 +213,7 @@ func (l *loop) runUring() {
 			}
 		}
 	})
+	return !handedOff
 }
 
 func (l *loop) complete(ud uint64, res int32, flags uint32) {
