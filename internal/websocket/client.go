@@ -142,6 +142,10 @@ func badResponse(status int, format string, args ...any) *protocol.HandshakeErro
 // client's codec keeps nothing of its handshake.
 func (c *Codec) clientHandshake(packet []byte) (protocol.Message, error) {
 	cs := c.dial
+	if cs == nil {
+		// A packet after a refused answer, before the connection closed.
+		return protocol.Message{}, &protocol.HandshakeError{Status: http.StatusBadGateway, Err: fmt.Errorf("%w: the handshake was already refused", errBadResponse)}
+	}
 	c.dial = nil
 	status, statusLine, h, err := parseResponseHead(packet)
 	if err != nil {

@@ -3,12 +3,15 @@ package websocket
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"net/http"
 	"reflect"
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/workerman-go/workerman/internal/codectest"
 )
 
 // The opening handshake is what it was when fmt built it, in one
@@ -131,5 +134,26 @@ func TestClientParseResponseHead(t *testing.T) {
 				t.Fatalf("read %d %v, want %d %v", status, h, tc.status, tc.header)
 			}
 		})
+	}
+}
+
+// A client's codec keeps nothing of its handshake once the answer was
+// read, accepted or not; a packet decoded after a refusal is refused too.
+func TestClientDropsHandshakeState(t *testing.T) {
+	for _, head := range []string{response101(""), "HTTP/1.1 403 Forbidden\r\n\r\n"} {
+		codec := newFuzzClient(false)
+		_, err := codec.Decode(codectest.Conn{Max: 1 << 16}, []byte(head))
+		if codec.dial != nil {
+			t.Fatalf("%q (%v): the client side is kept", head, err)
+		}
+		if !codec.isClient() {
+			t.Fatalf("%q: no longer a client's codec", head)
+		}
+		if err == nil {
+			continue
+		}
+		if _, err := codec.Decode(codectest.Conn{Max: 1 << 16}, []byte(head)); !errors.Is(err, errBadResponse) {
+			t.Fatalf("a second head after %q: %v", head, err)
+		}
 	}
 }
