@@ -383,6 +383,30 @@ func TestBlockingCallbackDelaysOthersBriefly(t *testing.T) {
 	})
 }
 
+// A stop of the engine in the pass that also read a message leaves neither
+// unhandled: whatever the last pass read is handled and every connection
+// hears OnClose (the loop gives the pass's callbacks to the pool instead
+// of running them; once, they were dropped and OnClose never came).
+func TestEngineStopRunsTheLastPassCallbacks(t *testing.T) {
+	for i := range 20 {
+		w := &Worker{URI: "text://127.0.0.1:0"}
+		got := make(chan string, 4)
+		closed := make(chan struct{})
+		w.OnMessage = func(c *Connection, data []byte) { got <- string(data) }
+		w.OnClose = func(c *Connection) { close(closed) }
+		if err := w.Listen(); err != nil {
+			t.Fatal(err)
+		}
+		c := dial(t, w.Addr().String())
+		c.Write([]byte("first\n"))
+		wait(t, got, "the first message")
+		c.Write([]byte("second\n"))
+		w.r.stop(context.Background())
+		wait(t, closed, fmt.Sprintf("OnClose after the engine stopped (round %d)", i))
+		c.Close()
+	}
+}
+
 // While callbacks lag, the server stops reading that connection (TCP
 // back-pressure) instead of buffering without bound; once they catch up every
 // message arrives, in order.

@@ -30,7 +30,9 @@ import (
 //   - callbacks run one at a time, in the order of the events: OnConnect
 //     first, OnMessage in arrival order, OnClose last and exactly once;
 //   - a callback may block (a database call): only its own connection waits,
-//     and the loop's other connections for a millisecond or two at most;
+//     and the loop's other connections for a millisecond or two (a callback
+//     that computes without blocking holds them until the runtime preempts
+//     it, about 10 ms, when GOMAXPROCS is 1);
 //   - no goroutine exists for a connection with nothing to do.
 //
 // Decoding happens in the drainer: the loop's pass only frames packets

@@ -48,8 +48,8 @@ type instance struct {
 	closed   traffic // what the connections no longer listed moved
 
 	// The connections whose job lists the loop runs after its pass
-	// (loop-owned), and a list to reuse, which a goroutine the loop was
-	// handed away from gives back when it is done with its own.
+	// (loop-owned), and a list to reuse (a list whose run was handed off
+	// is left to the garbage collector).
 	inline *inlineList
 	spare  atomic.Pointer[inlineList]
 }
@@ -100,7 +100,6 @@ func newReactor(loops, poolSize int, tick time.Duration, log *slog.Logger, gorou
 	if !goroutines {
 		// Callbacks run on the loops after each pass (the engine moves a
 		// loop on when one blocks), without a hand-over to the pool.
-		r.inline = true
 		cfg.AfterPass = r.afterPass
 	}
 	switch {
@@ -122,6 +121,9 @@ func newReactor(loops, poolSize int, tick time.Duration, log *slog.Logger, gorou
 		}
 	}
 	r.eng = eng
+	// Only event loops call AfterPass: elsewhere (non-Linux systems) New
+	// returns the goroutine engine.
+	r.inline = cfg.AfterPass != nil && eng.Name() != "goroutine"
 	r.now.Store(time.Now().UnixNano())
 	if tick > 0 {
 		r.tickStop = make(chan struct{})

@@ -239,8 +239,9 @@ type Work interface {
 	// what is left to other goroutines and return.
 	Run(t Turn)
 	// Abandon is called, on the engine's watchdog goroutine, when the loop
-	// is handed off while Run runs: what Run has not started must go to
-	// other goroutines now (Run is blocked), and it must not block.
+	// is handed off while Run runs (what Run has not started must go to
+	// other goroutines now: Run is blocked), and in place of Run when the
+	// loop stops after the pass. It must not block.
 	Abandon()
 	// Done is called on the loop's goroutine after Run, when the loop was
 	// not handed off: nothing else uses the work any more.

@@ -4,7 +4,6 @@ package engine
 
 import (
 	"fmt"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -57,18 +56,18 @@ func (l *loop) setupEpoll() error {
 	return nil
 }
 
-// runEpoll serves the loop; it returns true when the loop stops, false when
-// it was handed to another goroutine.
-func (l *loop) runEpoll(rc syscall.RawConn) bool {
-	// The whole life of the loop is one RawRead call: RawRead clears the
-	// descriptor's readiness only when it starts, so a wake-up that arrives
-	// while events are being handled is never lost. After a batch the loop
+// pollEpoll handles ready events until the owner has work from a pass (it
+// returns it) or the loop stops, parking while nothing is ready.
+func (l *loop) pollEpoll() (w Work) {
+	// RawRead clears the descriptor's readiness only when it starts, so a
+	// wake-up that arrives while events are being handled is never lost;
+	// and the callback polls before RawRead parks, so neither is one that
+	// came while the work of the previous call ran. After a batch the loop
 	// parks without polling again unless something may still be ready that
 	// the kernel will not signal anew (a read that filled the buffer, a
 	// partial flush, a full accept batch): a new event on any descriptor
 	// of the set wakes the runtime's netpoller, and with it this loop.
-	handedOff := false
-	rc.Read(func(uintptr) bool {
+	l.park.rc.Read(func(uintptr) bool {
 		for {
 			n, err := unix.EpollWait(l.epfd, l.events, 0)
 			if err != nil || n == 0 {
@@ -89,11 +88,7 @@ func (l *loop) runEpoll(rc syscall.RawConn) bool {
 					}
 				}
 			}
-			if l.stopping {
-				return true
-			}
-			if !l.afterPass() {
-				handedOff = true
+			if w = l.takeWork(); w != nil || l.stopping {
 				return true
 			}
 			if !l.again {
@@ -101,7 +96,7 @@ func (l *loop) runEpoll(rc syscall.RawConn) bool {
 			}
 		}
 	})
-	return !handedOff
+	return w
 }
 
 func (l *loop) ctl(op, fd int, events uint32) error {

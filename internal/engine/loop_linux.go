@@ -41,15 +41,18 @@ import (
 // # Callbacks on the loop, and the watchdog
 //
 // With Config.AfterPass the owner runs callbacks on the loop's goroutine
-// after each pass over ready events. A watchdog goroutine (one per engine,
-// parked while the loops are idle) looks at the loops every watchdogTick:
-// a loop still in the same AfterPass call as at the previous look is handed
-// to a new goroutine, which parks on a descriptor of its own (a dup of the
-// one the loop parks on: the blocked goroutine still holds the first in
-// RawRead) and goes on serving the loop. The blocked goroutine, when its
-// call returns, leaves without touching the loop. A callback that blocks
-// (a database call, a sleep) so delays the loop's other connections by one
-// to two ticks.
+// after each pass over ready events, outside the RawRead the loop parks in
+// (it polls again before it parks, so nothing that became ready meanwhile
+// is missed). A watchdog goroutine (one per engine, parked while the loops
+// are idle) looks at the loops every watchdogTick: a loop still running
+// the same pass's work as at the previous look is handed to a new
+// goroutine, which goes on serving the loop, and the work not started
+// goes to the owner's other goroutines (Work.Abandon). The blocked
+// goroutine, when its work returns, leaves without touching the loop. A
+// callback that blocks (a database call, a sleep) so delays the loop's
+// other connections by one to two ticks; one that computes without
+// blocking, until the runtime preempts it (about 10 ms) when GOMAXPROCS
+// is 1.
 
 const (
 	maxIovecs    = 1024 // IOV_MAX on Linux
@@ -58,7 +61,7 @@ const (
 	maxBufferCap = 1 << 30
 
 	watchdogTick  = time.Millisecond
-	watchdogQuiet = 100 // ticks without a busy loop before the watchdog parks
+	watchdogQuiet = 20 // ticks without a busy loop before the watchdog parks
 )
 
 // loopEngine is the engine of event loops, over epoll or io_uring.
@@ -105,13 +108,13 @@ func newLoopEngine(cfg Config, uring bool) (*loopEngine, error) {
 		}
 		err := setup()
 		if err == nil {
-			if l.first, err = l.newPark(); err != nil {
+			if l.park, err = l.newPark(); err != nil {
 				l.release()
 			}
 		}
 		if err != nil {
 			for _, l := range e.loops {
-				l.first.file.Close()
+				l.park.file.Close()
 				l.release()
 			}
 			return nil, err
@@ -120,8 +123,7 @@ func newLoopEngine(cfg Config, uring bool) (*loopEngine, error) {
 	}
 	for _, l := range e.loops {
 		e.wg.Add(1)
-		go l.run(l.first)
-		l.first = nil
+		go l.run()
 	}
 	if cfg.AfterPass != nil {
 		e.wdWake = make(chan struct{}, 1)
@@ -182,7 +184,7 @@ type loop struct {
 	e      *loopEngine
 	id     int
 	wakefd int   // written by post (and, for io_uring, by the kernel)
-	first  *park // where the loop's first goroutine parks
+	park   *park // where the loop's goroutine parks
 	iov    [][]byte
 	iovecs []unix.Iovec // rawWritev's
 
@@ -234,10 +236,8 @@ type task struct {
 	done chan struct{}
 }
 
-// park is a descriptor a loop's goroutine parks on in the netpoller: a dup
-// of the epoll set or of the io_uring loop's eventfd, one per goroutine
-// (RawRead admits one reader at a time, and a goroutine handed off may
-// still be in it).
+// park is the descriptor a loop's goroutine parks on in the netpoller: a
+// dup of the epoll set or of the io_uring loop's eventfd.
 type park struct {
 	file *os.File
 	rc   syscall.RawConn
@@ -262,34 +262,41 @@ func (l *loop) newPark() (*park, error) {
 }
 
 // run serves the loop on this goroutine until the loop stops or is handed
-// to another goroutine.
-func (l *loop) run(p *park) {
-	var stopping bool
-	if l.e.uring {
-		stopping = l.runUring(p.rc)
-	} else {
-		stopping = l.runEpoll(p.rc)
+// to another goroutine (while its work blocks).
+func (l *loop) run() {
+	for {
+		var w Work
+		if l.e.uring {
+			w = l.pollUring()
+		} else {
+			w = l.pollEpoll()
+		}
+		if l.stopping {
+			if w != nil {
+				w.Abandon() // the last pass's callbacks run elsewhere
+			}
+			break
+		}
+		if w != nil && !l.runWork(w) {
+			return // handed off: the loop goes on in another goroutine
+		}
 	}
-	p.file.Close()
-	if !stopping {
-		return // handed off: the loop goes on in another goroutine
-	}
+	l.park.file.Close()
 	l.shutdown()
 	l.e.wg.Done()
 }
 
-// afterPass calls AfterPass and runs its work. It returns false when the
-// loop was handed to another goroutine meanwhile: the caller then leaves
-// the loop alone.
-func (l *loop) afterPass() bool {
-	f := l.e.cfg.AfterPass
-	if f == nil {
-		return true
+// takeWork asks the owner for what the pass queued.
+func (l *loop) takeWork() Work {
+	if f := l.e.cfg.AfterPass; f != nil {
+		return f(l.id)
 	}
-	w := f(l.id)
-	if w == nil {
-		return true
-	}
+	return nil
+}
+
+// runWork runs a pass's work. It returns false when the loop was handed to
+// another goroutine meanwhile: the caller then leaves the loop alone.
+func (l *loop) runWork(w Work) bool {
 	l.passes++
 	pass := l.passes
 	l.work = w
@@ -371,21 +378,16 @@ func (e *loopEngine) wakeWatchdog() {
 }
 
 // handOff moves loop l, stuck in pass, to a new goroutine. It fails when
-// the pass ended meanwhile (or no descriptor could be had: the next tick
-// tries again).
+// the pass ended meanwhile.
 func (e *loopEngine) handOff(l *loop, pass uint64) bool {
-	p, err := l.newPark()
-	if err != nil {
-		return false
-	}
 	if !l.busy.CompareAndSwap(pass, 0) {
-		p.file.Close()
 		return false
 	}
-	// The pass's goroutine will not touch the loop again: its work's rest
-	// goes elsewhere, and the loop to a goroutine of its own.
+	// The pass's goroutine will not touch the loop again (it runs its
+	// work outside the park): the work's rest goes elsewhere, and the
+	// loop to a goroutine of its own.
 	w := l.work
-	go l.run(p)
+	go l.run()
 	w.Abandon()
 	return true
 }

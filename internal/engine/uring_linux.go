@@ -5,7 +5,6 @@ package engine
 import (
 	"errors"
 	"fmt"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -163,21 +162,20 @@ func (l *loop) releaseUring() {
 	unix.Close(l.wakefd)
 }
 
-// runUring serves the loop; it returns true when the loop stops, false when
-// it was handed to another goroutine.
-func (l *loop) runUring(rc syscall.RawConn) bool {
+// pollUring handles completions until the owner has work from a pass (it
+// returns it) or the loop stops, parking while nothing is ready.
+func (l *loop) pollUring() (w Work) {
 	// As the epoll loops do, a loop parks in the runtime's netpoller, on
 	// the eventfd that the kernel signals when it posts completions (and
 	// post when it adds a task); the counter is never read, every signal
-	// is a new edge for the netpoller. The whole life of the loop is one
-	// RawRead call: RawRead clears the descriptor's readiness only when it
-	// starts, so a signal that comes while completions are being handled
-	// is never lost. The kernel runs the receives in the task work of the
-	// thread that submitted them, interrupting it as a signal would, and
-	// never blocks the loop: the loop makes no blocking system call.
+	// is a new edge for the netpoller. RawRead clears the descriptor's
+	// readiness only when it starts, and the callback looks at the ring
+	// before it parks, so no signal is lost. The kernel runs the receives
+	// in the task work of the thread that submitted them, interrupting it
+	// as a signal would, and never blocks the loop: the loop makes no
+	// blocking system call.
 	r := l.r
-	handedOff := false
-	rc.Read(func(uintptr) bool {
+	l.park.rc.Read(func(uintptr) bool {
 		for {
 			did := false
 			for cqe := r.peek(); cqe != nil; cqe = r.peek() {
@@ -192,10 +190,7 @@ func (l *loop) runUring(rc syscall.RawConn) bool {
 				did = true
 			}
 			if l.stopping {
-				return true
-			}
-			if did && !l.afterPass() {
-				handedOff = true
+				w = l.takeWork()
 				return true
 			}
 			if l.brDone {
@@ -208,12 +203,17 @@ func (l *loop) runUring(rc syscall.RawConn) bool {
 				}
 				did = true // a submission may complete at once
 			}
+			if did {
+				if w = l.takeWork(); w != nil {
+					return true
+				}
+			}
 			if !did {
 				return false
 			}
 		}
 	})
-	return !handedOff
+	return w
 }
 
 func (l *loop) complete(ud uint64, res int32, flags uint32) {

@@ -5,6 +5,7 @@ package engine
 import (
 	"io"
 	"net"
+	"os"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -131,9 +132,13 @@ func TestAfterPassBlockedWorkIsHandedOff(t *testing.T) {
 			}
 			slow, quick := dial(), dial()
 			echo(quick, "x") // connected and served on the loop
+			fds := openFDs(t)
 			slow.Write([]byte("block"))
 			for range 20 {
 				echo(quick, "x") // while the slow one's Run blocks
+			}
+			if n := openFDs(t); n != fds {
+				t.Errorf("%d descriptors open while a Run blocks, %d before: a hand-off costs none", n, fds)
 			}
 			close(q.release)
 			got := make([]byte, 5)
@@ -153,4 +158,13 @@ func TestAfterPassBlockedWorkIsHandedOff(t *testing.T) {
 			echo(quick, "x") // and a pass wakes it
 		})
 	}
+}
+
+func openFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
 }
