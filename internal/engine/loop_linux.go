@@ -478,6 +478,9 @@ func (l *loop) exec(t *task) {
 		if ln, ok := l.listeners[t.fd]; ok {
 			delete(l.listeners, t.fd)
 			l.unwatchListener(ln, t.fd)
+			// Not listening from now on, even while an io_uring request
+			// still holds the socket open until its cancel completes.
+			unix.Shutdown(t.fd, unix.SHUT_RDWR)
 			unix.Close(t.fd)
 		}
 		close(t.done)
