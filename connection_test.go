@@ -401,9 +401,12 @@ func TestEngineStopRunsTheLastPassCallbacks(t *testing.T) {
 		c.Write([]byte("first\n"))
 		wait(t, got, "the first message")
 		c.Write([]byte("second\n"))
-		w.r.stop(context.Background())
+		w.r.eng.Stop()
 		wait(t, closed, fmt.Sprintf("OnClose after the engine stopped (round %d)", i))
 		c.Close()
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
