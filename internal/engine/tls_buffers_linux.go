@@ -27,16 +27,21 @@ import (
 // tlsBuffersFound is false, nothing is lent or dropped (connections only
 // keep more memory) and TestTLSBuffersReleased fails, to say so.
 var tlsRawInput, tlsInput, tlsHand, tlsBuffersFound = func() (raw, input, hand uintptr, ok bool) {
-	t := reflect.TypeFor[tls.Conn]()
-	buf := reflect.TypeFor[bytes.Buffer]()
-	r, ok1 := t.FieldByName("rawInput")
-	i, ok2 := t.FieldByName("input")
-	h, ok3 := t.FieldByName("hand")
-	if !ok1 || !ok2 || !ok3 || r.Type != buf || i.Type != reflect.TypeFor[bytes.Reader]() || h.Type != buf {
-		return 0, 0, 0, false
-	}
-	return r.Offset, i.Offset, h.Offset, true
+	raw, ok1 := tlsConnField[bytes.Buffer]("rawInput")
+	input, ok2 := tlsConnField[bytes.Reader]("input")
+	hand, ok3 := tlsConnField[bytes.Buffer]("hand")
+	return raw, input, hand, ok1 && ok2 && ok3
 }()
+
+// tlsConnField returns the offset in tls.Conn of its field name, if the
+// field exists and has type T.
+func tlsConnField[T any](name string) (uintptr, bool) {
+	f, ok := reflect.TypeFor[tls.Conn]().FieldByName(name)
+	if !ok || f.Type != reflect.TypeFor[T]() {
+		return 0, false
+	}
+	return f.Offset, true
+}
 
 func tlsBuffers(tc *tls.Conn) (raw *bytes.Buffer, input *bytes.Reader, hand *bytes.Buffer) {
 	p := unsafe.Pointer(tc)

@@ -6,7 +6,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"reflect"
 	"unsafe"
 )
 
@@ -32,15 +31,10 @@ import (
 // Go release rename or retype them, tlsSecretsFound is false, nothing is
 // dropped and TestTLSSecretsDropped fails, to say so.
 var tlsHandshakeFn, tlsEKM, tlsResumptionSecret, tlsSecretsFound = func() (fn, ekm, resumption uintptr, ok bool) {
-	t := reflect.TypeFor[tls.Conn]()
-	f, ok0 := t.FieldByName("handshakeFn")
-	e, ok1 := t.FieldByName("ekm")
-	r, ok2 := t.FieldByName("resumptionSecret")
-	if !ok0 || !ok1 || !ok2 || f.Type != reflect.TypeFor[func(context.Context) error]() ||
-		e.Type != reflect.TypeFor[tlsExporter]() || r.Type != reflect.TypeFor[[]byte]() {
-		return 0, 0, 0, false
-	}
-	return f.Offset, e.Offset, r.Offset, true
+	fn, ok0 := tlsConnField[func(context.Context) error]("handshakeFn")
+	ekm, ok1 := tlsConnField[tlsExporter]("ekm")
+	resumption, ok2 := tlsConnField[[]byte]("resumptionSecret")
+	return fn, ekm, resumption, ok0 && ok1 && ok2
 }()
 
 // tlsExporter is the type of tls.Conn's ekm field.
