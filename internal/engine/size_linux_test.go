@@ -15,3 +15,10 @@ func TestFdConnSize(t *testing.T) {
 		t.Fatalf("fdConn is %d bytes: more than the 112-byte size class", n)
 	}
 }
+
+// A TLS connection adds a tlsConn, in the 128-byte size class.
+func TestTLSConnSize(t *testing.T) {
+	if n := unsafe.Sizeof(tlsConn{}); n > 128 {
+		t.Fatalf("tlsConn is %d bytes: more than the 128-byte size class", n)
+	}
+}
