@@ -437,6 +437,20 @@ func (s *controlServer) close() {
 	s.wg.Wait()
 }
 
+// eventLoop names the engine the workers run on, as Workerman's status
+// names its event loop: "epoll", "io_uring" or "goroutine".
+func eventLoop(ws []*Worker) string {
+	for _, w := range ws {
+		w.mu.Lock()
+		r := w.r
+		w.mu.Unlock()
+		if r != nil {
+			return r.eng.Name()
+		}
+	}
+	return "none"
+}
+
 func (s *controlServer) writeStatus(out io.Writer) {
 	ws := runningWorkers()
 	var ms runtime.MemStats
@@ -444,7 +458,7 @@ func (s *controlServer) writeStatus(out io.Writer) {
 	now := time.Now()
 	up := now.Sub(s.started)
 	fmt.Fprintf(out, "---------------------------------------------- WORKERMAN-GO ----------------------------------------------\n")
-	fmt.Fprintf(out, "workerman-go version: %s   Go version: %s   pid: %d\n", moduleVersion(), runtime.Version(), os.Getpid())
+	fmt.Fprintf(out, "workerman-go version: %s   Go version: %s   event-loop: %s   pid: %d\n", moduleVersion(), runtime.Version(), eventLoop(ws), os.Getpid())
 	fmt.Fprintf(out, "start time: %s   run %d days %d hours %d minutes   load average: %s\n",
 		s.started.Format("2006-01-02 15:04:05"), int(up.Hours())/24, int(up.Hours())%24, int(up.Minutes())%60, loadAverage())
 	fmt.Fprintf(out, "memory: %s (Go runtime, %s heap in use)   goroutines: %d   timers: %d\n",

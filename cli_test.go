@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -134,6 +135,11 @@ func TestCommandLine(t *testing.T) {
 	p.fails("already running", "start")
 
 	status := p.ok("status")
+	if m := regexp.MustCompile(`event-loop: (\S+)`).FindStringSubmatch(status); m == nil ||
+		(os.Getenv(EngineEnv) == "goroutine" || runtime.GOOS != "linux") && m[1] != "goroutine" ||
+		os.Getenv(EngineEnv) == "" && runtime.GOOS == "linux" && m[1] != "epoll" {
+		t.Fatalf("status names no event loop, or the wrong one (%s=%q):\n%s", EngineEnv, os.Getenv(EngineEnv), status)
+	}
 	addr := listenRe.FindStringSubmatch(status)
 	if addr == nil {
 		t.Fatalf("status shows no listening address:\n%s", status)
