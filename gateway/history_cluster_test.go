@@ -227,7 +227,17 @@ func readFrom(a *hclient, next uint64, total int, resumed bool) (map[uint64]stri
 		}
 	}
 	if !seam {
-		return nil, errors.New("no resumed frame")
+		// The replay reached total (the client resumed after the last
+		// push): the resumed frame comes after it.
+		select {
+		case f := <-a.frames:
+			st := f.Streams["group:room"]
+			if f.Type != "resumed" || !st.Recovered || st.Offset != next-1 {
+				return nil, fmt.Errorf("after the replay to offset %d: %s, want resumed", next-1, f.raw)
+			}
+		case <-time.After(10 * time.Second):
+			return nil, errors.New("no resumed frame")
+		}
 	}
 	return got, nil
 }
