@@ -426,7 +426,17 @@ func resumeAndCheck(n *node, h History, k, total int) error {
 		}
 	}
 	if !seam {
-		return errors.New("no resumed frame")
+		// The replay reached total (the client resumed after the last
+		// push): the resumed frame comes after it.
+		select {
+		case f := <-a.frames:
+			st := f.Streams["group:room"]
+			if f.Type != "resumed" || !st.Recovered || st.Epoch != cur.Epoch || st.Offset != next-1 {
+				return fmt.Errorf("after the replay to offset %d: %s, want resumed", next-1, f.raw)
+			}
+		case <-time.After(10 * time.Second):
+			return errors.New("no resumed frame")
+		}
 	}
 	return nil
 }
