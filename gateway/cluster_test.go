@@ -304,10 +304,8 @@ func wsURI(n *node) string { return "ws://" + n.addr + "/" }
 
 func TestClusterEveryMethodRemote(t *testing.T) {
 	leakcheck.Check(t)
-	hub := NewHub()
-	n1 := newNode(t, "n1", hub.Broker(), "websocket://127.0.0.1:0")
-	n2 := newNode(t, "n2", hub.Broker(), "websocket://127.0.0.1:0")
-	n3 := newNode(t, "n3", hub.Broker(), "websocket://127.0.0.1:0")
+	ns := hubNodes(t, 3)
+	n1, n2, n3 := ns[0], ns[1], ns[2]
 	c := ctx(t)
 	a1, d := dialWS(t, n1), dialWS(t, n1)
 	a2, cc := dialWS(t, n2), dialWS(t, n2)
@@ -548,10 +546,8 @@ func TestClusterEveryMethodRemote(t *testing.T) {
 
 func TestClusterConsistency(t *testing.T) {
 	leakcheck.Check(t)
-	hub := NewHub()
-	n1 := newNode(t, "n1", hub.Broker(), "websocket://127.0.0.1:0")
-	n2 := newNode(t, "n2", hub.Broker(), "websocket://127.0.0.1:0")
-	n3 := newNode(t, "n3", hub.Broker(), "websocket://127.0.0.1:0")
+	ns := hubNodes(t, 3)
+	n1, n2, n3 := ns[0], ns[1], ns[2]
 	c := ctx(t)
 	x := dialWS(t, n2)
 	other := dialWS(t, n3)
@@ -617,9 +613,8 @@ func TestClusterConsistency(t *testing.T) {
 // that answered has taken effect cluster-wide).
 func TestClusterCloseClientTakesEffect(t *testing.T) {
 	leakcheck.Check(t)
-	hub := NewHub()
-	n1 := newNode(t, "n1", hub.Broker(), "websocket://127.0.0.1:0")
-	n2 := newNode(t, "n2", hub.Broker(), "websocket://127.0.0.1:0")
+	ns := hubNodes(t, 2)
+	n1, n2 := ns[0], ns[1]
 	c := ctx(t)
 	stay := dialWS(t, n1)
 	mustOK(t, n1.JoinGroup(c, stay.id, "room"))
@@ -943,12 +938,7 @@ func TestClusterNodeLeaves(t *testing.T) {
 
 func TestClusterWelcomeOrderingUnderLoad(t *testing.T) {
 	leakcheck.Check(t)
-	hub := NewHub()
-	nodes := []*node{
-		newNode(t, "n1", hub.Broker(), "websocket://127.0.0.1:0"),
-		newNode(t, "n2", hub.Broker(), "websocket://127.0.0.1:0"),
-		newNode(t, "n3", hub.Broker(), "websocket://127.0.0.1:0"),
-	}
+	nodes := hubNodes(t, 3)
 	c := ctx(t)
 	// The pusher runs until target (set once every client was welcomed)
 	// is reached.

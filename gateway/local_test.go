@@ -12,9 +12,8 @@ import (
 // counts. The cluster-wide queries merge them across the nodes.
 func TestLocalUIDsAndGroups(t *testing.T) {
 	leakcheck.Check(t)
-	hub := NewHub()
-	n1 := newNode(t, "n1", hub.Broker(), "websocket://127.0.0.1:0")
-	n2 := newNode(t, "n2", hub.Broker(), "websocket://127.0.0.1:0")
+	ns := hubNodes(t, 2)
+	n1, n2 := ns[0], ns[1]
 	c := ctx(t)
 	phone, tablet, laptop := dialWS(t, n1), dialWS(t, n1), dialWS(t, n2)
 	mustOK(t, n2.BindUID(c, phone.id, "alice"))

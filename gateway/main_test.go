@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"testing"
 	"time"
 
@@ -26,6 +27,17 @@ type node struct {
 	*Gateway
 	addr   string
 	events chan string // "connect <id>", "message <id> <text|binary> <data>", "close <id> <uid> <groups>"
+}
+
+// hubNodes starts n WebSocket nodes, n1 to nN, on one in-process Hub.
+func hubNodes(t *testing.T, n int) []*node {
+	t.Helper()
+	hub := NewHub()
+	var nodes []*node
+	for i := 1; i <= n; i++ {
+		nodes = append(nodes, newNode(t, "n"+strconv.Itoa(i), hub.Broker(), "websocket://127.0.0.1:0"))
+	}
+	return nodes
 }
 
 func newNode(t *testing.T, name string, b Broker, uri string) *node {

@@ -13,14 +13,25 @@ import (
 
 var clusterAttr = regexp.MustCompile(`msg="workerman-push started" .* cluster=(\S+)`)
 
+// startCluster runs one push server per id with embedded NATS, the first
+// the seed the others join: a cluster of len(ids) nodes.
+func startCluster(t *testing.T, ids ...string) []*node {
+	t.Helper()
+	first := startRun(t, args("-node-id", ids[0], "-cluster", "127.0.0.1:0"), nil)
+	seed := first.log.waitLine(t, clusterAttr)[1]
+	nodes := []*node{first}
+	for _, id := range ids[1:] {
+		nodes = append(nodes, startRun(t, args("-node-id", id, "-cluster", "127.0.0.1:0", "-peers", seed), nil))
+	}
+	return nodes
+}
+
 // Three push servers with embedded NATS act as one: each API answers for
 // the whole cluster, and a push through any node reaches clients of every
 // node.
 func TestEmbeddedCluster(t *testing.T) {
-	a := startRun(t, args("-node-id", "a", "-cluster", "127.0.0.1:0"), nil)
-	seed := a.log.waitLine(t, clusterAttr)[1]
-	b := startRun(t, args("-node-id", "b", "-cluster", "127.0.0.1:0", "-peers", seed), nil)
-	c := startRun(t, args("-node-id", "c", "-cluster", "127.0.0.1:0", "-peers", seed), nil)
+	ns := startCluster(t, "a", "b", "c")
+	a, b, c := ns[0], ns[1], ns[2]
 	ca, cb, cc := dial(t, a, ""), dial(t, b, ""), dial(t, c, "")
 
 	// A uid on two nodes, bound through a third node's API.

@@ -42,10 +42,8 @@ func TestDashboardPage(t *testing.T) {
 // a and b, and counts once. Each node's row keeps its own figures, and so
 // does each node's /metrics.
 func TestDashboardClusterDistinct(t *testing.T) {
-	a := startRun(t, args("-node-id", "a", "-cluster", "127.0.0.1:0"), nil)
-	seed := a.log.waitLine(t, clusterAttr)[1]
-	b := startRun(t, args("-node-id", "b", "-cluster", "127.0.0.1:0", "-peers", seed), nil)
-	c := startRun(t, args("-node-id", "c", "-cluster", "127.0.0.1:0", "-peers", seed), nil)
+	ns := startCluster(t, "a", "b", "c")
+	a, b, c := ns[0], ns[1], ns[2]
 	phone, laptop, other := dial(t, a, ""), dial(t, b, ""), dial(t, c, "")
 	c.mustCall(t, "bindUid", map[string]any{"client_id": phone.id, "uid": "alice"})
 	c.mustCall(t, "bindUid", map[string]any{"client_id": laptop.id, "uid": "alice"})
@@ -99,9 +97,8 @@ func TestDashboardClusterEstimated(t *testing.T) {
 	limit := exactDigestLimit
 	exactDigestLimit = 1 // set before the nodes start, restored after they stop
 	t.Cleanup(func() { exactDigestLimit = limit })
-	a := startRun(t, args("-node-id", "a", "-cluster", "127.0.0.1:0"), nil)
-	seed := a.log.waitLine(t, clusterAttr)[1]
-	b := startRun(t, args("-node-id", "b", "-cluster", "127.0.0.1:0", "-peers", seed), nil)
+	ns := startCluster(t, "a", "b")
+	a, b := ns[0], ns[1]
 	a1, a2, b1, b2 := dial(t, a, ""), dial(t, a, ""), dial(t, b, ""), dial(t, b, "")
 	for id, uid := range map[string]string{a1.id: "alice", a2.id: "bob", b1.id: "alice", b2.id: "carol"} {
 		a.mustCall(t, "bindUid", map[string]any{"client_id": id, "uid": uid})

@@ -213,10 +213,8 @@ func nodeStatsOf(t *testing.T, n *node) nodeStatsAnswer {
 // In a cluster, any node's getNodeStats has every node's row, its own
 // first; each node's /metrics has its own figures only.
 func TestNodeStatsCluster(t *testing.T) {
-	a := startRun(t, args("-node-id", "a", "-cluster", "127.0.0.1:0"), nil)
-	seed := clusterAttr.FindStringSubmatch(a.log.String())[1]
-	b := startRun(t, args("-node-id", "b", "-cluster", "127.0.0.1:0", "-peers", seed), nil)
-	c := startRun(t, args("-node-id", "c", "-cluster", "127.0.0.1:0", "-peers", seed), nil)
+	ns := startCluster(t, "a", "b", "c")
+	a, b, c := ns[0], ns[1], ns[2]
 	dial(t, b, "")
 	dial(t, b, "")
 	cc := dial(t, c, "")
