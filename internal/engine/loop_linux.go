@@ -187,6 +187,10 @@ type loop struct {
 	park   *park // where the loop's goroutine parks
 	iov    [][]byte
 	iovecs []unix.Iovec // rawWritev's
+	// tlsRaw is, during a TLS connection's OnRead with crypto/tls's record
+	// layer, the loop's bytes crypto/tls has not taken yet (tlsWire.Read):
+	// loop-owned, one connection at a time.
+	tlsRaw []byte
 
 	conns     []*fdConn // indexed by fd; loop-owned
 	listeners map[int]*fdListener

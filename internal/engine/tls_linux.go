@@ -57,7 +57,8 @@ const (
 type tlsConn struct {
 	fd    *fdConn
 	h     Handler
-	tc    *tls.Conn
+	tc    *tls.Conn   // crypto/tls's connection; nil once rec took its record layer over
+	rec   *tlsRecords // the engine's record layer (tls_records_linux.go), when it took over
 	state atomic.Uint32
 	need  int32 // loop-owned: what the owner wants before it is called again
 
@@ -66,6 +67,7 @@ type tlsConn struct {
 	rawEOF    bool // loop-owned: the peer closed its side of the socket
 	eof       bool // loop-owned: crypto/tls reported the end of the stream
 	eofSent   bool // loop-owned: the owner heard OnEOF
+	partial   bool // loop-owned, with rec: a record is incomplete
 
 	mu sync.Mutex // guards hs and the handshake's hand-over
 	// wmu makes one owner's Write one batch of records: crypto/tls writes a
@@ -77,7 +79,6 @@ type tlsConn struct {
 
 	// Loop-owned once the handshake is done.
 	left *[]byte // bytes the handshake goroutine received but crypto/tls did not take
-	raw  []byte  // during OnRead: the loop's bytes not yet taken by crypto/tls
 	in   *[]byte // plaintext the owner has not consumed
 }
 
@@ -181,9 +182,15 @@ func (t *tlsConn) handshake(hs *tlsHandshake) {
 	})
 	err := t.tc.Handshake()
 	timer.Stop()
+	var pending []byte
 	if err == nil {
-		releaseTLSBuffers(t.tc, nil)
-		dropTLSSecrets(t.tc, hs.dial == nil)
+		if rec, raw, ok := takeTLSRecords(t.tc); ok {
+			// The loop reads t.rec once the state says ready.
+			t.rec, t.tc, pending = rec, nil, raw
+		} else {
+			releaseTLSBuffers(t.tc, nil)
+			dropTLSSecrets(t.tc, hs.dial == nil)
+		}
 	}
 
 	t.mu.Lock()
@@ -226,12 +233,13 @@ func (t *tlsConn) handshake(hs *tlsHandshake) {
 	}
 	if hs.closeReq {
 		t.state.Store(tlsClosed)
-		t.tc.CloseWrite()
+		t.closeWriteLocked()
 	}
 	t.wmu.Unlock()
-	if len(hs.in) > 0 {
-		b := bufferGet(len(hs.in))
-		copy(*b, hs.in)
+	if n := len(pending) + len(hs.in); n > 0 {
+		// Records crypto/tls read but did not open go first.
+		b := bufferGet(n)
+		copy((*b)[copy(*b, pending):], hs.in)
 		t.left = b
 	}
 	t.rawEOF = hs.err == io.EOF
@@ -331,10 +339,15 @@ func (t *tlsConn) OnRead(in []byte) (int, int) {
 	if t.state.Load() != tlsReady {
 		return len(in), 0
 	}
-	t.raw = in
+	if t.rec != nil {
+		return t.onRecords(in)
+	}
+	l := t.fd.loop
+	saved := l.tlsRaw
+	l.tlsRaw = in
 	t.pump()
-	rest := len(t.raw)
-	t.raw = nil
+	rest := len(l.tlsRaw)
+	l.tlsRaw = saved
 	// Bytes crypto/tls did not take (the owner paused) stay with the
 	// fdConn, which hands them back when reading resumes.
 	return len(in) - rest, 0
@@ -362,6 +375,15 @@ func (t *tlsConn) OnEOF() {
 		return
 	}
 	t.rawEOF = true
+	if t.rec != nil {
+		if t.partial && !t.eof {
+			t.fd.Destroy(errTLSTruncated)
+			return
+		}
+		t.eof = true
+		t.deliverEOF()
+		return
+	}
 	t.pump()
 }
 
@@ -435,12 +457,16 @@ func (t *tlsConn) onResume() {
 		t.need = 0
 		t.deliver(*t.in, false)
 	}
+	if t.rec != nil {
+		t.onRecords(nil)
+		return
+	}
 	t.pump()
 }
 
-// pump reads records from crypto/tls (which reads t.left, then t.raw) and
-// hands their plaintext over until it needs more bytes, the owner pauses or
-// the connection closes (loop goroutine).
+// pump reads records from crypto/tls (which reads t.left, then the loop's
+// tlsRaw) and hands their plaintext over until it needs more bytes, the
+// owner pauses or the connection closes (loop goroutine).
 func (t *tlsConn) pump() {
 	var scratch, lent *[]byte
 	for !t.eof && t.fd.paused.Load() == 0 && t.fd.state.Load() == stOpen {
@@ -485,6 +511,12 @@ done:
 	if scratch != nil {
 		bufferPut(scratch)
 	}
+	t.deliverEOF()
+}
+
+// deliverEOF tells the owner the stream ended once the peer ended it and
+// the owner took what came before (loop goroutine).
+func (t *tlsConn) deliverEOF() {
 	if t.eof && !t.eofSent && t.in != nil && t.fd.paused.Load() == 0 && t.fd.state.Load() == stOpen {
 		// Complete packets kept while the owner was paused go first.
 		t.need = 0
@@ -503,7 +535,7 @@ done:
 
 // available is how many bytes crypto/tls can read now.
 func (t *tlsConn) available() int {
-	n := len(t.raw)
+	n := len(t.fd.loop.tlsRaw)
 	if t.left != nil {
 		n += len(*t.left)
 	}
@@ -619,6 +651,12 @@ const tlsOneRecord = 1 << 10
 // at a time: the records of a bigger write are gathered into one socket
 // write.
 func (t *tlsConn) writeRecords(p []byte) error {
+	if t.rec != nil {
+		if len(p) == 0 {
+			return nil
+		}
+		return t.sealLocked(recordTypeData, p)
+	}
 	if len(p) <= tlsOneRecord {
 		_, err := t.tc.Write(p)
 		return err
@@ -639,6 +677,15 @@ func (t *tlsConn) writeRecords(p []byte) error {
 		err = werr
 	}
 	return err
+}
+
+// closeWriteLocked sends close_notify; the caller holds wmu.
+func (t *tlsConn) closeWriteLocked() {
+	if t.rec != nil {
+		t.sealLocked(recordTypeAlert, []byte{1, alertCloseNotify})
+		return
+	}
+	t.tc.CloseWrite()
 }
 
 func (t *tlsConn) Queued() int {
@@ -681,7 +728,7 @@ func (t *tlsConn) Close() {
 		// Writes from now on are refused as closed (net.ErrClosed), not
 		// as crypto/tls's shutdown.
 		t.wmu.Lock()
-		t.tc.CloseWrite()
+		t.closeWriteLocked()
 		t.wmu.Unlock()
 	}
 	t.fd.Close()
@@ -748,14 +795,15 @@ func (w *tlsWire) Read(p []byte) (int, error) {
 		}
 		return n, nil
 	}
-	if len(t.raw) == 0 {
+	l := t.fd.loop
+	if len(l.tlsRaw) == 0 {
 		if t.rawEOF {
 			return 0, io.EOF
 		}
 		return 0, errWouldBlock
 	}
-	n := copy(p, t.raw)
-	t.raw = t.raw[n:]
+	n := copy(p, l.tlsRaw)
+	l.tlsRaw = l.tlsRaw[n:]
 	return n, nil
 }
 

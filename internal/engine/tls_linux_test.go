@@ -423,10 +423,10 @@ func (h *capsHandler) OnEOF()        { h.c.Close() }
 func (h *capsHandler) OnDrain()      {}
 func (h *capsHandler) OnClose(error) {}
 
-// An idle TLS connection on the loop keeps none of crypto/tls's input
-// buffers, whatever its handshake or its largest message grew them to; while
-// it reads a small message, its record buffer is one the size of that
-// message.
+// An idle TLS connection on the loop that keeps crypto/tls's record layer
+// (TLS 1.2 here) keeps none of crypto/tls's input buffers, whatever its
+// handshake or its largest message grew them to; while it reads a small
+// message, its record buffer is one the size of that message.
 func TestTLSBuffersReleased(t *testing.T) {
 	if !tlsBuffersFound {
 		t.Fatal("crypto/tls's rawInput, input and hand buffers were not found: idle TLS connections keep them (see tls_buffers_linux.go)")
@@ -450,6 +450,7 @@ func TestTLSBuffersReleased(t *testing.T) {
 		h.c = c.(*tlsConn)
 		return h
 	})
+	cfg.MaxVersion = tls.VersionTLS12
 	dial := func() *tls.Conn {
 		c, err := tls.Dial("tcp", addr, cfg)
 		if err != nil {
@@ -576,6 +577,7 @@ func serveTLS(t *testing.T, serve func(net.Conn)) (string, *x509.CertPool) {
 // secrets is what a TLS connection keeps of the secrets dropTLSSecrets
 // drops, read on its loop when a byte arrives.
 type secrets struct {
+	taken      bool  // the engine's record layer took over: no tls.Conn is kept
 	handshake  error // Handshake() again
 	fnDropped  bool  // handshakeFn is nil
 	ekmDropped bool  // ekm is noEKM
@@ -607,7 +609,11 @@ type secretsHandler struct {
 func (h *secretsHandler) OnRead(in []byte) (int, int) {
 	if !h.seen {
 		h.seen = true
-		h.got <- tlsSecrets(h.c.tc)
+		if h.c.tc == nil {
+			h.got <- secrets{taken: h.c.rec != nil}
+		} else {
+			h.got <- tlsSecrets(h.c.tc)
+		}
 	}
 	if !h.dial {
 		h.c.Write(in, 1<<20, false)
@@ -622,7 +628,8 @@ func (h *secretsHandler) OnClose(error) {}
 // handshake function (Handshake still says it is done), the exporter's
 // secret nor, on a server, the resumption secret; a client keeps
 // the one it needs for the tickets that come after the handshake, and a
-// second dial resumes the session with one.
+// second dial resumes the session with one. A TLS 1.3 server keeps no
+// tls.Conn at all (the engine's record layer took over).
 func TestTLSSecretsDropped(t *testing.T) {
 	if !tlsSecretsFound {
 		t.Fatal("crypto/tls's ekm and resumptionSecret fields were not found: TLS connections keep them (see tls_state_linux.go)")
@@ -638,7 +645,16 @@ func TestTLSSecretsDropped(t *testing.T) {
 		return &secretsHandler{c: c.(*tlsConn), got: served}
 	})
 	cfg.ServerName = "127.0.0.1"
-	cfg.ClientSessionCache = tls.NewLRUClientSessionCache(4)
+	for _, vers := range []uint16{tls.VersionTLS13, tls.VersionTLS12} {
+		cfg := cfg.Clone()
+		cfg.MaxVersion = vers
+		cfg.ClientSessionCache = tls.NewLRUClientSessionCache(4)
+		dialTwice(t, eng, addr, cfg, served)
+	}
+}
+
+func dialTwice(t *testing.T, eng Engine, addr string, cfg *tls.Config, served chan secrets) {
+	tls13 := cfg.MaxVersion == tls.VersionTLS13
 	for i, resumed := range []bool{false, true} {
 		dc := eng.Dial(DialRequest{Network: "tcp", Address: addr, Timeout: 5 * time.Second, TLS: cfg})
 		h := &secretsHandler{c: dc.(*tlsConn), dial: true, got: make(chan secrets, 1)}
@@ -650,12 +666,25 @@ func TestTLSSecretsDropped(t *testing.T) {
 		dc.Write([]byte("x"), 1<<20, false)
 		server := waitFor(t, served, "the server's read")
 		client := waitFor(t, h.got, "the echo")
-		if want := (secrets{fnDropped: true, ekmDropped: true, resumed: resumed}); server != want {
-			t.Errorf("dial %d: the server keeps %+v, want %+v", i+1, server, want)
+		want := secrets{fnDropped: true, ekmDropped: true, resumed: resumed}
+		if tls13 {
+			want = secrets{taken: true}
 		}
-		if client.handshake != nil || !client.fnDropped || !client.ekmDropped || client.resumption == 0 || client.resumed != resumed {
+		if server != want {
+			t.Errorf("TLS %x, dial %d: the server keeps %+v, want %+v", cfg.MaxVersion, i+1, server, want)
+		}
+		if client.handshake != nil || !client.fnDropped || !client.ekmDropped || (client.resumption == 0) == tls13 || client.resumed != resumed {
 			t.Errorf("dial %d: the client keeps %+v, want the handshake function and the exporter dropped, the resumption secret kept, resumed %v", i+1, client, resumed)
 		}
 		dc.Close()
+	}
+}
+
+// The fields the engine's record layer takes from a tls.Conn are where it
+// looks for them: should a Go release move them, TLS 1.3 servers keep
+// crypto/tls's record layer (and its memory) and this test says so.
+func TestTLSRecordFieldsFound(t *testing.T) {
+	if !tlsRecordFields.ok {
+		t.Fatal("crypto/tls's version, suite, halfConn cipher, sequence or traffic secret fields were not found: TLS 1.3 servers keep crypto/tls's record layer (see tls_records_linux.go)")
 	}
 }

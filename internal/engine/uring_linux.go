@@ -328,18 +328,23 @@ func (c *fdConn) handOver() {
 }
 
 // appendIn adds data to the bytes kept from earlier reads.
-func (c *fdConn) appendIn(data []byte) {
-	b := *c.in
+func (c *fdConn) appendIn(data []byte) { c.in = appendPooled(c.in, data) }
+
+// appendPooled appends data to the pooled buffer in, moving it to a bigger
+// pooled buffer when it has no room, and returns the buffer.
+func appendPooled(in *[]byte, data []byte) *[]byte {
+	b := *in
 	if cap(b)-len(b) < len(data) {
 		want := min(max(2*cap(b), len(b)+len(data), len(b)+minReadRoom), max(maxBufferCap, len(b)+len(data)))
 		nb := bufferGet(want)
 		copy(*nb, b)
 		*nb = (*nb)[:len(b)]
-		bufferPut(c.in)
-		c.in = nb
+		bufferPut(in)
+		in = nb
 		b = *nb
 	}
-	*c.in = append(b, data...)
+	*in = append(b, data...)
+	return in
 }
 
 // cancel asks the kernel to drop the requests made with user data ud.
