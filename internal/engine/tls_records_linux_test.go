@@ -679,6 +679,58 @@ func TestTLSRecordsKeyUpdate(t *testing.T) {
 			})
 		})
 
+		t.Run("while echoing", func(t *testing.T) {
+			// The update comes while the server is sending a big echo:
+			// its KeyUpdate goes among its records, at a record boundary
+			// and before the echo of what followed the client's update.
+			c := dialRaw(t, addr, cfg)
+			waitFor(t, handlers, "accept")
+			before := pattern(200<<10, 1)
+			var recs [][]byte
+			for rest := before; len(rest) > 0; rest = rest[min(len(rest), 1<<14):] {
+				recs = append(recs, c.out.seal(recApplicationData, rest[:min(len(rest), 1<<14)], 0))
+			}
+			recs = append(recs, c.out.seal(recHandshake, keyUpdateMsg(1), 0))
+			c.out.update()
+			recs = append(recs, c.data("after the update"))
+			sent := make(chan error, 1)
+			go func() { sent <- c.send(recs...) }()
+			want := append(bytes.Clone(before), "after the update"...)
+			c.tc.SetReadDeadline(time.Now().Add(recordIO))
+			got := make([]byte, len(want))
+			if n, err := io.ReadFull(c.tc, got); err != nil {
+				t.Fatalf("read %d bytes of %d: %v", n, len(want), err)
+			}
+			if i := firstDiff(got, want); i >= 0 {
+				t.Fatalf("the echo differs at byte %d", i)
+			}
+			if err := <-sent; err != nil {
+				t.Fatal(err)
+			}
+			var data []byte
+			updateAt := -1
+			for _, ev := range c.serverEvents() {
+				switch ev.kind {
+				case "data":
+					data = append(data, ev.data...)
+				case "keyupdate":
+					if updateAt >= 0 || ev.req != 0 {
+						t.Fatalf("a second KeyUpdate, or one that requests an update: %v", ev)
+					}
+					updateAt = len(data)
+				case "ticket":
+				default:
+					t.Fatalf("the server sent %v", ev)
+				}
+			}
+			if !bytes.Equal(data, want) {
+				t.Fatalf("the server's records hold %d bytes, not the echo", len(data))
+			}
+			if updateAt < 0 || updateAt > len(before) {
+				t.Fatalf("the server's KeyUpdate came after %d bytes of echo, want it before the echo of what followed the client's (%d)", updateAt, len(before))
+			}
+		})
+
 		t.Run("empty application data records", func(t *testing.T) {
 			// Zero-length application data may be sent (RFC 8446, 5.1).
 			c := dialRaw(t, addr, cfg)
@@ -754,8 +806,9 @@ func TestTLSRecordsBadRecords(t *testing.T) {
 			return [][]byte{c.out.seal(recHandshake, msg[:2], 0), c.data("in between"), c.out.seal(recHandshake, msg[2:], 0)}
 		}, []string{unexpected}},
 		{"empty handshake record", func(c *rawClient) [][]byte {
+			// RFC 8446, 5.1: handshake records are never empty.
 			return [][]byte{c.out.seal(recHandshake, nil, 0)}
-		}, []string{unexpected}},
+		}, []string{unexpected, "error decoding message"}},
 		{"record under a key not yet updated", func(c *rawClient) [][]byte {
 			c.out.update()
 			return [][]byte{c.data("too early")}
