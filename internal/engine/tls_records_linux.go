@@ -90,6 +90,7 @@ const (
 	alertDecodeError  = 50
 	alertIllegalParam = 47
 	alertInternal     = 80
+	alertUserCanceled = 90
 )
 
 // tlsRecordFields are the offsets of what the engine takes from a tls.Conn
@@ -373,13 +374,26 @@ func (t *tlsConn) readRecords(data []byte) (consumed, need int) {
 				t.fail(alertUnexpected, "malformed alert")
 				return len(data), 0
 			}
-			if plain[1] == alertCloseNotify {
+			switch plain[1] {
+			case alertCloseNotify:
 				t.eof = true // what follows is ignored
 				return len(data), 0
+			case alertUserCanceled:
+				// A closure alert, not an error: a close_notify
+				// follows (RFC 8446, section 6.1).
+				if !r.advance(t) {
+					return len(data), 0
+				}
+				continue
 			}
 			t.fd.Destroy(fmt.Errorf("workerman: TLS: remote error: alert %d", plain[1]))
 			return len(data), 0
 		case recordTypeHS:
+			if len(plain) == 0 {
+				// RFC 8446, section 5.1: no zero-length handshake fragments.
+				t.fail(alertUnexpected, "empty handshake record")
+				return len(data), 0
+			}
 			if !r.advance(t) || !t.readHandshakeMsgs(plain) {
 				return len(data), 0
 			}
