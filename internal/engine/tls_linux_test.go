@@ -25,7 +25,7 @@ import (
 
 // tlsServer listens with TLS on a fresh engine of each kind and returns the
 // address; accept makes the handlers.
-func tlsServer(t *testing.T, eng Engine, accept AcceptFunc) (string, *tls.Config) {
+func tlsServer(t testing.TB, eng Engine, accept AcceptFunc) (string, *tls.Config) {
 	t.Helper()
 	cert, pool := testcert.Pair(t)
 	ln := &Listener{Network: "tcp", Address: "127.0.0.1:0", TLS: &tls.Config{Certificates: []tls.Certificate{cert}}}
