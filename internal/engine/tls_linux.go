@@ -30,8 +30,11 @@ import (
 //     reads what the loop passes it.
 //
 // A TLS connection with no handshake in progress owns no goroutine and no
-// buffer of ours: its memory is crypto/tls's state (the tls.Conn, the two
-// ciphers and the record buffer crypto/tls keeps) and this struct.
+// buffer. A server's TLS 1.3 connection with an AES-GCM suite then keeps
+// only its two ciphers and the engine's record layer (tls_records_linux.go:
+// crypto/tls's tls.Conn is dropped after the handshake); others keep the
+// tls.Conn, whose input buffers the loop lends per read
+// (tls_buffers_linux.go).
 //
 // A tlsConn sits between the engine's fdConn (which carries records) and the
 // owner's Handler (which gets plaintext): it is the fdConn's Handler and the
