@@ -157,6 +157,13 @@ func (c *fdConn) onEOF() {
 	c.mu.Unlock()
 	switch st {
 	case stOpen:
+		if c.in != nil && c.paused.Load() == 0 {
+			// Kept while paused; a resume may not have offered them yet.
+			c.process(*c.in, false)
+			if c.state.Load() != stOpen {
+				return
+			}
+		}
 		if c.in != nil && c.paused.Load() != 0 {
 			// Complete packets may wait in the buffer: report the EOF after
 			// they were handed over.

@@ -345,6 +345,9 @@ func (t *tlsConn) OnRead(in []byte) (int, int) {
 	if t.rec != nil {
 		return t.onRecords(in)
 	}
+	if t.eof {
+		return len(in), 0 // after close_notify: ignored
+	}
 	l := t.fd.loop
 	saved := l.tlsRaw
 	l.tlsRaw = in
@@ -379,12 +382,7 @@ func (t *tlsConn) OnEOF() {
 	}
 	t.rawEOF = true
 	if t.rec != nil {
-		if t.partial && !t.eof {
-			t.fd.Destroy(errTLSTruncated)
-			return
-		}
-		t.eof = true
-		t.deliverEOF()
+		t.onRecords(nil) // the records kept in t.left first
 		return
 	}
 	t.pump()
@@ -655,6 +653,9 @@ const tlsOneRecord = 1 << 10
 // write.
 func (t *tlsConn) writeRecords(p []byte) error {
 	if t.rec != nil {
+		if st := t.state.Load(); st == tlsClosed || st == tlsFailed {
+			return errTLSClosed // after our close_notify or a fatal alert
+		}
 		if len(p) == 0 {
 			return nil
 		}

@@ -5,6 +5,7 @@ package engine
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/fips140"
 	"crypto/hkdf"
 	"crypto/sha256"
 	"crypto/sha512"
@@ -35,7 +36,8 @@ import (
 //
 // Everything else keeps crypto/tls's record layer: clients (a server may
 // send session tickets at any time), TLS 1.2, ChaCha20-Poly1305 (the
-// standard library has no public implementation of it), and any tls.Conn
+// standard library has no public implementation of it), FIPS 140-only
+// mode, and any tls.Conn
 // whose fields are not where this file expects them (see tlsRecordFields:
 // a Go release that renames them only costs memory, and
 // TestTLSRecordLayerTakesOver says so).
@@ -139,7 +141,9 @@ var tlsRecordFields = func() (f struct {
 // first. ok false: tc keeps its record layer.
 func takeTLSRecords(tc *tls.Conn) (r *tlsRecords, pending []byte, ok bool) {
 	f := &tlsRecordFields
-	if !f.ok {
+	if !f.ok || fips140.Enforced() {
+		// In FIPS 140-only mode GCM with the nonces a key update needs
+		// is refused outside crypto/tls: it keeps its record layer.
 		return nil, nil, false
 	}
 	p := unsafe.Pointer(tc)
@@ -270,29 +274,52 @@ var errTLSTruncated = fmt.Errorf("workerman: TLS: %w", io.ErrUnexpectedEOF)
 // reading resumes. The records crypto/tls read but did not open (t.left)
 // come before the loop's bytes.
 func (t *tlsConn) onRecords(in []byte) (int, int) {
+	n, need := len(in), 0
 	if t.left == nil {
-		n, need := 0, 0
 		if len(in) > 0 {
 			n, need = t.readRecords(in)
 			t.partial = need > 0
 		}
-		t.deliverEOF()
-		return n, need
-	}
-	// The buffer is this call's while it reads from it (a close meanwhile
-	// finds no t.left to give back).
-	b := appendPooled(t.left, in)
-	t.left = nil
-	n, need := t.readRecords(*b)
-	t.partial = need > 0
-	if rest := (*b)[n:]; len(rest) > 0 && t.fd.state.Load() == stOpen {
-		*b = (*b)[:copy(*b, rest)]
-		t.left = b
 	} else {
-		bufferPut(b)
+		b := appendPooled(t.left, in)
+		t.left = nil
+		m, nd := t.readRecords(*b)
+		t.partial = nd > 0
+		rest := (*b)[m:]
+		switch {
+		case len(rest) == 0 || t.fd.state.Load() != stOpen || t.eof:
+			bufferPut(b)
+		case len(rest) <= len(in):
+			// The rest is in's tail, not opened: the fdConn keeps it, as
+			// any incomplete record, and reading is zero-copy again.
+			bufferPut(b)
+			n, need = len(in)-len(rest), nd
+		default:
+			nb := bufferGet(len(rest))
+			copy(*nb, rest)
+			bufferPut(b)
+			t.left = nb
+		}
 	}
-	t.deliverEOF()
-	return len(in), 0
+	if t.endOfRecords() {
+		t.deliverEOF()
+	}
+	return n, need
+}
+
+// endOfRecords turns the peer's FIN into the end of the stream once the
+// records before it were read: EOF at a record boundary, errTLSTruncated
+// inside one. It reports whether the connection goes on.
+func (t *tlsConn) endOfRecords() bool {
+	if !t.rawEOF || t.eof || t.fd.paused.Load() != 0 || t.fd.state.Load() != stOpen {
+		return true
+	}
+	if t.partial || t.left != nil {
+		t.fd.Destroy(errTLSTruncated)
+		return false
+	}
+	t.eof = true
+	return true
 }
 
 // readRecords opens the records in data and hands their contents over
@@ -302,6 +329,9 @@ func (t *tlsConn) onRecords(in []byte) (int, int) {
 // in place: data is the loop's buffer or the fdConn's, both consumed here.
 func (t *tlsConn) readRecords(data []byte) (consumed, need int) {
 	r := t.rec
+	if t.eof {
+		return len(data), 0 // RFC 8446, 6.1: what follows close_notify is ignored
+	}
 	off := 0
 	for !t.eof && t.fd.paused.Load() == 0 && t.fd.state.Load() == stOpen {
 		rest := data[off:]
