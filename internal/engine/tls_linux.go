@@ -105,8 +105,9 @@ type tlsHandshake struct {
 }
 
 type tlsDial struct {
-	addr string
-	done func(error)
+	addr    string
+	done    func(error)
+	tickets bool // the client keeps session tickets (its config has a ClientSessionCache)
 }
 
 func newTLSConn(fd *fdConn, hs *tlsHandshake) *tlsConn {
@@ -134,7 +135,7 @@ func (e *loopEngine) dialTLS(d DialRequest) DialConn {
 	plain := d
 	plain.TLS = nil
 	fd := e.Dial(plain).(*fdConn)
-	t := newTLSConn(fd, &tlsHandshake{dial: &tlsDial{addr: d.Address}})
+	t := newTLSConn(fd, &tlsHandshake{dial: &tlsDial{addr: d.Address, tickets: cfg.ClientSessionCache != nil}})
 	t.dialing = true
 	if d.Timeout > 0 {
 		t.hs.deadline = time.Now().Add(d.Timeout)
@@ -187,7 +188,7 @@ func (t *tlsConn) handshake(hs *tlsHandshake) {
 	timer.Stop()
 	var pending []byte
 	if err == nil {
-		if rec, raw, ok := takeTLSRecords(t.tc); ok {
+		if rec, raw, ok := takeTLSRecords(t.tc, hs.dial == nil || !hs.dial.tickets); ok {
 			// The loop reads t.rec once the state says ready.
 			t.rec, t.tc, pending = rec, nil, raw
 		} else {

@@ -31,11 +31,13 @@ import (
 //
 // After the handshake a TLS 1.3 server receives application data, alerts
 // and one handshake message, KeyUpdate (section 4.6.3): it answers a
-// request for one with its own and derives the next keys (section 7.2).
+// request for one with its own and derives the next keys (section 7.2). A
+// client also gets the server's session tickets (section 4.6.1), which it
+// drops: it takes over only when it has no session cache to keep them in.
 // Anything else gets the alert the RFC names and ends the connection.
 //
-// Everything else keeps crypto/tls's record layer: clients (a server may
-// send session tickets at any time), TLS 1.2, ChaCha20-Poly1305 (the
+// Everything else keeps crypto/tls's record layer: clients with a session
+// cache, TLS 1.2, ChaCha20-Poly1305 (the
 // standard library has no public implementation of it), FIPS 140-only
 // mode, and any tls.Conn
 // whose fields are not where this file expects them (see tlsRecordFields:
@@ -47,7 +49,8 @@ import (
 type tlsRecords struct {
 	in, out tlsHalf
 	suite   uint16
-	useless uint16  // records in a row that carried no application data
+	useless uint16 // records in a row that carried no application data
+	client  bool
 	hand    *[]byte // a handshake message split across records (rare)
 }
 
@@ -78,21 +81,22 @@ type tlsHalf struct {
 
 // Record layer constants (RFC 8446, section 5).
 const (
-	recordHeaderLen   = 5
-	maxPlaintext      = 1 << 14
-	maxCiphertext13   = maxPlaintext + 256
-	recordTypeAlert   = 21
-	recordTypeHS      = 22
-	recordTypeData    = 23
-	hsTypeKeyUpdate   = 24
-	alertCloseNotify  = 0
-	alertUnexpected   = 10
-	alertBadRecordMAC = 20
-	alertOverflow     = 22
-	alertDecodeError  = 50
-	alertIllegalParam = 47
-	alertInternal     = 80
-	alertUserCanceled = 90
+	recordHeaderLen        = 5
+	maxPlaintext           = 1 << 14
+	maxCiphertext13        = maxPlaintext + 256
+	recordTypeAlert        = 21
+	recordTypeHS           = 22
+	recordTypeData         = 23
+	hsTypeKeyUpdate        = 24
+	hsTypeNewSessionTicket = 4
+	alertCloseNotify       = 0
+	alertUnexpected        = 10
+	alertBadRecordMAC      = 20
+	alertOverflow          = 22
+	alertDecodeError       = 50
+	alertIllegalParam      = 47
+	alertInternal          = 80
+	alertUserCanceled      = 90
 )
 
 // tlsRecordFields are the offsets of what the engine takes from a tls.Conn
@@ -134,12 +138,14 @@ var tlsRecordFields = func() (f struct {
 }()
 
 // takeTLSRecords takes tc's record layer over after its handshake (the
-// handshake's goroutine, before the loop reads again), when it is a
-// server's TLS 1.3 connection with an AES-GCM suite and nothing waits in its
-// buffers but whole or partial records. It returns the records crypto/tls
-// read but did not open (they came with the client's Finished), to be read
-// first. ok false: tc keeps its record layer.
-func takeTLSRecords(tc *tls.Conn) (r *tlsRecords, pending []byte, ok bool) {
+// handshake's goroutine, before the loop reads again), when it is a TLS 1.3
+// connection with an AES-GCM suite, a server's or a client's that keeps no
+// session tickets (cacheless: its tls.Config has no ClientSessionCache),
+// and nothing waits in its buffers but whole or partial records. It
+// returns the records crypto/tls read but did not open (they came with the
+// peer's last flight), to be read first. ok false: tc keeps its record
+// layer.
+func takeTLSRecords(tc *tls.Conn, cacheless bool) (r *tlsRecords, pending []byte, ok bool) {
 	f := &tlsRecordFields
 	if !f.ok || fips140.Enforced() {
 		// In FIPS 140-only mode GCM with the nonces a key update needs
@@ -149,7 +155,8 @@ func takeTLSRecords(tc *tls.Conn) (r *tlsRecords, pending []byte, ok bool) {
 	p := unsafe.Pointer(tc)
 	vers := *(*uint16)(unsafe.Add(p, f.vers))
 	suite := *(*uint16)(unsafe.Add(p, f.suite))
-	if vers != tls.VersionTLS13 || *(*bool)(unsafe.Add(p, f.isClient)) {
+	client := *(*bool)(unsafe.Add(p, f.isClient))
+	if vers != tls.VersionTLS13 || client && !cacheless {
 		return nil, nil, false
 	}
 	if suite != tls.TLS_AES_128_GCM_SHA256 && suite != tls.TLS_AES_256_GCM_SHA384 {
@@ -180,7 +187,7 @@ func takeTLSRecords(tc *tls.Conn) (r *tlsRecords, pending []byte, ok bool) {
 	if raw.Len() > 0 {
 		pending = raw.Bytes()
 	}
-	return &tlsRecords{in: in, out: out, suite: suite}, pending, true
+	return &tlsRecords{in: in, out: out, suite: suite, client: client}, pending, true
 }
 
 // suiteHash is the suite's hash: SHA-256, or SHA-384 for AES-256-GCM.
@@ -435,36 +442,44 @@ func (t *tlsConn) readRecords(data []byte) (consumed, need int) {
 	return off, need
 }
 
-// readHandshakeMsgs handles post-handshake messages: a TLS 1.3 server gets
-// only KeyUpdate. It reports whether the connection goes on.
+// readHandshakeMsgs handles post-handshake messages: KeyUpdate, and on a
+// client NewSessionTicket (dropped: the client has no session cache). It
+// reports whether the connection goes on.
 func (t *tlsConn) readHandshakeMsgs(p []byte) bool {
 	r := t.rec
 	if r.hand != nil {
-		b := append(*r.hand, p...)
-		p = b
+		p = append(*r.hand, p...)
 		r.hand = nil
 	}
 	for len(p) > 0 {
-		if p[0] != hsTypeKeyUpdate {
-			t.fail(alertUnexpected, fmt.Sprintf("unexpected handshake message %d after the handshake", p[0]))
+		typ := p[0]
+		if typ != hsTypeKeyUpdate && (typ != hsTypeNewSessionTicket || !r.client) {
+			t.fail(alertUnexpected, fmt.Sprintf("unexpected handshake message %d after the handshake", typ))
 			return false
 		}
-		if len(p) >= 4 && (p[1] != 0 || p[2] != 0 || p[3] != 1) {
-			t.fail(alertDecodeError, "malformed KeyUpdate")
-			return false
-		}
-		if len(p) < 5 {
-			// Split across records: at most 4 bytes wait.
-			b := append(make([]byte, 0, 5), p...)
-			r.hand = &b
+		if len(p) < 4 {
+			r.keepHand(p) // split across records
 			return true
 		}
-		req := p[4]
+		n := int(p[1])<<16 | int(p[2])<<8 | int(p[3])
+		if typ == hsTypeKeyUpdate && n != 1 || n > maxPostHandshakeMsg {
+			t.fail(alertDecodeError, fmt.Sprintf("malformed handshake message %d after the handshake", typ))
+			return false
+		}
+		if len(p) < 4+n {
+			r.keepHand(p)
+			return true
+		}
+		body := p[4 : 4+n]
+		p = p[4+n:]
+		if typ == hsTypeNewSessionTicket {
+			continue
+		}
+		req := body[0]
 		if req > 1 {
 			t.fail(alertIllegalParam, "KeyUpdate with an illegal request_update")
 			return false
 		}
-		p = p[5:]
 		if len(p) > 0 {
 			// A key change must end its record (RFC 8446, section 5.1).
 			t.fail(alertUnexpected, "KeyUpdate not at the end of its record")
@@ -489,6 +504,17 @@ func (t *tlsConn) readHandshakeMsgs(p []byte) bool {
 		}
 	}
 	return true
+}
+
+// maxPostHandshakeMsg bounds a post-handshake message's body, as crypto/tls
+// bounds handshake messages.
+const maxPostHandshakeMsg = 64 << 10
+
+// keepHand keeps the start of a handshake message the next record goes on
+// with.
+func (r *tlsRecords) keepHand(p []byte) {
+	b := append(make([]byte, 0, max(len(p), 8)), p...)
+	r.hand = &b
 }
 
 // fail sends a fatal alert and destroys the connection (loop goroutine).

@@ -1092,3 +1092,64 @@ func TestTLSRecordsDataWithFinished(t *testing.T) {
 		}
 	})
 }
+
+// A dialed TLS 1.3 connection whose config keeps no session tickets (no
+// ClientSessionCache) takes the record layer over too: it drops the
+// server's tickets, reads the greeting that came with them, echoes
+// messages of every size across records in order and hears the server's
+// close_notify as the end of the stream. With a session cache, or over
+// TLS 1.2, it keeps crypto/tls's.
+func TestTLSRecordsDial(t *testing.T) {
+	sizes := []int{1, 100, 16384, 16385, 100000}
+	total := 0
+	for _, n := range sizes {
+		total += n
+	}
+	addr, pool := serveTLS(t, func(c net.Conn) {
+		c.Write([]byte("greeting;"))
+		io.CopyN(c, c, int64(total))
+	})
+	tlsEngines(t, func(t *testing.T, eng Engine) {
+		for _, tc := range []struct {
+			name  string
+			cfg   *tls.Config
+			taken bool
+		}{
+			{"cacheless", &tls.Config{}, true},
+			{"session cache", &tls.Config{ClientSessionCache: tls.NewLRUClientSessionCache(2)}, false},
+			{"TLS 1.2", &tls.Config{MaxVersion: tls.VersionTLS12}, false},
+		} {
+			cfg := tc.cfg
+			cfg.RootCAs, cfg.ServerName = pool, "127.0.0.1"
+			dc := eng.Dial(DialRequest{Network: "tcp", Address: addr, Timeout: 5 * time.Second, TLS: cfg})
+			h := &collector{in: make(chan []byte, 1000), eof: make(chan struct{}, 1), closed: make(chan error, 1)}
+			up := make(chan error, 1)
+			dc.Start(h, func(err error) { up <- err })
+			if err := waitFor(t, up, "dial"); err != nil {
+				t.Fatal(err)
+			}
+			if c, ok := dc.(*tlsConn); ok {
+				if taken := c.rec != nil; taken != tc.taken {
+					t.Fatalf("%s: the engine's record layer took over: %v, want %v", tc.name, taken, tc.taken)
+				}
+			}
+			var want []byte
+			want = append(want, "greeting;"...)
+			for i, n := range sizes {
+				p := bytes.Repeat([]byte{byte('a' + i)}, n)
+				want = append(want, p...)
+				dc.Write(p, 1<<30, false)
+			}
+			var got []byte
+			for len(got) < len(want) {
+				got = append(got, waitFor(t, h.in, "echo")...)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("%s: echo differs at byte %d of %d", tc.name, firstDiff(got, want), len(want))
+			}
+			waitFor(t, h.eof, "OnEOF at the server's close")
+			dc.Close()
+			waitFor(t, h.closed, "OnClose") // the server is gone: our close_notify may meet a reset
+		}
+	})
+}
