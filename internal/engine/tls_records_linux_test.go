@@ -493,6 +493,23 @@ func goodClientEchoes(t *testing.T, addr string, cfg *tls.Config, handlers chan 
 	echoBack(t, c, [][]byte{[]byte("still serving")})
 }
 
+// dialTLSVersion dials with crypto/tls limited to TLS version vers and
+// checks the server chose it.
+func dialTLSVersion(t *testing.T, addr string, cfg *tls.Config, vers uint16) *tls.Conn {
+	t.Helper()
+	cfg = cfg.Clone()
+	cfg.MinVersion, cfg.MaxVersion = vers, vers
+	c, err := tls.Dial("tcp", addr, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if v := c.ConnectionState().Version; v != vers {
+		t.Fatalf("version %x, want %x", v, vers)
+	}
+	return c
+}
+
 // ---- the tests ----
 
 // A crypto/tls 1.3 client's bytes come back in order whatever the sizes of
@@ -502,15 +519,7 @@ func goodClientEchoes(t *testing.T, addr string, cfg *tls.Config, handlers chan 
 func TestTLSRecordsEchoSizes(t *testing.T) {
 	tlsEngines(t, func(t *testing.T, eng Engine) {
 		addr, cfg, handlers := recordsServer(t, eng, 0)
-		cfg.MinVersion = tls.VersionTLS13
-		c, err := tls.Dial("tcp", addr, cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		if v := c.ConnectionState().Version; v != tls.VersionTLS13 {
-			t.Fatalf("version %x, want TLS 1.3", v)
-		}
+		c := dialTLSVersion(t, addr, cfg, tls.VersionTLS13)
 		h := waitFor(t, handlers, "accept")
 
 		var msgs [][]byte
@@ -978,15 +987,7 @@ func TestTLSRecordsCloseNotify(t *testing.T) {
 func TestTLSRecordsTLS12(t *testing.T) {
 	tlsEngines(t, func(t *testing.T, eng Engine) {
 		addr, cfg, handlers := recordsServer(t, eng, 0)
-		cfg.MaxVersion = tls.VersionTLS12
-		c, err := tls.Dial("tcp", addr, cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		if v := c.ConnectionState().Version; v != tls.VersionTLS12 {
-			t.Fatalf("version %x, want TLS 1.2", v)
-		}
+		c := dialTLSVersion(t, addr, cfg, tls.VersionTLS12)
 		h := waitFor(t, handlers, "accept")
 		for i, n := range []int{0, 1, 16385, 100000} {
 			echoBack(t, c, [][]byte{pattern(n, i)})
