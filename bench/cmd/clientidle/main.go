@@ -10,11 +10,13 @@
 //
 //	cd bench && go run ./cmd/clientidle                # 10,000 clients of each kind
 //	cd bench && go run ./cmd/clientidle -n 1000
+//	cd bench && go run ./cmd/clientidle -proto wss     # over TLS 1.3
 //	cd bench && go run ./cmd/clientidle -memstats      # and the runtime's account, on stderr
 package main
 
 import (
 	"bufio"
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"log"
@@ -39,13 +41,14 @@ func main() {
 	addr := flag.String("addr", "", "internal: the server")
 	heapProfile := flag.String("heapprofile", "", "write a heap profile of the clients, every allocation sampled (with -kind; the figures then include the profiler's own records)")
 	hold := flag.Duration("hold", 0, "with -kind: keep the clients connected this long after measuring (to profile the server meanwhile)")
+	proto := flag.String("proto", "websocket", "websocket (ws://) or wss (WebSocket over TLS 1.3)")
 	memStats := flag.Bool("memstats", false, "also print, on stderr, where the memory per client is by the runtime's account (heap, stacks, span and GC metadata)")
 	flag.Parse()
 	if *kind != "" {
-		runClients(*kind, *addr, *n, *heapProfile, *hold, *memStats)
+		runClients(*kind, *proto, *addr, *n, *heapProfile, *hold, *memStats)
 		return
 	}
-	srv := exec.Command("go", "run", "./cmd/benchserver", "-impl", "workerman", "-proto", "websocket")
+	srv := exec.Command("go", "run", "./cmd/benchserver", "-impl", "workerman", "-proto", *proto)
 	srv.Stderr = os.Stderr
 	out, _ := srv.StdoutPipe()
 	stdin, _ := srv.StdinPipe() // the server runs until its stdin closes
@@ -70,9 +73,13 @@ func main() {
 		}
 	}()
 	self, _ := os.Executable()
-	fmt.Printf("| %d idle WebSocket clients in one process | Go heap per client | RSS per client | goroutines per client |\n|---|---:|---:|---:|\n", *n)
+	what := "WebSocket"
+	if *proto == "wss" {
+		what = "wss://"
+	}
+	fmt.Printf("| %d idle %s clients in one process | Go heap per client | RSS per client | goroutines per client |\n|---|---:|---:|---:|\n", *n, what)
 	for _, k := range []string{"workerman-shared", "workerman", "gorilla"} {
-		c := exec.Command(self, "-kind", k, "-addr", serverAddr, "-n", fmt.Sprint(*n), fmt.Sprintf("-memstats=%v", *memStats))
+		c := exec.Command(self, "-kind", k, "-proto", *proto, "-addr", serverAddr, "-n", fmt.Sprint(*n), fmt.Sprintf("-memstats=%v", *memStats))
 		c.Stderr = os.Stderr
 		b, err := c.Output()
 		if err != nil {
@@ -82,11 +89,18 @@ func main() {
 	}
 }
 
-func runClients(kind, addr string, n int, heapProfile string, hold time.Duration, memStats bool) {
+func runClients(kind, proto, addr string, n int, heapProfile string, hold time.Duration, memStats bool) {
 	if heapProfile != "" {
 		runtime.MemProfileRate = 1 // every allocation: exact sizes per client
 	}
-	u := &url.URL{Scheme: "ws", Host: addr, Path: "/"}
+	scheme := "ws"
+	var tlsCfg *tls.Config
+	if proto == "wss" {
+		// The bench server's certificate is self-signed, made at its start:
+		// the clients do the whole TLS 1.3 handshake but do not verify it.
+		scheme, tlsCfg = "wss", &tls.Config{InsecureSkipVerify: true}
+	}
+	u := &url.URL{Scheme: scheme, Host: addr, Path: "/"}
 	uri := u.String() // one string for all: a client keeps its URI
 	var ms0, ms1 runtime.MemStats
 	measure := func(ms *runtime.MemStats) (heap, rss int64) {
@@ -96,7 +110,8 @@ func runClients(kind, addr string, n int, heapProfile string, hold time.Duration
 		return int64(ms.HeapInuse), procstat.RSS(os.Getpid())
 	}
 	// The library's shared client side up before the baseline.
-	warm := workerman.NewAsyncConnection("ws://" + addr + "/")
+	warm := workerman.NewAsyncConnection(uri)
+	warm.TLSConfig = tlsCfg
 	warmed := make(chan struct{})
 	warm.OnWebSocketConnect = func(*workerman.AsyncConnection, *workerman.WebSocketResponse) { close(warmed) }
 	warm.OnError = func(_ *workerman.AsyncConnection, err error) { log.Fatalf("warm-up: %v", err) }
@@ -112,6 +127,7 @@ func runClients(kind, addr string, n int, heapProfile string, hold time.Duration
 	shared := &workerman.AsyncOptions{
 		OnWebSocketConnect: func(a *workerman.AsyncConnection, _ *workerman.WebSocketResponse) { upCh <- a },
 		OnError:            func(_ *workerman.AsyncConnection, err error) { log.Fatalf("client: %v", err) },
+		TLSConfig:          tlsCfg,
 	}
 	heap0, rss0 := measure(&ms0)
 	g0 := runtime.NumGoroutine()
@@ -135,6 +151,7 @@ func runClients(kind, addr string, n int, heapProfile string, hold time.Duration
 		switch kind {
 		case "workerman":
 			c := workerman.NewAsyncConnection(uri)
+			c.TLSConfig = tlsCfg
 			done := make(chan struct{})
 			var once sync.Once
 			c.OnWebSocketConnect = func(*workerman.AsyncConnection, *workerman.WebSocketResponse) { once.Do(func() { close(done) }) }
@@ -154,7 +171,9 @@ func runClients(kind, addr string, n int, heapProfile string, hold time.Duration
 			go func() {
 				defer wg.Done()
 				defer func() { <-sem }()
-				conn, _, err := websocket.DefaultDialer.Dial(u.String(), nil)
+				d := *websocket.DefaultDialer
+				d.TLSClientConfig = tlsCfg
+				conn, _, err := d.Dial(u.String(), nil)
 				if err != nil {
 					log.Fatal(err)
 				}
