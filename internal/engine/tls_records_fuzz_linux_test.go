@@ -106,3 +106,48 @@ func FuzzTLSRecords(f *testing.F) {
 		}
 	})
 }
+
+// FuzzTLSTicket: validTicket never reads out of bounds, and accepts a body
+// exactly when its fields add up to its length.
+func FuzzTLSTicket(f *testing.F) {
+	f.Add([]byte{0, 0, 0, 60, 1, 2, 3, 4, 0, 0, 1, 7, 0, 0})
+	f.Add([]byte{0, 0, 0, 60, 1, 2, 3, 4, 4, 9, 9, 9, 9, 0, 1, 24, 0, 4, 0, 42, 0, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ok := validTicket(b)
+		// The same check, written as a walk with explicit offsets.
+		want := func() bool {
+			off := 8
+			if len(b) < off+1 {
+				return false
+			}
+			off += 1 + int(b[off])
+			if len(b) < off+2 {
+				return false
+			}
+			n := int(b[off])<<8 | int(b[off+1])
+			off += 2
+			if n == 0 || len(b) < off+n+2 {
+				return false
+			}
+			off += n
+			n = int(b[off])<<8 | int(b[off+1])
+			off += 2
+			if len(b)-off != n {
+				return false
+			}
+			for off < len(b) {
+				if len(b)-off < 4 {
+					return false
+				}
+				off += 4 + (int(b[off+2])<<8 | int(b[off+3]))
+				if off > len(b) {
+					return false
+				}
+			}
+			return true
+		}()
+		if ok != want {
+			t.Fatalf("validTicket(%x) = %v, want %v", b, ok, want)
+		}
+	})
+}

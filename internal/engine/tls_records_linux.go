@@ -473,6 +473,10 @@ func (t *tlsConn) readHandshakeMsgs(p []byte) bool {
 		body := p[4 : 4+n]
 		p = p[4+n:]
 		if typ == hsTypeNewSessionTicket {
+			if !validTicket(body) {
+				t.fail(alertDecodeError, "malformed NewSessionTicket")
+				return false
+			}
 			continue
 		}
 		req := body[0]
@@ -502,6 +506,45 @@ func (t *tlsConn) readHandshakeMsgs(p []byte) bool {
 			t.fail(alertInternal, "KeyUpdate: "+err.Error())
 			return false
 		}
+	}
+	return true
+}
+
+// validTicket checks the framing of a NewSessionTicket's body (RFC 8446,
+// section 4.6.1): lifetime, age_add, ticket_nonce<0..255>,
+// ticket<1..2^16-1>, extensions<0..2^16-2>, each extension's type and
+// length.
+func validTicket(b []byte) bool {
+	if len(b) < 9 {
+		return false
+	}
+	b = b[8:]
+	n := int(b[0])
+	b = b[1:]
+	if len(b) < n+2 {
+		return false
+	}
+	b = b[n:]
+	n = int(binary.BigEndian.Uint16(b))
+	b = b[2:]
+	if n == 0 || len(b) < n+2 {
+		return false
+	}
+	b = b[n:]
+	n = int(binary.BigEndian.Uint16(b))
+	b = b[2:]
+	if len(b) != n {
+		return false
+	}
+	for len(b) > 0 {
+		if len(b) < 4 {
+			return false
+		}
+		n = int(binary.BigEndian.Uint16(b[2:]))
+		if len(b) < 4+n {
+			return false
+		}
+		b = b[4+n:]
 	}
 	return true
 }

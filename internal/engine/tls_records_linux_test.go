@@ -28,6 +28,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/workerman-go/workerman/internal/testcert"
 )
 
 // TLS record content types and handshake message types (RFC 8446, 5.1 and
@@ -1154,3 +1156,97 @@ func TestTLSRecordsDial(t *testing.T) {
 		}
 	})
 }
+
+// A dialed connection that took the record layer over gets what a TLS 1.3
+// server may send after the handshake: a session ticket split across two
+// records (dropped), data, and a KeyUpdate that requests one back. It
+// echoes the data; the server's crypto/tls reads the echo of what came
+// after the update only if the client answered with its own KeyUpdate and
+// derived its new key as crypto/tls does. A malformed ticket gets a
+// decode_error alert and closes the connection, as crypto/tls's does.
+func TestTLSRecordsDialPostHandshake(t *testing.T) {
+	cert, pool := testcert.Pair(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	tlsEngines(t, func(t *testing.T, eng Engine) {
+		for _, malformed := range []bool{false, true} {
+			served := make(chan error, 1)
+			go func() {
+				served <- func() error {
+					nc, err := ln.Accept()
+					if err != nil {
+						return err
+					}
+					defer nc.Close()
+					log := &keyLog{}
+					sc := tls.Server(nc, &tls.Config{Certificates: []tls.Certificate{cert}, SessionTicketsDisabled: true, KeyLogWriter: log})
+					sc.SetDeadline(time.Now().Add(recordIO))
+					if err := sc.Handshake(); err != nil {
+						return err
+					}
+					suite := sc.ConnectionState().CipherSuite
+					if suite != tls.TLS_AES_128_GCM_SHA256 && suite != tls.TLS_AES_256_GCM_SHA384 {
+						return fmt.Errorf("suite %s: %w", tls.CipherSuiteName(suite), errSkip)
+					}
+					out := newRecordKeys(t, suite, log.secret(t, "SERVER_TRAFFIC_SECRET_0"))
+					// lifetime, age_add, a 4-byte nonce, a 280-byte ticket, an
+					// early_data extension: 300 bytes in all.
+					body := []byte{0, 0, 0, 60, 1, 2, 3, 4, 4, 9, 9, 9, 9, 1, 24}
+					body = append(body, pattern(280, 7)...)
+					body = append(body, 0, 8, 0, 42, 0, 4, 0, 0, 64, 0)
+					if malformed {
+						body[8] = 200 // a nonce longer than the message
+					}
+					ticket := append([]byte{hsNewSessionTicket, 0, byte(len(body) >> 8), byte(len(body))}, body...)
+					var recs []byte
+					recs = append(recs, out.seal(recHandshake, ticket[:100], 0)...)
+					recs = append(recs, out.seal(recHandshake, ticket[100:], 0)...)
+					recs = append(recs, out.seal(recApplicationData, []byte("one;"), 0)...)
+					recs = append(recs, out.seal(recHandshake, keyUpdateMsg(1), 0)...)
+					out.update()
+					recs = append(recs, out.seal(recApplicationData, []byte("two;"), 0)...)
+					if _, err := nc.Write(recs); err != nil {
+						return err
+					}
+					got := make([]byte, len("one;two;"))
+					_, err = io.ReadFull(sc, got)
+					if malformed {
+						if err == nil || !strings.Contains(err.Error(), "error decoding message") {
+							return fmt.Errorf("after a malformed ticket the client answered %q, %v; want a decode_error alert", got, err)
+						}
+						return nil
+					}
+					if err != nil {
+						return fmt.Errorf("reading the echo: %w", err)
+					}
+					if string(got) != "one;two;" {
+						return fmt.Errorf("echo %q, want %q", got, "one;two;")
+					}
+					return nil
+				}()
+			}()
+			cfg := &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}
+			dc := eng.Dial(DialRequest{Network: "tcp", Address: ln.Addr().String(), Timeout: 5 * time.Second, TLS: cfg})
+			closed := make(chan error, 1)
+			up := make(chan error, 1)
+			dc.Start(&echoHandler{c: dc, closed: closed}, func(err error) { up <- err })
+			if err := waitFor(t, up, "dial"); err != nil {
+				t.Fatal(err)
+			}
+			if err := waitFor(t, served, "the server"); errors.Is(err, errSkip) {
+				t.Skip(err)
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			dc.Close()
+			if err := waitFor(t, closed, "OnClose"); malformed && err == nil {
+				t.Fatal("a malformed ticket: OnClose(nil), want the error")
+			}
+		}
+	})
+}
+
+var errSkip = errors.New("skipped")
