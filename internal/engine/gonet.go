@@ -396,6 +396,20 @@ func (c *goConn) onEOF() {
 	c.mu.Unlock()
 	switch st {
 	case stOpen:
+		c.mu.Lock()
+		paused := c.paused != 0
+		c.mu.Unlock()
+		if c.in != nil && !paused {
+			// Bytes kept from the last read are offered once more: the
+			// owner may have paused in its OnRead and resumed before this
+			// goroutine looked, so that they were never offered again.
+			c.process(*c.in, false)
+		}
+		// A pause now (in that OnRead) holds the end back until the
+		// resume, which hands over what is held first.
+		if !c.waitReadable() {
+			return
+		}
 		if c.in != nil {
 			bufferPut(c.in)
 			c.in = nil
