@@ -288,25 +288,32 @@ func (c *rawClient) expect(want string) {
 // end must be a remote alert whose text holds one of them.
 func (c *rawClient) expectClosed(what string, alerts ...string) error {
 	c.t.Helper()
+	got, err := c.readToEnd()
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		c.t.Fatalf("%s: the server did not close the connection (read %q)", what, got)
+	}
+	if len(got) > 0 {
+		c.t.Fatalf("%s: the server sent %q before closing", what, got)
+	}
+	if len(alerts) > 0 && !containsAny(err.Error(), alerts) {
+		c.t.Fatalf("%s: the read ended with %v, want a remote alert (%s)", what, err, strings.Join(alerts, " or "))
+	}
+	return err
+}
+
+// readToEnd reads with the tls.Conn until the read fails (the server's
+// close, an alert, or recordIO without either) and returns what it read
+// and how the read ended.
+func (c *rawClient) readToEnd() ([]byte, error) {
 	c.tc.SetReadDeadline(time.Now().Add(recordIO))
 	var got []byte
-	buf := make([]byte, 1024)
+	buf := make([]byte, 4096)
 	for {
 		n, err := c.tc.Read(buf)
 		got = append(got, buf[:n]...)
-		if err == nil {
-			continue
+		if err != nil {
+			return got, err
 		}
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			c.t.Fatalf("%s: the server did not close the connection (read %q)", what, got)
-		}
-		if len(got) > 0 {
-			c.t.Fatalf("%s: the server sent %q before closing", what, got)
-		}
-		if len(alerts) > 0 && !containsAny(err.Error(), alerts) {
-			c.t.Fatalf("%s: the read ended with %v, want a remote alert (%s)", what, err, strings.Join(alerts, " or "))
-		}
-		return err
 	}
 }
 
@@ -398,6 +405,22 @@ func (c *rawClient) serverEvents() []serverEvent {
 }
 
 func keyUpdateMsg(req byte) []byte { return []byte{hsKeyUpdate, 0, 0, 1, req} }
+
+// keyUpdate seals a KeyUpdate (request_update req, padding zero bytes)
+// under the client's current key and moves the client to the next key.
+func (c *rawClient) keyUpdate(req byte, padding int) []byte {
+	rec := c.out.seal(recHandshake, keyUpdateMsg(req), padding)
+	c.out.update()
+	return rec
+}
+
+// acceptRaw dials a raw client and returns it with the server's handler
+// for it.
+func acceptRaw(t *testing.T, addr string, cfg *tls.Config, handlers chan *recordsEcho) (*rawClient, *recordsEcho) {
+	t.Helper()
+	c := dialRaw(t, addr, cfg)
+	return c, waitFor(t, handlers, "accept")
+}
 
 // recordsEcho is an echo handler that reports its OnEOF and OnClose; with
 // closeAfter it closes once it has echoed that many bytes.
@@ -606,18 +629,15 @@ func TestTLSRecordsKeyUpdate(t *testing.T) {
 		}
 
 		t.Run("requested", func(t *testing.T) {
-			c := dialRaw(t, addr, cfg)
-			waitFor(t, handlers, "accept")
+			c, _ := acceptRaw(t, addr, cfg, handlers)
 			c.mustSend(c.data("before;"))
 			c.expect("before;")
-			ku := c.out.seal(recHandshake, keyUpdateMsg(1), 0)
-			c.out.update()
+			ku := c.keyUpdate(1, 0)
 			c.mustSend(ku, c.data("ping-after-update"))
 			c.expect("ping-after-update")
 			// Again, twice, each update in its own write.
 			for _, s := range []string{"second", "third"} {
-				c.mustSend(c.out.seal(recHandshake, keyUpdateMsg(1), 0))
-				c.out.update()
+				c.mustSend(c.keyUpdate(1, 0))
 				c.mustSend(c.data(s))
 				c.expect(s)
 			}
@@ -633,10 +653,8 @@ func TestTLSRecordsKeyUpdate(t *testing.T) {
 		})
 
 		t.Run("not requested", func(t *testing.T) {
-			c := dialRaw(t, addr, cfg)
-			waitFor(t, handlers, "accept")
-			ku := c.out.seal(recHandshake, keyUpdateMsg(0), 0)
-			c.out.update()
+			c, _ := acceptRaw(t, addr, cfg, handlers)
+			ku := c.keyUpdate(0, 0)
 			c.mustSend(ku, c.data("ping-after-update"))
 			c.expect("ping-after-update")
 			c.mustSend(c.data(";more"))
@@ -649,8 +667,7 @@ func TestTLSRecordsKeyUpdate(t *testing.T) {
 		})
 
 		t.Run("split over two records", func(t *testing.T) {
-			c := dialRaw(t, addr, cfg)
-			waitFor(t, handlers, "accept")
+			c, _ := acceptRaw(t, addr, cfg, handlers)
 			msg := keyUpdateMsg(1)
 			first := c.out.seal(recHandshake, msg[:2], 0)
 			second := c.out.seal(recHandshake, msg[2:], 0)
@@ -674,10 +691,8 @@ func TestTLSRecordsKeyUpdate(t *testing.T) {
 		})
 
 		t.Run("padded", func(t *testing.T) {
-			c := dialRaw(t, addr, cfg)
-			waitFor(t, handlers, "accept")
-			ku := c.out.seal(recHandshake, keyUpdateMsg(1), 100)
-			c.out.update()
+			c, _ := acceptRaw(t, addr, cfg, handlers)
+			ku := c.keyUpdate(1, 100)
 			// Padding on the data too, to the largest inner plaintext
 			// allowed (2^14 + 1 bytes).
 			padded := c.out.seal(recApplicationData, []byte("ping-after-update"), 100)
@@ -694,15 +709,13 @@ func TestTLSRecordsKeyUpdate(t *testing.T) {
 			// The update comes while the server is sending a big echo:
 			// its KeyUpdate goes among its records, at a record boundary
 			// and before the echo of what followed the client's update.
-			c := dialRaw(t, addr, cfg)
-			waitFor(t, handlers, "accept")
+			c, _ := acceptRaw(t, addr, cfg, handlers)
 			before := pattern(200<<10, 1)
 			var recs [][]byte
 			for rest := before; len(rest) > 0; rest = rest[min(len(rest), 1<<14):] {
 				recs = append(recs, c.out.seal(recApplicationData, rest[:min(len(rest), 1<<14)], 0))
 			}
-			recs = append(recs, c.out.seal(recHandshake, keyUpdateMsg(1), 0))
-			c.out.update()
+			recs = append(recs, c.keyUpdate(1, 0))
 			recs = append(recs, c.data("after the update"))
 			sent := make(chan error, 1)
 			go func() { sent <- c.send(recs...) }()
@@ -744,8 +757,7 @@ func TestTLSRecordsKeyUpdate(t *testing.T) {
 
 		t.Run("empty application data records", func(t *testing.T) {
 			// Zero-length application data may be sent (RFC 8446, 5.1).
-			c := dialRaw(t, addr, cfg)
-			waitFor(t, handlers, "accept")
+			c, _ := acceptRaw(t, addr, cfg, handlers)
 			c.mustSend(c.data(""), c.data(""), c.data("after two empty records"))
 			c.expect("after two empty records")
 		})
@@ -833,8 +845,7 @@ func TestTLSRecordsBadRecords(t *testing.T) {
 		addr, cfg, handlers := recordsServer(t, eng, 0)
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
-				c := dialRaw(t, addr, cfg)
-				h := waitFor(t, handlers, "accept")
+				c, h := acceptRaw(t, addr, cfg, handlers)
 				c.mustSend(c.data("first"))
 				c.expect("first")
 				c.send(tc.records(c)...) // the server may close while it is written
@@ -857,8 +868,7 @@ func TestTLSRecordsBadRecords(t *testing.T) {
 		// row: the test accepts either, but not a server that takes it as
 		// data or stops answering.
 		t.Run("change_cipher_spec after the handshake", func(t *testing.T) {
-			c := dialRaw(t, addr, cfg)
-			h := waitFor(t, handlers, "accept")
+			c, h := acceptRaw(t, addr, cfg, handlers)
 			c.mustSend(c.data("first"))
 			c.expect("first")
 			c.send([]byte{recChangeCipherSpec, 3, 3, 0, 1, 1}, c.data("after CCS"))
@@ -942,8 +952,7 @@ func TestTLSRecordsCloseNotify(t *testing.T) {
 		t.Run("client error alert", func(t *testing.T) {
 			addr, cfg, handlers := recordsServer(t, eng, 0)
 			for _, desc := range []byte{40, 80} { // handshake_failure, internal_error
-				c := dialRaw(t, addr, cfg)
-				h := waitFor(t, handlers, "accept")
+				c, h := acceptRaw(t, addr, cfg, handlers)
 				c.mustSend(c.data("first"))
 				c.expect("first")
 				c.send(c.out.seal(recAlert, []byte{2, desc}, 0))
@@ -964,8 +973,7 @@ func TestTLSRecordsCloseNotify(t *testing.T) {
 			// RFC 8446, 6.1: user_canceled should be followed by a
 			// close_notify, which closes the connection cleanly.
 			addr, cfg, handlers := recordsServer(t, eng, 0)
-			c := dialRaw(t, addr, cfg)
-			h := waitFor(t, handlers, "accept")
+			c, h := acceptRaw(t, addr, cfg, handlers)
 			c.mustSend(c.data("first"))
 			c.expect("first")
 			c.mustSend(c.out.seal(recAlert, []byte{1, 90}, 0), c.out.seal(recAlert, []byte{1, 0}, 0))
