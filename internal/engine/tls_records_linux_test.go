@@ -668,18 +668,22 @@ func TestTLSRecordsKeyUpdate(t *testing.T) {
 
 		t.Run("split over two records", func(t *testing.T) {
 			c, _ := acceptRaw(t, addr, cfg, handlers)
-			msg := keyUpdateMsg(1)
-			first := c.out.seal(recHandshake, msg[:2], 0)
-			second := c.out.seal(recHandshake, msg[2:], 0)
-			c.out.update()
+			// halves seals a KeyUpdate as two records and moves to the
+			// next key.
+			halves := func() (first, second []byte) {
+				msg := keyUpdateMsg(1)
+				first = c.out.seal(recHandshake, msg[:2], 0)
+				second = c.out.seal(recHandshake, msg[2:], 0)
+				c.out.update()
+				return first, second
+			}
 			// The halves in separate writes, then everything at once on
 			// a second update.
+			first, second := halves()
 			c.mustSend(first)
 			c.mustSend(second, c.data("ping-after-update"))
 			c.expect("ping-after-update")
-			first = c.out.seal(recHandshake, msg[:2], 0)
-			second = c.out.seal(recHandshake, msg[2:], 0)
-			c.out.update()
+			first, second = halves()
 			c.mustSend(first, second, c.data("again"))
 			c.expect("again")
 			checkServer(t, c, []serverEvent{
