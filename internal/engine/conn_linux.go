@@ -272,12 +272,36 @@ func (c *fdConn) write(p []byte, limit int, drop, shared bool) (int, error) {
 		c.mu.Unlock()
 		return 0, err
 	}
-	if drop && c.queued() >= limit {
-		q := c.queued()
+	if drop && c.queuedLocked() >= limit {
+		q := c.queuedLocked()
 		c.mu.Unlock()
 		return q, ErrFull
 	}
-	if c.queued() == 0 && st == stOpen {
+	direct := c.queued() == 0 && st == stOpen
+	if c.events&uCorked != 0 {
+		if c.queued()+len(p) <= corkMax {
+			c.out.push(p) // c is on the loop's corked list already
+			c.mu.Unlock()
+			return 0, nil
+		}
+		if p = c.uncorkLocked(p); p == nil {
+			err := c.closedErrLocked()
+			c.mu.Unlock()
+			return 0, err
+		}
+		if len(p) == 0 {
+			c.mu.Unlock()
+			return 0, nil
+		}
+		direct = false // the socket is full: queue the rest
+	}
+	if direct {
+		if c.corks(len(p)) {
+			c.cork(p)
+			c.mu.Unlock()
+			c.loop.addCorked(c)
+			return 0, nil
+		}
 		for len(p) > 0 {
 			n, err := rawWrite(int(c.fd), p)
 			if n > 0 {
@@ -309,9 +333,37 @@ func (c *fdConn) write(p []byte, limit int, drop, shared bool) (int, error) {
 		c.out.push(p)
 	}
 	c.updateLocked()
-	q := c.queued()
+	q := c.queuedLocked()
 	c.mu.Unlock()
 	return q, nil
+}
+
+// uncorkLocked writes c's corked output and then p, which would not fit
+// the cork, to the socket at once, in one system call; it returns what of
+// p is left to queue (empty, not nil, when all was written) and nil when
+// the write failed. c.mu held.
+func (c *fdConn) uncorkLocked(p []byte) []byte {
+	c.events &^= uCorked // c stays on the corked list: the loop skips it
+	var iovs [3]unix.Iovec
+	v := iovs[:0]
+	var bufs [3][]byte
+	bs := append(c.out.iovecs(bufs[:0], maxIovecs-1), p)
+	n, err := rawWritev(int(c.fd), bs, &v)
+	clear(bs)
+	if n > 0 {
+		c.written += uint64(n)
+		m := min(n, c.out.len())
+		c.out.consume(m)
+		if c.out.len() == 0 {
+			c.out = nil
+		}
+		p = p[n-m:]
+	}
+	if err != nil && err != unix.EAGAIN && err != unix.EINTR {
+		c.failLocked(err)
+		return nil
+	}
+	return p
 }
 
 func (c *fdConn) closedErrLocked() error {
@@ -337,6 +389,10 @@ func (c *fdConn) failLocked(err error) {
 func (c *fdConn) flush() {
 	l := c.loop
 	c.mu.Lock()
+	if c.events&uSending != 0 {
+		c.mu.Unlock() // the send's completion goes on
+		return
+	}
 	if c.queued() == 0 {
 		c.syncOnLoopLocked()
 		c.mu.Unlock()
@@ -346,6 +402,18 @@ func (c *fdConn) flush() {
 	n, err := rawWritev(int(c.fd), iov, &l.iovecs)
 	clear(iov)
 	l.iov = iov[:0]
+	if err == nil && c.queued() > n {
+		l.again = true // epoll: still writable, flush more before parking
+	}
+	c.wroteLocked(n, err, true)
+}
+
+// wroteLocked ends a write of the queue, by a flush or a send request,
+// which wrote its first n bytes or failed with err: the queue drops them,
+// what the kernel watches follows the state, and once the queue is empty
+// the owner hears OnDrain (if drained) and a closing connection lingers.
+// Loop goroutine; c.mu held, and released.
+func (c *fdConn) wroteLocked(n int, err error, drained bool) {
 	if n > 0 {
 		c.out.consume(n)
 		c.written += uint64(n)
@@ -358,14 +426,14 @@ func (c *fdConn) flush() {
 		c.mu.Unlock()
 		return
 	}
-	if err == nil && c.queued() > 0 {
-		l.again = true // epoll: still writable, flush more before parking
-	}
 	c.syncOnLoopLocked() // stop watching for room, or (io_uring) ask again
-	drained := c.queued() == 0
-	closing := drained && c.state.Load() == stClosing
+	empty := c.queued() == 0
+	closing := empty && c.state.Load() == stClosing
+	if empty {
+		c.events &^= uSeen
+	}
 	c.mu.Unlock()
-	if drained {
+	if empty && drained {
 		c.h.OnDrain()
 	}
 	if closing {
@@ -380,9 +448,27 @@ func (c *fdConn) queued() int {
 	return c.out.len()
 }
 
+// queuedLocked is what the owner is told is queued: nothing while the
+// output is corked (see cork). Telling it more makes a send's completion
+// report OnDrain when the queue empties. c.mu held.
+func (c *fdConn) queuedLocked() int {
+	if c.events&uCorked != 0 {
+		return 0
+	}
+	q := c.queued()
+	if q > 0 && c.loop.e.uring {
+		c.events |= uSeen
+	}
+	return q
+}
+
+// dropOutput drops what is queued; c.mu held.
 func (c *fdConn) dropOutput() {
+	c.events &^= uCorked | uSeen
 	if c.out != nil {
-		c.out.reset()
+		if c.events&uSending == 0 {
+			c.out.reset() // else the send's completion does, once the kernel is done
+		}
 		c.out = nil
 	}
 }
@@ -390,7 +476,7 @@ func (c *fdConn) dropOutput() {
 func (c *fdConn) Queued() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.queued()
+	return c.queuedLocked()
 }
 
 func (c *fdConn) BytesRead() uint64 { return c.nread.Load() }

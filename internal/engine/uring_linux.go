@@ -5,7 +5,9 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"sync"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -24,9 +26,15 @@ import (
 //     each connection what came for it in one OnRead, then makes at most
 //     one io_uring_enter, which submits what the iteration queued
 //     (receives re-armed, polls for write space, cancels);
-//   - writes are the epoll engine's: straight to the socket when nothing is
-//     queued, otherwise queued and flushed with one sendmsg when a poll for
-//     write space completes;
+//   - writes made while the owner runs a pass's callbacks (Config.AfterPass)
+//     are corked: kept in the connection's queue and sent by the loop at
+//     the end of the pass, one send request per connection, all submitted
+//     with the iteration's one io_uring_enter (the kernel runs a send to a
+//     socket with room at once, inside that call). A pass that answers a
+//     hundred messages so makes one system call, not a hundred. Other
+//     writes are the epoll engine's: straight to the socket when nothing
+//     is queued, otherwise queued and flushed with one sendmsg when a poll
+//     for write space completes;
 //   - listeners are multishot polls; accept4 takes the connections.
 //
 // A loop parks in the runtime's netpoller, as an epoll loop does, on an
@@ -65,6 +73,7 @@ const (
 	udPollOut
 	udListen
 	udCancel
+	udSend // the low 32 bits: the index in uringLoop.sends
 )
 
 func userData(kind uint64, seq uint32, fd int32) uint64 {
@@ -93,6 +102,25 @@ type uringLoop struct {
 	// back after it.
 	pend  []pendIn
 	spent []uint16
+
+	// Corked writes (see fdConn.cork): cmu guards corked, the connections
+	// with corked output, appended to by any goroutine; the loop takes
+	// the list (corkSpare is the other one) at the end of each iteration.
+	cmu       sync.Mutex
+	corked    []*fdConn
+	corkSpare []*fdConn
+	// sends are the send requests in flight, indexed by their user data;
+	// each keeps the queue whose first chunk the kernel reads alive (and
+	// its buffer out of the pool) until its completion, even when the
+	// connection dropped its output meanwhile. sendFree lists free slots.
+	sends    []uSend
+	sendFree []uint32
+}
+
+// uSend is a send request in flight.
+type uSend struct {
+	c   *fdConn
+	out *outbox
 }
 
 // uSlot is what an io_uring loop keeps per descriptor of a connection it
@@ -100,6 +128,7 @@ type uringLoop struct {
 type uSlot struct {
 	seq  uint32 // the connection's sequence number in its requests' user data
 	pend int32  // 1 + its index in uringLoop.pend, 0 = no input in this batch
+	send uint32 // the index in uringLoop.sends of its send in flight, if any
 }
 
 // pendIn is a connection's input in a batch: data while it is one
@@ -116,7 +145,14 @@ const (
 	uRecvCancel        // and its cancel was asked for
 	uOutArmed          // a poll for write space is armed
 	uSyncQueued        // a taskSync is posted
+	uCorked            // the queue holds corked output only; c is in corked
+	uSending           // a send request of the queue's first bytes is in flight
+	uSeen              // the owner was told of queued bytes (a write or Queued)
 )
+
+// The bits of uFlags that the code shared with epoll looks at are never
+// set in an epoll interest.
+var _ [0]struct{} = [(readEvents | writeEvents | errorEvents) & (uCorked | uSending | uSeen)]struct{}{}
 
 // setupUring creates the ring, its buffers and the eventfd the loop parks
 // on.
@@ -197,6 +233,7 @@ func (l *loop) pollUring() (w Work) {
 				l.br.publish()
 				l.brDone = false
 			}
+			l.sendCorked()
 			if r.toSubmit > 0 {
 				if err := r.enter(0); err != nil {
 					panic(fmt.Sprintf("workerman: io_uring_enter: %v", err))
@@ -247,6 +284,8 @@ func (l *loop) complete(ud uint64, res int32, flags uint32) {
 				}
 			}
 		}
+	case udSend:
+		l.onSend(uint32(ud), res)
 	case udListen:
 		if ln := l.listeners[int(fd)]; ln != nil {
 			if flags&iouCQEFMore == 0 {
@@ -425,7 +464,14 @@ func (c *fdConn) needsSyncLocked() bool {
 	read, ev := c.wantsReadLocked(), c.events
 	return read && ev&uRecvArmed == 0 ||
 		!read && ev&uRecvArmed != 0 && ev&uRecvCancel == 0 && !c.eof ||
-		(c.queued() > 0 || c.state.Load() == stConnecting) && ev&uOutArmed == 0
+		c.wantsPollOutLocked() && ev&uOutArmed == 0
+}
+
+// wantsPollOutLocked tells whether c waits for write space: to flush its
+// queue (unless the queue is corked or a send of it is in flight: the loop
+// sends it) or to end a connect.
+func (c *fdConn) wantsPollOutLocked() bool {
+	return c.queued() > 0 && c.events&(uCorked|uSending) == 0 || c.state.Load() == stConnecting
 }
 
 // syncLocked arms and cancels requests to match the state (loop goroutine,
@@ -451,7 +497,7 @@ func (c *fdConn) syncLocked() {
 		l.cancel(userData(udRecv, seq, c.fd))
 		c.events |= uRecvCancel
 	}
-	if (c.queued() > 0 || c.state.Load() == stConnecting) && c.events&uOutArmed == 0 {
+	if c.wantsPollOutLocked() && c.events&uOutArmed == 0 {
 		s := l.r.sqe()
 		s.opcode = iouOpPollAdd
 		s.fd = c.fd
@@ -541,4 +587,138 @@ func (c *fdConn) releaseUringLocked() {
 	if c.events&uOutArmed != 0 {
 		l.cancel(userData(udPollOut, seq, c.fd))
 	}
+	if c.events&uSending != 0 {
+		// A peer that does not read would hold the socket open forever.
+		l.cancel(udSend<<56 | uint64(l.slots[c.fd].send))
+	}
+}
+
+// ---- corked writes ----
+
+// corkMax is the most output a connection corks: beyond it, a write goes
+// to the socket at once (and, before it, what was corked), as it would
+// without corking. Corked output fits one queue chunk: one send request.
+const corkMax = chunkSize
+
+// corks tells whether a write of n bytes to c, which has nothing queued,
+// is corked: on an io_uring loop running a pass's callbacks (any
+// goroutine, c.mu held).
+func (c *fdConn) corks(n int) bool {
+	return c.loop.e.uring && n > 0 && n <= corkMax && c.loop.busy.Load() != 0
+}
+
+// cork queues p, to be sent at the end of the loop's pass (any goroutine,
+// c.mu held, nothing queued). Corked bytes are not reported as queued (by
+// the write or by Queued): they are as good as written, sent before the
+// loop waits again, and the owner waits for no OnDrain for them. The
+// caller then calls loop.addCorked, after releasing c.mu.
+func (c *fdConn) cork(p []byte) {
+	if c.out == nil {
+		c.out = new(outbox)
+	}
+	c.out.push(p) // copied even when shared: one chunk, one send
+	c.events |= uCorked
+}
+
+// addCorked puts c on the list of connections to send for at the end of
+// the pass, and wakes the loop when the pass ended meanwhile (any
+// goroutine). The loop takes the list after clearing busy, so either the
+// load below sees the pass over or the loop sees c.
+func (l *loop) addCorked(c *fdConn) {
+	l.cmu.Lock()
+	l.corked = append(l.corked, c)
+	l.cmu.Unlock()
+	if l.busy.Load() == 0 {
+		l.wake()
+	}
+}
+
+// sendCorked submits a send request for each connection with corked output
+// (loop goroutine, before the iteration's io_uring_enter).
+func (l *loop) sendCorked() {
+	l.cmu.Lock()
+	list := l.corked
+	l.corked = l.corkSpare[:0]
+	l.cmu.Unlock()
+	for i, c := range list {
+		list[i] = nil
+		c.submitSend()
+	}
+	if cap(list) > maxSpareTasks {
+		list = nil
+	}
+	l.corkSpare = list[:0]
+}
+
+// submitSend sends c's corked output with one send request (loop
+// goroutine).
+func (c *fdConn) submitSend() {
+	l := c.loop
+	c.mu.Lock()
+	if c.events&uCorked == 0 {
+		c.mu.Unlock() // written meanwhile, or dropped
+		return
+	}
+	c.events &^= uCorked
+	st := c.state.Load()
+	if c.fdClosed || st != stOpen && st != stClosing || c.queued() == 0 {
+		c.mu.Unlock()
+		return
+	}
+	if len(c.out.chunks) != 1 {
+		c.mu.Unlock()
+		c.flush() // not corked output (cork keeps to one chunk): as epoll would
+		return
+	}
+	b := c.out.chunks[0].bytes()[c.out.off:]
+	var idx uint32
+	if k := len(l.sendFree); k > 0 {
+		idx = l.sendFree[k-1]
+		l.sendFree = l.sendFree[:k-1]
+	} else {
+		idx = uint32(len(l.sends))
+		l.sends = append(l.sends, uSend{})
+	}
+	l.sends[idx] = uSend{c: c, out: c.out}
+	l.slots[c.fd].send = idx
+	s := l.r.sqe()
+	s.opcode = iouOpSend
+	s.fd = c.fd
+	s.addr = uint64(uintptr(unsafe.Pointer(&b[0])))
+	s.len = uint32(len(b))
+	s.opFlags = unix.MSG_NOSIGNAL
+	s.userData = udSend<<56 | uint64(idx)
+	c.events |= uSending
+	l.armed++
+	c.mu.Unlock()
+}
+
+// onSend handles the completion of a send request: as a flush would, the
+// bytes written leave the queue; what a short send left, or what was
+// queued meanwhile, waits for write space.
+func (l *loop) onSend(idx uint32, res int32) {
+	if int(idx) >= len(l.sends) || l.sends[idx].c == nil {
+		return
+	}
+	e := l.sends[idx]
+	l.sends[idx] = uSend{}
+	l.sendFree = append(l.sendFree, idx)
+	c := e.c
+	c.mu.Lock()
+	c.events &^= uSending
+	if c.out != e.out {
+		// The output was dropped (the connection failed or closed) while
+		// the kernel read it: its buffers are free now.
+		c.mu.Unlock()
+		e.out.reset()
+		return
+	}
+	n, err := int(res), error(nil)
+	if res < 0 {
+		n, err = 0, unix.Errno(-res)
+		if err == unix.ECANCELED {
+			err = unix.EINTR // not a socket error: what is left waits for room
+		}
+	}
+	c.wroteLocked(n, err, c.events&uSeen != 0)
 }

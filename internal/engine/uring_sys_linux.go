@@ -33,6 +33,7 @@ const (
 
 	iouOpPollAdd     = 6
 	iouOpAsyncCancel = 14
+	iouOpSend        = 26
 	iouOpRecv        = 27
 
 	iosqeBufferSelect = 1 << 5
