@@ -280,7 +280,7 @@ func (c *fdConn) write(p []byte, limit int, drop, shared bool) (int, error) {
 	direct := c.queued() == 0 && st == stOpen
 	if c.events&uCorked != 0 {
 		if c.queued()+len(p) <= corkMax {
-			c.out.push(p) // c is on the loop's corked list already
+			c.out.cork(p, shared) // c is on the loop's corked list already
 			c.mu.Unlock()
 			return 0, nil
 		}
@@ -297,7 +297,7 @@ func (c *fdConn) write(p []byte, limit int, drop, shared bool) (int, error) {
 	}
 	if direct {
 		if c.corks(len(p)) {
-			c.cork(p)
+			c.cork(p, shared)
 			c.mu.Unlock()
 			c.loop.addCorked(c)
 			return 0, nil
@@ -405,7 +405,9 @@ func (c *fdConn) flush() {
 	if err == nil && c.queued() > n {
 		l.again = true // epoll: still writable, flush more before parking
 	}
-	c.wroteLocked(n, err, true)
+	// OnDrain for a queue the owner was told of (on epoll, any queue: a
+	// write returns what it queued).
+	c.wroteLocked(n, err, !l.e.uring || c.events&uSeen != 0)
 }
 
 // wroteLocked ends a write of the queue, by a flush or a send request,
@@ -464,7 +466,10 @@ func (c *fdConn) queuedLocked() int {
 
 // dropOutput drops what is queued; c.mu held.
 func (c *fdConn) dropOutput() {
-	c.events &^= uCorked | uSeen
+	if c.events&uCorked != 0 {
+		c.writeCorkedLocked()
+	}
+	c.events &^= uSeen
 	if c.out != nil {
 		if c.events&uSending == 0 {
 			c.out.reset() // else the send's completion does, once the kernel is done

@@ -317,3 +317,27 @@ func tcpState(t *testing.T, local, remote, st string) bool {
 	}
 	return false
 }
+
+// Corked bytes were reported written: a Destroy right after them (a reply
+// then an abort, as an error response does) still writes them, as the
+// write would have without corking, before the connection goes.
+func TestUringCorkedThenDestroy(t *testing.T) {
+	leakcheck.Check(t)
+	const reply = "HTTP/1.1 400 Bad Request\r\n\r\n"
+	addr, accepted := scriptServer(t, func(c Conn, _ *scriptConn, in string, _ Turn) {
+		if q, err := c.Write([]byte(reply), 1<<20, false); q != 0 || err != nil {
+			panic(fmt.Sprint(q, err))
+		}
+		c.Destroy(nil)
+	})
+	for range 5 {
+		cl := dialScript(t, addr)
+		h := <-accepted
+		cl.Write([]byte("garbage"))
+		got, _ := io.ReadAll(cl)
+		if string(got) != reply {
+			t.Fatalf("the peer read %q; want the reply written before the Destroy", got)
+		}
+		<-h.closed
+	}
+}

@@ -90,6 +90,35 @@ func (o *outbox) pushShared(p []byte) {
 	o.chunks = append(o.chunks, chunk{shared: p})
 }
 
+// cork appends p to a queue kept as a single chunk, as big as what it holds
+// (the caller keeps it small): what the io_uring loops send with one send
+// request from one buffer. Shared bytes of minShared or more, alone in the
+// queue, are kept by reference.
+func (o *outbox) cork(p []byte, shared bool) {
+	if len(o.chunks) == 0 {
+		o.off, o.n = 0, len(p)
+		if shared && len(p) >= minShared {
+			o.chunks = append(o.chunks, chunk{shared: p})
+			return
+		}
+		b := bufpool.Get(len(p))
+		copy(*b, p)
+		o.chunks = append(o.chunks, chunk{buf: b})
+		return
+	}
+	c := &o.chunks[0]
+	cur := c.bytes()[o.off:]
+	if need := len(cur) + len(p); c.buf == nil || o.off > 0 || cap(*c.buf) < need {
+		b := bufpool.Get(need)
+		*b = append((*b)[:0], cur...)
+		c.release()
+		*c = chunk{buf: b}
+		o.off = 0
+	}
+	*c.buf = append(*c.buf, p...)
+	o.n += len(p)
+}
+
 // iovecs appends the queued bytes to dst, at most max entries.
 func (o *outbox) iovecs(dst [][]byte, max int) [][]byte {
 	for i, c := range o.chunks {

@@ -209,3 +209,44 @@ func TestOutboxSharedBytes(t *testing.T) {
 		bufpool.Put(b)
 	}
 }
+
+// A corked queue is one chunk no bigger than the next size class of what it
+// holds (a 64 B frame corked for each of many connections takes 64 B each,
+// not a 16 KiB chunk), grows in place or to a bigger class as writes are
+// added, keeps a big shared write alone by reference, and copies it once
+// another write joins it.
+func TestOutboxCorkIsOneSmallChunk(t *testing.T) {
+	var o outbox
+	o.cork(bytes.Repeat([]byte("a"), 64), true)
+	if len(o.chunks) != 1 || o.held() != 64 {
+		t.Fatalf("a corked 64 B shared frame: %d chunks holding %d B, want 1 of 64 B", len(o.chunks), o.held())
+	}
+	var want []byte
+	want = append(want, o.contents()...)
+	for i := range 40 {
+		p := bytes.Repeat([]byte{byte('b' + i%20)}, 100+i)
+		o.cork(p, i%2 == 0)
+		want = append(want, p...)
+		if len(o.chunks) != 1 {
+			t.Fatalf("after %d writes: %d chunks", i+2, len(o.chunks))
+		}
+		if h := o.held(); h >= 2*o.len() && h > 64 {
+			t.Fatalf("%d B corked in %d B", o.len(), h)
+		}
+	}
+	if !bytes.Equal(o.contents(), want) || o.len() != len(want) {
+		t.Fatal("the cork lost or reordered bytes")
+	}
+	o.reset()
+
+	big := bytes.Repeat([]byte("s"), 2*minShared)
+	o.cork(big, true)
+	if o.held() != 0 || &o.chunks[0].bytes()[0] != &big[0] {
+		t.Fatal("a shared write alone in the cork was copied")
+	}
+	o.cork([]byte("tail"), false)
+	if len(o.chunks) != 1 || o.held() == 0 || !bytes.Equal(o.contents(), append(slices.Clone(big), "tail"...)) {
+		t.Fatal("a write joining a shared one: want one owned chunk with both")
+	}
+	o.reset()
+}

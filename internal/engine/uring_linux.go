@@ -233,7 +233,9 @@ func (l *loop) pollUring() (w Work) {
 				l.br.publish()
 				l.brDone = false
 			}
-			l.sendCorked()
+			if l.sendCorked() {
+				did = true
+			}
 			if r.toSubmit > 0 {
 				if err := r.enter(0); err != nil {
 					panic(fmt.Sprintf("workerman: io_uring_enter: %v", err))
@@ -612,12 +614,33 @@ func (c *fdConn) corks(n int) bool {
 // the write or by Queued): they are as good as written, sent before the
 // loop waits again, and the owner waits for no OnDrain for them. The
 // caller then calls loop.addCorked, after releasing c.mu.
-func (c *fdConn) cork(p []byte) {
+func (c *fdConn) cork(p []byte, shared bool) {
 	if c.out == nil {
 		c.out = new(outbox)
 	}
-	c.out.push(p) // copied even when shared: one chunk, one send
+	c.out.cork(p, shared)
 	c.events |= uCorked
+}
+
+// writeCorkedLocked writes corked output that is about to be dropped (the
+// connection is destroyed, or the engine stops) as the write that corked
+// it would have: what the socket takes now. The owner was told it was
+// written. c.mu held.
+func (c *fdConn) writeCorkedLocked() {
+	c.events &^= uCorked
+	if c.fdClosed || c.queued() == 0 {
+		return
+	}
+	b := c.out.chunks[0].bytes()[c.out.off:]
+	for len(b) > 0 {
+		n, err := rawWrite(int(c.fd), b)
+		if n > 0 {
+			c.written += uint64(n)
+			b = b[n:]
+		} else if err != unix.EINTR {
+			return
+		}
+	}
 }
 
 // addCorked puts c on the list of connections to send for at the end of
@@ -634,8 +657,9 @@ func (l *loop) addCorked(c *fdConn) {
 }
 
 // sendCorked submits a send request for each connection with corked output
-// (loop goroutine, before the iteration's io_uring_enter).
-func (l *loop) sendCorked() {
+// (loop goroutine, before the iteration's io_uring_enter); it reports
+// whether there were any.
+func (l *loop) sendCorked() bool {
 	l.cmu.Lock()
 	list := l.corked
 	l.corked = l.corkSpare[:0]
@@ -644,10 +668,12 @@ func (l *loop) sendCorked() {
 		list[i] = nil
 		c.submitSend()
 	}
+	did := len(list) > 0
 	if cap(list) > maxSpareTasks {
 		list = nil
 	}
 	l.corkSpare = list[:0]
+	return did
 }
 
 // submitSend sends c's corked output with one send request (loop
@@ -666,9 +692,7 @@ func (c *fdConn) submitSend() {
 		return
 	}
 	if len(c.out.chunks) != 1 {
-		c.mu.Unlock()
-		c.flush() // not corked output (cork keeps to one chunk): as epoll would
-		return
+		panic("workerman: corked output in more than one chunk")
 	}
 	b := c.out.chunks[0].bytes()[c.out.off:]
 	var idx uint32
