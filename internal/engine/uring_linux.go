@@ -42,10 +42,13 @@ import (
 // completions, other goroutines when they add a task. The kernel runs a
 // receive in the task work of the thread that armed it, on that thread's
 // next way out of the kernel (or waking it), never in the loop, which
-// makes no blocking system call. (Deferred task running would wait for the
-// loop instead and batch better, but needs one thread to make every
-// io_uring_enter: a loop locked to its thread paid for it with a hand-off
-// of the P at each wake-up, several times what the system calls saved.)
+// makes no blocking system call. (Deferred task running, which runs the
+// receives only when the loop asks, binds the ring to one thread, which a
+// loop handed to a new goroutine by the watchdog cannot keep; measured in
+// a prototype with the loop locked to its thread, it batched pipelined
+// input well only while its wake-ups were late: on this kernel the
+// eventfd missed most of the deferred work, and waiting in io_uring_enter
+// instead woke per segment, as this backend does.)
 //
 // TLS runs on these loops as on epoll's (tls_linux.go).
 

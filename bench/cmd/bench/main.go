@@ -42,9 +42,8 @@ type options struct {
 var (
 	wsServers  = []string{"workerman", uringServer, "gorilla", "gobwas", "nbio"}
 	tcpServers = []string{"workerman", uringServer, "netconn", "gnet"}
-	// wss: the WebSocket servers over TLS (on the io_uring engine TLS is
-	// not on the loops, so it is not measured there).
-	wssServers = []string{"workerman", "gorilla", "gobwas", "nbio"}
+	// wss: the WebSocket servers over TLS.
+	wssServers = []string{"workerman", uringServer, "gorilla", "gobwas", "nbio"}
 )
 
 // uringServer is our server on the io_uring engine: the workerman
