@@ -65,7 +65,9 @@ type inlineList struct {
 // worker runs on:
 //
 //   - "epoll" (the default on Linux): event loops over epoll, no goroutine
-//     per connection;
+//     per connection; where the kernel allows io_uring, the writes of a
+//     pass of callbacks go out through a small ring, one system call for
+//     all of them;
 //   - "io_uring": the same event loops over io_uring (Linux), which receive
 //     without a system call per read; where the kernel or a seccomp policy
 //     refuses io_uring, the epoll engine serves instead;

@@ -133,6 +133,9 @@ func (c *fdConn) releaseFDLocked() {
 		c.releaseUringLocked()
 	} else if c.events != 0 {
 		unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, int(c.fd), nil)
+		if c.events&uSending != 0 {
+			l.cancelSend(c) // see releaseUringLocked
+		}
 	}
 	c.events = 0
 	unix.Close(int(c.fd))
@@ -405,9 +408,9 @@ func (c *fdConn) flush() {
 	if err == nil && c.queued() > n {
 		l.again = true // epoll: still writable, flush more before parking
 	}
-	// OnDrain for a queue the owner was told of (on epoll, any queue: a
-	// write returns what it queued).
-	c.wroteLocked(n, err, !l.e.uring || c.events&uSeen != 0)
+	// OnDrain for a queue the owner was told of (without corking, any
+	// queue: a write returns what it queued).
+	c.wroteLocked(n, err, l.r == nil || c.events&uSeen != 0)
 }
 
 // wroteLocked ends a write of the queue, by a flush or a send request,
@@ -458,7 +461,7 @@ func (c *fdConn) queuedLocked() int {
 		return 0
 	}
 	q := c.queued()
-	if q > 0 && c.loop.e.uring {
+	if q > 0 && c.loop.r != nil {
 		c.events |= uSeen
 	}
 	return q

@@ -18,9 +18,10 @@ import (
 	"github.com/workerman-go/workerman/internal/leakcheck"
 )
 
-// Writes made during a pass on an io_uring loop are corked: queued, and
-// sent with one send request per connection when the pass ends. These
-// tests run a script per read on the loop, as the owner's callbacks do.
+// Writes made during a pass on a loop with a ring (io_uring, or epoll with
+// its ring for sends) are corked: queued, and sent with one send request
+// per connection when the pass ends. These tests run a script per read on
+// the loop, as the owner's callbacks do, on both engines.
 
 // scriptOwner runs, after each pass, script on every connection that read
 // in it, on the loop's goroutine.
@@ -94,13 +95,36 @@ func (w *scriptWork) Abandon() {
 }
 func (w *scriptWork) Done() {}
 
-// scriptServer serves script on an io_uring engine with one loop; it
-// returns the listening address and a channel of the accepted connections'
-// handlers.
-func scriptServer(t *testing.T, script func(c Conn, h *scriptConn, in string, t Turn)) (string, chan *scriptConn) {
+// corkEngines are the engines that cork: io_uring, and epoll with its ring
+// for sends.
+var corkEngines = []struct {
+	name string
+	new  func(Config) (Engine, error)
+}{
+	{"io_uring", NewUring},
+	{"epoll", func(cfg Config) (Engine, error) {
+		e, err := newLoopEngine(cfg.withDefaults(), false, false)
+		if err == nil && e.loops[0].r == nil {
+			e.Stop()
+			return nil, ErrUringUnavailable
+		}
+		return e, err
+	}},
+}
+
+// forCorkEngines runs f on each engine that corks, as a subtest.
+func forCorkEngines(t *testing.T, f func(t *testing.T, newEngine func(Config) (Engine, error))) {
+	for _, e := range corkEngines {
+		t.Run(e.name, func(t *testing.T) { f(t, e.new) })
+	}
+}
+
+// scriptServer serves script on an engine with one loop; it returns the
+// listening address and a channel of the accepted connections' handlers.
+func scriptServer(t *testing.T, newEngine func(Config) (Engine, error), script func(c Conn, h *scriptConn, in string, t Turn)) (string, chan *scriptConn) {
 	t.Helper()
 	o := &scriptOwner{script: script}
-	eng, err := NewUring(Config{Loops: 1, AfterPass: o.afterPass})
+	eng, err := newEngine(Config{Loops: 1, AfterPass: o.afterPass})
 	if err != nil {
 		t.Skip(err)
 	}
@@ -133,163 +157,171 @@ func dialScript(t *testing.T, addr string) net.Conn {
 // corked together, one too big for the cork sent at once after what was
 // corked, shared ones; corked bytes are reported as written (nothing
 // queued, no OnDrain) though they are sent only when the pass ends.
-func TestUringCorkedWritesInOrder(t *testing.T) {
-	leakcheck.Check(t)
-	type seen struct {
-		queued, reported, written int
-		handedOff                 bool
-	}
-	during := make(chan seen, 1)
-	var want bytes.Buffer
-	big := bytes.Repeat([]byte("0123456789abcdef"), 8<<10) // 128 KiB: more than the cork
-	shared := bytes.Repeat([]byte("s"), 2<<10)
-	for i := range 50 {
-		fmt.Fprintf(&want, "small %d\n", i)
-	}
-	want.Write(shared)
-	want.Write(big)
-	want.WriteString("after\n")
-	addr, accepted := scriptServer(t, func(c Conn, h *scriptConn, in string, t Turn) {
-		q := 0
+func TestCorkedWritesInOrder(t *testing.T) {
+	forCorkEngines(t, func(t *testing.T, newEngine func(Config) (Engine, error)) {
+		leakcheck.Check(t)
+		type seen struct {
+			queued, reported, written int
+			handedOff                 bool
+		}
+		during := make(chan seen, 1)
+		var want bytes.Buffer
+		big := bytes.Repeat([]byte("0123456789abcdef"), 8<<10) // 128 KiB: more than the cork
+		shared := bytes.Repeat([]byte("s"), 2<<10)
 		for i := range 50 {
-			n, err := c.Write(fmt.Appendf(nil, "small %d\n", i), 1<<20, false)
-			if err != nil {
-				panic(err)
+			fmt.Fprintf(&want, "small %d\n", i)
+		}
+		want.Write(shared)
+		want.Write(big)
+		want.WriteString("after\n")
+		addr, accepted := scriptServer(t, newEngine, func(c Conn, h *scriptConn, in string, t Turn) {
+			q := 0
+			for i := range 50 {
+				n, err := c.Write(fmt.Appendf(nil, "small %d\n", i), 1<<20, false)
+				if err != nil {
+					panic(err)
+				}
+				q += n
 			}
+			n, _ := c.(SharedWriter).WriteShared(shared, 1<<20, false)
 			q += n
+			during <- seen{q, c.Queued(), int(c.BytesWritten()), t.HandedOff()}
+			c.Write(big, 1<<20, false)
+			c.Write([]byte("after\n"), 1<<20, false)
+		})
+		cl := dialScript(t, addr)
+		h := <-accepted
+		cl.Write([]byte("go"))
+		got := make([]byte, want.Len())
+		if _, err := io.ReadFull(cl, got); err != nil {
+			t.Fatal(err)
 		}
-		n, _ := c.(SharedWriter).WriteShared(shared, 1<<20, false)
-		q += n
-		during <- seen{q, c.Queued(), int(c.BytesWritten()), t.HandedOff()}
-		c.Write(big, 1<<20, false)
-		c.Write([]byte("after\n"), 1<<20, false)
+		if !bytes.Equal(got, want.Bytes()) {
+			i := 0
+			for i < len(got) && got[i] == want.Bytes()[i] {
+				i++
+			}
+			t.Fatalf("the peer got the writes out of order: first difference at byte %d of %d", i, len(got))
+		}
+		// (Unless the pass was slow enough to be handed off the loop.)
+		if s := <-during; s != (seen{}) && !s.handedOff {
+			t.Errorf("during the pass, corked writes reported %d queued, Queued %d, %d written: want all 0 (sent when the pass ends)", s.queued, s.reported, s.written)
+		}
+		if w := int(h.c.BytesWritten()); w != want.Len() {
+			t.Errorf("BytesWritten %d, sent %d", w, want.Len())
+		}
+		if n := h.drains.Load(); n != 0 {
+			t.Errorf("OnDrain %d times: corked output sent whole was never reported queued", n)
+		}
 	})
-	cl := dialScript(t, addr)
-	h := <-accepted
-	cl.Write([]byte("go"))
-	got := make([]byte, want.Len())
-	if _, err := io.ReadFull(cl, got); err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want.Bytes()) {
-		i := 0
-		for i < len(got) && got[i] == want.Bytes()[i] {
-			i++
-		}
-		t.Fatalf("the peer got the writes out of order: first difference at byte %d of %d", i, len(got))
-	}
-	// (Unless the pass was slow enough to be handed off the loop.)
-	if s := <-during; s != (seen{}) && !s.handedOff {
-		t.Errorf("during the pass, corked writes reported %d queued, Queued %d, %d written: want all 0 (sent when the pass ends)", s.queued, s.reported, s.written)
-	}
-	if w := int(h.c.BytesWritten()); w != want.Len() {
-		t.Errorf("BytesWritten %d, sent %d", w, want.Len())
-	}
-	if n := h.drains.Load(); n != 0 {
-		t.Errorf("OnDrain %d times: corked output sent whole was never reported queued", n)
-	}
 }
 
 // Many connections answered in one pass each get their own answers, over
 // many passes (a send request per connection per pass, its completion
 // matched to its connection).
-func TestUringCorkedManyConnections(t *testing.T) {
-	leakcheck.Check(t)
-	addr, _ := scriptServer(t, func(c Conn, _ *scriptConn, in string, _ Turn) {
-		c.Write([]byte(strings.ToUpper(in)), 1<<20, false)
-	})
-	const conns, rounds = 50, 40
-	cls := make([]net.Conn, conns)
-	rds := make([]*bufio.Reader, conns)
-	for i := range cls {
-		cls[i] = dialScript(t, addr)
-		rds[i] = bufio.NewReader(cls[i])
-	}
-	for r := range rounds {
-		for i, c := range cls {
-			fmt.Fprintf(c, "conn %d round %d\n", i, r)
+func TestCorkedManyConnections(t *testing.T) {
+	forCorkEngines(t, func(t *testing.T, newEngine func(Config) (Engine, error)) {
+		leakcheck.Check(t)
+		addr, _ := scriptServer(t, newEngine, func(c Conn, _ *scriptConn, in string, _ Turn) {
+			c.Write([]byte(strings.ToUpper(in)), 1<<20, false)
+		})
+		const conns, rounds = 50, 40
+		cls := make([]net.Conn, conns)
+		rds := make([]*bufio.Reader, conns)
+		for i := range cls {
+			cls[i] = dialScript(t, addr)
+			rds[i] = bufio.NewReader(cls[i])
 		}
-		for i, rd := range rds {
-			line, err := rd.ReadString('\n')
-			if want := fmt.Sprintf("CONN %d ROUND %d\n", i, r); err != nil || line != want {
-				t.Fatalf("conn %d round %d: %q, %v; want %q", i, r, line, err, want)
+		for r := range rounds {
+			for i, c := range cls {
+				fmt.Fprintf(c, "conn %d round %d\n", i, r)
+			}
+			for i, rd := range rds {
+				line, err := rd.ReadString('\n')
+				if want := fmt.Sprintf("CONN %d ROUND %d\n", i, r); err != nil || line != want {
+					t.Fatalf("conn %d round %d: %q, %v; want %q", i, r, line, err, want)
+				}
 			}
 		}
-	}
+	})
 }
 
 // Close after corked writes in the same pass sends them, then the FIN.
-func TestUringCorkedThenClose(t *testing.T) {
-	leakcheck.Check(t)
-	addr, accepted := scriptServer(t, func(c Conn, _ *scriptConn, in string, _ Turn) {
-		c.Write([]byte("last words"), 1<<20, false)
-		c.Close()
-		if _, err := c.Write([]byte("too late"), 1<<20, false); !errors.Is(err, net.ErrClosed) {
-			panic(fmt.Sprintf("a write after Close: %v", err))
+func TestCorkedThenClose(t *testing.T) {
+	forCorkEngines(t, func(t *testing.T, newEngine func(Config) (Engine, error)) {
+		leakcheck.Check(t)
+		addr, accepted := scriptServer(t, newEngine, func(c Conn, _ *scriptConn, in string, _ Turn) {
+			c.Write([]byte("last words"), 1<<20, false)
+			c.Close()
+			if _, err := c.Write([]byte("too late"), 1<<20, false); !errors.Is(err, net.ErrClosed) {
+				panic(fmt.Sprintf("a write after Close: %v", err))
+			}
+		})
+		cl := dialScript(t, addr)
+		h := <-accepted
+		cl.Write([]byte("bye"))
+		got, err := io.ReadAll(cl)
+		if err != nil || string(got) != "last words" {
+			t.Fatalf("the peer read %q, %v; want the corked write, then EOF", got, err)
+		}
+		cl.Close()
+		select {
+		case err := <-h.closed:
+			if err != nil {
+				t.Errorf("OnClose(%v) after a clean close", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("no OnClose")
 		}
 	})
-	cl := dialScript(t, addr)
-	h := <-accepted
-	cl.Write([]byte("bye"))
-	got, err := io.ReadAll(cl)
-	if err != nil || string(got) != "last words" {
-		t.Fatalf("the peer read %q, %v; want the corked write, then EOF", got, err)
-	}
-	cl.Close()
-	select {
-	case err := <-h.closed:
-		if err != nil {
-			t.Errorf("OnClose(%v) after a clean close", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("no OnClose")
-	}
 }
 
 // A connection destroyed while a send request waits for room (its peer
 // reads nothing) is closed at once: the request is cancelled rather than
 // holding the socket open, and its buffer is not reused before that.
-func TestUringCorkedSendPendingDestroy(t *testing.T) {
-	leakcheck.Check(t)
-	chunk := bytes.Repeat([]byte("p"), corkMax)
-	addr, accepted := scriptServer(t, func(c Conn, _ *scriptConn, in string, _ Turn) {
-		if in == "destroy" {
-			c.Destroy(nil)
-			return
+func TestCorkedSendPendingDestroy(t *testing.T) {
+	forCorkEngines(t, func(t *testing.T, newEngine func(Config) (Engine, error)) {
+		leakcheck.Check(t)
+		chunk := bytes.Repeat([]byte("p"), corkMax)
+		addr, accepted := scriptServer(t, newEngine, func(c Conn, _ *scriptConn, in string, _ Turn) {
+			if in == "destroy" {
+				c.Destroy(nil)
+				return
+			}
+			c.Write(chunk, 64<<20, false)
+		})
+		cl := dialScript(t, addr).(*net.TCPConn)
+		cl.SetReadBuffer(4 << 10)
+		h := <-accepted
+		// Each "more" is a pass that corks a chunk: the socket fills, a send
+		// request waits for room, the next chunks queue behind it.
+		deadline := time.Now().Add(10 * time.Second)
+		for h.c.Queued() < 4*corkMax {
+			if time.Now().After(deadline) {
+				t.Fatalf("the peer reads nothing, but only %d bytes queued", h.c.Queued())
+			}
+			cl.Write([]byte("more"))
+			time.Sleep(time.Millisecond) // one pass each (pacing only; the loop above is bounded)
 		}
-		c.Write(chunk, 64<<20, false)
+		local, remote := cl.RemoteAddr().String(), cl.LocalAddr().String()
+		if !tcpState(t, local, remote, "01") {
+			t.Fatal("the server's socket is not established before the destroy")
+		}
+		cl.Write([]byte("destroy"))
+		select {
+		case <-h.closed:
+		case <-time.After(5 * time.Second):
+			t.Fatal("no OnClose after Destroy")
+		}
+		// The server's socket leaves ESTABLISHED (it is closed, sending its
+		// FIN or a reset) though its peer still reads nothing.
+		for tcpState(t, local, remote, "01") {
+			if time.Now().After(deadline) {
+				t.Fatal("the destroyed connection's socket stays open: a send request holds it")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
 	})
-	cl := dialScript(t, addr).(*net.TCPConn)
-	cl.SetReadBuffer(4 << 10)
-	h := <-accepted
-	// Each "more" is a pass that corks a chunk: the socket fills, a send
-	// request waits for room, the next chunks queue behind it.
-	deadline := time.Now().Add(10 * time.Second)
-	for h.c.Queued() < 4*corkMax {
-		if time.Now().After(deadline) {
-			t.Fatalf("the peer reads nothing, but only %d bytes queued", h.c.Queued())
-		}
-		cl.Write([]byte("more"))
-		time.Sleep(time.Millisecond) // one pass each (pacing only; the loop above is bounded)
-	}
-	local, remote := cl.RemoteAddr().String(), cl.LocalAddr().String()
-	if !tcpState(t, local, remote, "01") {
-		t.Fatal("the server's socket is not established before the destroy")
-	}
-	cl.Write([]byte("destroy"))
-	select {
-	case <-h.closed:
-	case <-time.After(5 * time.Second):
-		t.Fatal("no OnClose after Destroy")
-	}
-	// The server's socket leaves ESTABLISHED (it is closed, sending its
-	// FIN or a reset) though its peer still reads nothing.
-	for tcpState(t, local, remote, "01") {
-		if time.Now().After(deadline) {
-			t.Fatal("the destroyed connection's socket stays open: a send request holds it")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // tcpState reports whether /proc/net/tcp has the socket from local to
@@ -321,23 +353,70 @@ func tcpState(t *testing.T, local, remote, st string) bool {
 // Corked bytes were reported written: a Destroy right after them (a reply
 // then an abort, as an error response does) still writes them, as the
 // write would have without corking, before the connection goes.
-func TestUringCorkedThenDestroy(t *testing.T) {
-	leakcheck.Check(t)
-	const reply = "HTTP/1.1 400 Bad Request\r\n\r\n"
-	addr, accepted := scriptServer(t, func(c Conn, _ *scriptConn, in string, _ Turn) {
-		if q, err := c.Write([]byte(reply), 1<<20, false); q != 0 || err != nil {
-			panic(fmt.Sprint(q, err))
+func TestCorkedThenDestroy(t *testing.T) {
+	forCorkEngines(t, func(t *testing.T, newEngine func(Config) (Engine, error)) {
+		leakcheck.Check(t)
+		const reply = "HTTP/1.1 400 Bad Request\r\n\r\n"
+		addr, accepted := scriptServer(t, newEngine, func(c Conn, _ *scriptConn, in string, _ Turn) {
+			if q, err := c.Write([]byte(reply), 1<<20, false); q != 0 || err != nil {
+				panic(fmt.Sprint(q, err))
+			}
+			c.Destroy(nil)
+		})
+		for range 5 {
+			cl := dialScript(t, addr)
+			h := <-accepted
+			cl.Write([]byte("garbage"))
+			got, _ := io.ReadAll(cl)
+			if string(got) != reply {
+				t.Fatalf("the peer read %q; want the reply written before the Destroy", got)
+			}
+			<-h.closed
 		}
-		c.Destroy(nil)
 	})
-	for range 5 {
-		cl := dialScript(t, addr)
+}
+
+// A send that waits for room (its peer reads nothing for a while) completes
+// once the peer reads, though nothing else happens on the loop: the
+// completion wakes it, and what was queued behind the send follows.
+func TestCorkedSendCompletesLater(t *testing.T) {
+	forCorkEngines(t, func(t *testing.T, newEngine func(Config) (Engine, error)) {
+		leakcheck.Check(t)
+		chunk := bytes.Repeat([]byte("0123456789abcdef"), corkMax/16)
+		var sent atomic.Int64
+		addr, accepted := scriptServer(t, newEngine, func(c Conn, _ *scriptConn, in string, _ Turn) {
+			for range len(in) { // a chunk per byte read
+				if _, err := c.Write(chunk, 64<<20, false); err == nil {
+					sent.Add(int64(len(chunk)))
+				}
+			}
+		})
+		cl := dialScript(t, addr).(*net.TCPConn)
 		h := <-accepted
-		cl.Write([]byte("garbage"))
-		got, _ := io.ReadAll(cl)
-		if string(got) != reply {
-			t.Fatalf("the peer read %q; want the reply written before the Destroy", got)
+		deadline := time.Now().Add(10 * time.Second)
+		for h.c.Queued() < 2*corkMax {
+			if time.Now().After(deadline) {
+				t.Fatalf("the peer reads nothing, but only %d bytes queued", h.c.Queued())
+			}
+			cl.Write([]byte("m"))
+			time.Sleep(time.Millisecond) // pacing only: the loop above is bounded
 		}
-		<-h.closed
-	}
+		// The loop goes idle; then the peer reads everything.
+		time.Sleep(100 * time.Millisecond) // (idle, not synchronisation: nothing is awaited)
+		want := sent.Load()
+		got, err := io.CopyN(io.Discard, cl, want)
+		if err != nil || got != want {
+			fc := h.c.(*fdConn)
+			fc.mu.Lock()
+			ev, q := fc.events, fc.queued()
+			fc.mu.Unlock()
+			t.Fatalf("the peer read %d of %d bytes: %v (events %#x, queued %d)", got, want, err, ev, q)
+		}
+		for h.c.Queued() != 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d bytes still queued after the peer read everything", h.c.Queued())
+			}
+			time.Sleep(time.Millisecond)
+		}
+	})
 }

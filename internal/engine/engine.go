@@ -5,7 +5,9 @@
 //   - on Linux, N event loops, each an epoll instance parked in the Go
 //     runtime's netpoller. An idle connection owns no goroutine and no read
 //     buffer: a loop reads into its own buffer and a connection keeps only the
-//     bytes of an incomplete packet;
+//     bytes of an incomplete packet. Where the kernel allows io_uring, the
+//     writes made during a pass of the loop's callbacks are sent together
+//     through a small ring, one system call for all;
 //   - on Linux, opt-in (NewUring), the same loops and connections over
 //     io_uring: a multishot receive per connection into a ring of buffers
 //     the loop shares, no read system call (loop_linux.go says what the two

@@ -13,7 +13,11 @@ import (
 // epoll set becomes readable when it has ready events); the loop parks in
 // RawConn.Read until then, and polling with a zero timeout afterwards never
 // blocks. A readable connection is read with one read system call into the
-// loop's buffer.
+// loop's buffer. Where the kernel allows io_uring, a loop also has a small
+// ring for sends only (setupSendRing): the writes a pass corked are sent
+// with one io_uring_enter at the start of the next iteration. It has no
+// receives, so none of the per-segment task work that keeps the io_uring
+// backend behind epoll on pipelined small messages.
 
 const (
 	maxEvents   = 256
@@ -28,7 +32,19 @@ type epollLoop struct {
 	events []unix.EpollEvent
 	again  bool // something may still be ready: poll before parking
 	buf    []byte
+	// sendfd, with a ring for sends (uringLoop.r), is the eventfd the
+	// kernel signals when it posts a send's completion, in the epoll set
+	// edge-triggered (never read: every signal is a new edge); -1 without.
+	sendfd int
 }
+
+// The sizes of an epoll loop's ring for sends: submissions are made in
+// batches of a pass's connections (a full queue is submitted and reused),
+// completions are reaped each iteration.
+const (
+	sendRingEntries = 256
+	sendRingCQ      = 1024 // more wait in the kernel (sendRing takes them)
+)
 
 func (l *loop) setupEpoll() error {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
@@ -50,10 +66,59 @@ func (l *loop) setupEpoll() error {
 		unix.Close(wakefd)
 		return err
 	}
-	l.epfd, l.wakefd = epfd, wakefd
+	l.epfd, l.wakefd, l.sendfd = epfd, wakefd, -1
 	l.events = make([]unix.EpollEvent, maxEvents)
 	l.buf = make([]byte, l.e.cfg.ReadBufferSize)
+	if !l.e.plain {
+		l.setupSendRing() // where the kernel allows io_uring; else a system call per write
+	}
 	return nil
+}
+
+// setupSendRing gives an epoll loop a ring for the writes corked during a
+// pass (see fdConn.cork): they are sent with one io_uring_enter. It leaves
+// the loop without one when the kernel refuses io_uring.
+func (l *loop) setupSendRing() {
+	r, err := newRing(sendRingEntries, sendRingCQ)
+	if err != nil {
+		return
+	}
+	fd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		r.close()
+		return
+	}
+	if r.registerEventfd(fd) != nil ||
+		unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLET, Fd: int32(fd)}) != nil {
+		unix.Close(fd)
+		r.close()
+		return
+	}
+	l.r, l.sendfd = r, fd
+}
+
+// sendRing submits the corked sends of the pass that ended and handles
+// the completions of sends (epoll loop with a ring for sends); it reports
+// whether there were any.
+func (l *loop) sendRing() bool {
+	r := l.r
+	did := l.sendCorked()
+	if r.toSubmit > 0 {
+		if err := r.enter(0); err != nil {
+			panic(fmt.Sprintf("workerman: io_uring_enter: %v", err))
+		}
+	}
+	for {
+		for cqe := r.peek(); cqe != nil; cqe = r.peek() {
+			ud, res, flags := cqe.userData, cqe.res, cqe.flags
+			r.advance()
+			l.complete(ud, res, flags)
+			did = true
+		}
+		if !r.flushOverflow() {
+			return did
+		}
+	}
 }
 
 // pollEpoll handles ready events until the owner has work from a pass (it
@@ -67,8 +132,16 @@ func (l *loop) pollEpoll() (w Work) {
 	// the kernel will not signal anew (a read that filled the buffer, a
 	// partial flush, a full accept batch): a new event on any descriptor
 	// of the set wakes the runtime's netpoller, and with it this loop.
+	//
+	// With a ring for sends, each iteration first submits the corked
+	// writes of the pass that ran before it and reaps send completions;
+	// a completion that comes later signals the ring's eventfd (in the
+	// set), and tasks, which may cork, make the loop go round once more.
 	l.park.rc.Read(func(uintptr) bool {
 		for {
+			if l.r != nil {
+				l.sendRing()
+			}
 			n, err := unix.EpollWait(l.epfd, l.events, 0)
 			if err != nil || n == 0 {
 				return l.stopping
@@ -80,6 +153,9 @@ func (l *loop) pollEpoll() (w Work) {
 				switch {
 				case fd == l.wakefd:
 					l.runTasks()
+					l.again = l.again || l.r != nil
+				case fd == l.sendfd:
+					l.again = true // reaped at the top
 				case l.listeners[fd] != nil:
 					l.accept(l.listeners[fd], fd)
 				default:
@@ -220,7 +296,7 @@ func (c *fdConn) updateEventsLocked() {
 	if ev := c.wantedEventsLocked(); ev != c.events {
 		added := ev &^ c.events
 		c.events = ev
-		c.loop.ctl(unix.EPOLL_CTL_MOD, int(c.fd), ev)
+		c.loop.ctl(unix.EPOLL_CTL_MOD, int(c.fd), ev&^corkFlags)
 		if added != 0 {
 			// epoll_ctl(MOD) signals the runtime's netpoller only when it
 			// puts the socket on the ready list; a socket still listed
@@ -238,8 +314,9 @@ func (c *fdConn) wantedEventsLocked() uint32 {
 	if !c.eof && (c.paused.Load() == 0 || st == stClosing || st == stLinger) {
 		ev |= readEvents
 	}
-	if c.queued() > 0 || st == stConnecting {
-		ev |= writeEvents
+	if c.queued() > 0 && c.events&(uCorked|uSending) == 0 || st == stConnecting {
+		ev |= writeEvents // (corked output, or a send in flight: the loop sends)
 	}
-	return ev | unix.EPOLLERR // never 0, so that 0 means "not registered"
+	// Never 0, so that 0 means "not registered"; the corking flags kept.
+	return ev | unix.EPOLLERR | c.events&corkFlags
 }

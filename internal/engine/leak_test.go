@@ -25,6 +25,7 @@ func testEngines(loops int) []struct {
 		{"platform", func() (Engine, error) { return New(Config{Loops: loops}) }},
 		{"goroutine", func() (Engine, error) { return NewGoroutine(Config{Loops: loops}), nil }},
 		{"io_uring", func() (Engine, error) { return NewUring(Config{Loops: loops}) }},
+		{"epoll-plain", func() (Engine, error) { return newPlainEngine(Config{Loops: loops}) }},
 	}
 }
 

@@ -20,10 +20,18 @@ import (
 // sockets it holds, over one of two ways of talking to the kernel:
 //
 //   - epoll (the default, epoll_linux.go): readiness events, a read system
-//     call per readable connection into the loop's buffer;
+//     call per readable connection into the loop's buffer; and, where the
+//     kernel allows io_uring, a small ring for the writes of each pass
+//     (below);
 //   - io_uring (opt-in, NewUring; uring_linux.go): completions, a
 //     multishot receive per connection into a ring of buffers the loop
 //     shares, no read system call.
+//
+// On both, the writes that a pass's callbacks make (Config.AfterPass) are
+// corked: kept in each connection's queue and sent when the pass ends,
+// one send request per connection, all submitted with one io_uring_enter
+// (uring_linux.go: cork, sendCorked). A pass that answers a hundred
+// messages makes one system call for them, not a hundred.
 //
 // Everything else is the same code whatever the backend: the connection
 // (fdConn: its states, writes, output queue, close and linger, pause and
@@ -68,6 +76,7 @@ const (
 type loopEngine struct {
 	cfg     Config
 	uring   bool
+	plain   bool // epoll loops without a ring for sends (tests)
 	loops   []*loop
 	wg      sync.WaitGroup // the loops (their current goroutines)
 	stopped atomic.Bool
@@ -80,7 +89,7 @@ type loopEngine struct {
 }
 
 func newPlatform(cfg Config) (Engine, error) {
-	e, err := newLoopEngine(cfg, false)
+	e, err := newLoopEngine(cfg, false, false)
 	if err != nil {
 		return nil, err
 	}
@@ -91,15 +100,17 @@ func newPlatform(cfg Config) (Engine, error) {
 // wrapping ErrUringUnavailable when the kernel refuses io_uring (the caller
 // then uses New).
 func NewUring(cfg Config) (Engine, error) {
-	e, err := newLoopEngine(cfg.withDefaults(), true)
+	e, err := newLoopEngine(cfg.withDefaults(), true, false)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrUringUnavailable, err)
 	}
 	return e, nil
 }
 
-func newLoopEngine(cfg Config, uring bool) (*loopEngine, error) {
-	e := &loopEngine{cfg: cfg, uring: uring}
+// newLoopEngine makes the loops: over io_uring, or over epoll with a ring
+// for sends unless plain (or the kernel refuses io_uring).
+func newLoopEngine(cfg Config, uring, plain bool) (*loopEngine, error) {
+	e := &loopEngine{cfg: cfg, uring: uring, plain: plain}
 	for i := 0; i < cfg.Loops; i++ {
 		l := &loop{e: e, id: i, listeners: make(map[int]*fdListener)}
 		setup := l.setupEpoll
@@ -577,8 +588,8 @@ func (l *loop) shutdown() {
 	for _, t := range tasks {
 		l.dropTask(t)
 	}
-	if l.e.uring {
-		l.drain()
+	if l.r != nil {
+		l.drain() // io_uring, or epoll's sends
 	}
 	l.release()
 }
@@ -588,6 +599,10 @@ func (l *loop) release() {
 	if l.e.uring {
 		l.releaseUring()
 		return
+	}
+	if l.r != nil {
+		l.r.close()
+		unix.Close(l.sendfd)
 	}
 	unix.Close(l.epfd)
 	unix.Close(l.wakefd)
@@ -607,7 +622,7 @@ func (l *loop) growConns(fd int32) {
 	conns := make([]*fdConn, n)
 	copy(conns, l.conns)
 	l.conns = conns
-	if l.e.uring {
+	if l.r != nil {
 		slots := make([]uSlot, n)
 		copy(slots, l.slots)
 		l.slots = slots

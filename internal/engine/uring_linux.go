@@ -31,10 +31,11 @@ import (
 //     the end of the pass, one send request per connection, all submitted
 //     with the iteration's one io_uring_enter (the kernel runs a send to a
 //     socket with room at once, inside that call). A pass that answers a
-//     hundred messages so makes one system call, not a hundred. Other
-//     writes are the epoll engine's: straight to the socket when nothing
-//     is queued, otherwise queued and flushed with one sendmsg when a poll
-//     for write space completes;
+//     hundred messages so makes one system call, not a hundred. The epoll
+//     backend corks the same way through a ring of its own (the code
+//     below from cork on is shared). Other writes are the epoll engine's:
+//     straight to the socket when nothing is queued, otherwise queued and
+//     flushed with one sendmsg when a poll for write space completes;
 //   - listeners are multishot polls; accept4 takes the connections.
 //
 // A loop parks in the runtime's netpoller, as an epoll loop does, on an
@@ -153,9 +154,11 @@ const (
 	uSeen              // the owner was told of queued bytes (a write or Queued)
 )
 
-// The bits of uFlags that the code shared with epoll looks at are never
-// set in an epoll interest.
-var _ [0]struct{} = [(readEvents | writeEvents | errorEvents) & (uCorked | uSending | uSeen)]struct{}{}
+// corkFlags are the uFlags of corked sends, which epoll loops use too: in
+// fdConn.events beside the epoll interest, whose bits they never share.
+const corkFlags = uCorked | uSending | uSeen
+
+var _ [0]struct{} = [(readEvents | writeEvents | errorEvents) & corkFlags]struct{}{}
 
 // setupUring creates the ring, its buffers and the eventfd the loop parks
 // on.
@@ -222,6 +225,9 @@ func (l *loop) pollUring() (w Work) {
 				r.advance()
 				l.complete(ud, res, flags)
 				did = true
+			}
+			if r.flushOverflow() {
+				continue // reap what waited in the kernel first
 			}
 			l.handOver()
 			if l.wakeQueued.Load() {
@@ -593,9 +599,14 @@ func (c *fdConn) releaseUringLocked() {
 		l.cancel(userData(udPollOut, seq, c.fd))
 	}
 	if c.events&uSending != 0 {
-		// A peer that does not read would hold the socket open forever.
-		l.cancel(udSend<<56 | uint64(l.slots[c.fd].send))
+		l.cancelSend(c)
 	}
+}
+
+// cancelSend cancels c's send in flight: a peer that does not read would
+// hold the socket open forever (loop goroutine).
+func (l *loop) cancelSend(c *fdConn) {
+	l.cancel(udSend<<56 | uint64(l.slots[c.fd].send))
 }
 
 // ---- corked writes ----
@@ -609,7 +620,7 @@ const corkMax = chunkSize
 // is corked: on an io_uring loop running a pass's callbacks (any
 // goroutine, c.mu held).
 func (c *fdConn) corks(n int) bool {
-	return c.loop.e.uring && n > 0 && n <= corkMax && c.loop.busy.Load() != 0
+	return c.loop.r != nil && n > 0 && n <= corkMax && c.loop.busy.Load() != 0
 }
 
 // cork queues p, to be sent at the end of the loop's pass (any goroutine,

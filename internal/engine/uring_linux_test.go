@@ -21,6 +21,12 @@ import (
 // buffers, the cancelled receive of a paused connection, and the fallback
 // when the kernel refuses io_uring.
 
+// newPlainEngine is the epoll engine without its ring for sends, as where
+// the kernel refuses io_uring.
+func newPlainEngine(cfg Config) (Engine, error) {
+	return newLoopEngine(cfg.withDefaults(), false, true)
+}
+
 func newTestUring(t *testing.T, loops int) Engine {
 	t.Helper()
 	eng, err := NewUring(Config{Loops: loops})

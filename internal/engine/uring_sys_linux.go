@@ -125,6 +125,7 @@ type ring struct {
 	sqeMem   []byte
 	sqHead   *uint32
 	sqTail   *uint32
+	sqFlags  *uint32
 	sqMask   uint32
 	sqes     []iouSQE
 	cqHead   *uint32
@@ -191,6 +192,7 @@ func newRing(entries, cqEntries uint32) (*ring, error) {
 	base := unsafe.Pointer(&r.sqMem[0])
 	r.sqHead = (*uint32)(unsafe.Add(base, p.sqOff.head))
 	r.sqTail = (*uint32)(unsafe.Add(base, p.sqOff.tail))
+	r.sqFlags = (*uint32)(unsafe.Add(base, p.sqOff.flags))
 	r.sqMask = *(*uint32)(unsafe.Add(base, p.sqOff.ringMask))
 	array := unsafe.Slice((*uint32)(unsafe.Add(base, p.sqOff.array)), p.sqEntries)
 	for i := range array {
@@ -266,6 +268,21 @@ func (r *ring) wait(d time.Duration) {
 		r.toSubmit -= min(uint32(n), r.toSubmit)
 	}
 	runtime.KeepAlive(&ts)
+}
+
+// iouSQCQOverflow is IORING_SQ_CQ_OVERFLOW: completions wait in the kernel
+// for room in the completion queue.
+const iouSQCQOverflow = 1 << 1
+
+// flushOverflow moves the completions that did not fit the completion
+// queue into it, if there are any, and reports whether there were
+// (without blocking; the caller reaps them).
+func (r *ring) flushOverflow() bool {
+	if atomic.LoadUint32(r.sqFlags)&iouSQCQOverflow == 0 {
+		return false
+	}
+	unix.RawSyscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), 0, 0, iouEnterGetEvents, 0, 0)
+	return true
 }
 
 // peek returns the next completion, if any; advance releases it.

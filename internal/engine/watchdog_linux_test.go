@@ -90,7 +90,7 @@ func (w *queueWork) Done() {}
 // once the blocked Run returns its goroutine leaves (nothing leaks). While
 // the loops are idle the watchdog parks.
 func TestAfterPassBlockedWorkIsHandedOff(t *testing.T) {
-	for _, name := range []string{"epoll", "io_uring"} {
+	for _, name := range []string{"epoll", "epoll-plain", "io_uring"} {
 		t.Run(name, func(t *testing.T) {
 			leakcheck.Check(t)
 			q := &passQueue{release: make(chan struct{})}
@@ -99,6 +99,8 @@ func TestAfterPassBlockedWorkIsHandedOff(t *testing.T) {
 			var err error
 			if name == "epoll" {
 				eng, err = New(cfg)
+			} else if name == "epoll-plain" {
+				eng, err = newPlainEngine(cfg)
 			} else {
 				eng, err = NewUring(cfg)
 			}
