@@ -622,7 +622,7 @@ func (l *loop) growConns(fd int32) {
 	conns := make([]*fdConn, n)
 	copy(conns, l.conns)
 	l.conns = conns
-	if l.r != nil {
+	if l.e.uring {
 		slots := make([]uSlot, n)
 		copy(slots, l.slots)
 		l.slots = slots

@@ -132,7 +132,6 @@ type uSend struct {
 type uSlot struct {
 	seq  uint32 // the connection's sequence number in its requests' user data
 	pend int32  // 1 + its index in uringLoop.pend, 0 = no input in this batch
-	send uint32 // the index in uringLoop.sends of its send in flight, if any
 }
 
 // pendIn is a connection's input in a batch: data while it is one
@@ -604,9 +603,15 @@ func (c *fdConn) releaseUringLocked() {
 }
 
 // cancelSend cancels c's send in flight: a peer that does not read would
-// hold the socket open forever (loop goroutine).
+// hold the socket open forever (loop goroutine). Its index is looked up
+// (a close with a send in flight is rare; no per-descriptor slot for it).
 func (l *loop) cancelSend(c *fdConn) {
-	l.cancel(udSend<<56 | uint64(l.slots[c.fd].send))
+	for i := range l.sends {
+		if l.sends[i].c == c {
+			l.cancel(udSend<<56 | uint64(i))
+			return
+		}
+	}
 }
 
 // ---- corked writes ----
@@ -718,7 +723,6 @@ func (c *fdConn) submitSend() {
 		l.sends = append(l.sends, uSend{})
 	}
 	l.sends[idx] = uSend{c: c, out: c.out}
-	l.slots[c.fd].send = idx
 	s := l.r.sqe()
 	s.opcode = iouOpSend
 	s.fd = c.fd
