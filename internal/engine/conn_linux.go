@@ -131,8 +131,10 @@ func (c *fdConn) releaseFDLocked() {
 	l := c.loop
 	if l.e.uring {
 		c.releaseUringLocked()
-	} else if c.events != 0 {
-		unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, int(c.fd), nil)
+	} else {
+		if c.events&^corkFlags != 0 {
+			unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, int(c.fd), nil)
+		}
 		if c.events&uSending != 0 {
 			l.cancelSend(c) // see releaseUringLocked
 		}
@@ -328,7 +330,7 @@ func (c *fdConn) write(p []byte, limit int, drop, shared bool) (int, error) {
 		}
 	}
 	if c.out == nil {
-		c.out = new(outbox)
+		c.out = newOutbox()
 	}
 	if shared {
 		c.out.pushShared(p)
@@ -358,6 +360,7 @@ func (c *fdConn) uncorkLocked(p []byte) []byte {
 		m := min(n, c.out.len())
 		c.out.consume(m)
 		if c.out.len() == 0 {
+			freeOutbox(c.out)
 			c.out = nil
 		}
 		p = p[n-m:]
@@ -423,6 +426,7 @@ func (c *fdConn) wroteLocked(n int, err error, drained bool) {
 		c.out.consume(n)
 		c.written += uint64(n)
 		if c.out.len() == 0 {
+			freeOutbox(c.out)
 			c.out = nil
 		}
 	}
@@ -476,6 +480,7 @@ func (c *fdConn) dropOutput() {
 	if c.out != nil {
 		if c.events&uSending == 0 {
 			c.out.reset() // else the send's completion does, once the kernel is done
+			freeOutbox(c.out)
 		}
 		c.out = nil
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/workerman-go/workerman/internal/leakcheck"
+	"golang.org/x/sys/unix"
 )
 
 // Writes made during a pass on a loop with a ring (io_uring, or epoll with
@@ -207,8 +208,12 @@ func TestCorkedWritesInOrder(t *testing.T) {
 		if s := <-during; s != (seen{}) && !s.handedOff {
 			t.Errorf("during the pass, corked writes reported %d queued, Queued %d, %d written: want all 0 (sent when the pass ends)", s.queued, s.reported, s.written)
 		}
-		if w := int(h.c.BytesWritten()); w != want.Len() {
-			t.Errorf("BytesWritten %d, sent %d", w, want.Len())
+		// (Counted once the kernel took them, which the peer may see first.)
+		for deadline := time.Now().Add(5 * time.Second); int(h.c.BytesWritten()) != want.Len(); {
+			if time.Now().After(deadline) {
+				t.Fatalf("BytesWritten %d, sent %d", h.c.BytesWritten(), want.Len())
+			}
+			time.Sleep(time.Millisecond)
 		}
 		if n := h.drains.Load(); n != 0 {
 			t.Errorf("OnDrain %d times: corked output sent whole was never reported queued", n)
@@ -419,4 +424,62 @@ func TestCorkedSendCompletesLater(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 	})
+}
+
+// The corking flags live in fdConn.events beside the epoll interest and
+// never reach the kernel: a dialed connection told of queued bytes before
+// the loop registered it (uSeen) is added with its interest only.
+func TestCorkFlagsNotInEpollInterest(t *testing.T) {
+	leakcheck.Check(t)
+	// A listener whose accept queue is full: the connect stays pending.
+	lfd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(lfd)
+	if err := unix.Bind(lfd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	unix.Listen(lfd, 0)
+	sa, _ := unix.Getsockname(lfd)
+	addr := fmt.Sprintf("127.0.0.1:%d", sa.(*unix.SockaddrInet4).Port)
+	for range 3 {
+		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
+			defer c.Close()
+		}
+	}
+	eng, err := newLoopEngine(Config{AfterPass: func(int) Work { return nil }}.withDefaults(), false, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Stop()
+	if eng.loops[0].r == nil {
+		t.Skip("no ring for sends here")
+	}
+	d := eng.Dial(DialRequest{Network: "tcp", Address: addr})
+	c := d.(*fdConn)
+	if q, err := d.Write([]byte("early"), 1<<20, false); err != nil || q == 0 {
+		t.Fatalf("a write before the connect: %d queued, %v", q, err)
+	}
+	done := make(chan error, 1)
+	d.Start(&collector{in: make(chan []byte, 8), eof: make(chan struct{}, 1), closed: make(chan error, 1)}, func(err error) { done <- err })
+	defer func() { d.Destroy(nil); <-done }()
+	var interest uint32
+	for deadline := time.Now().Add(5 * time.Second); interest == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the dialing connection never appeared in the epoll set")
+		}
+		c.mu.Lock()
+		fd := c.fd
+		c.mu.Unlock()
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/self/fdinfo/%d", c.loop.epfd))
+		for _, line := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(line); len(f) >= 4 && f[0] == "tfd:" && f[1] == fmt.Sprint(fd) {
+				fmt.Sscanf(f[3], "%x", &interest)
+			}
+		}
+	}
+	if interest&corkFlags != 0 {
+		t.Errorf("epoll interest %#x has corking bits %#x", interest, interest&corkFlags)
+	}
 }

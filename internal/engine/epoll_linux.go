@@ -69,8 +69,10 @@ func (l *loop) setupEpoll() error {
 	l.epfd, l.wakefd, l.sendfd = epfd, wakefd, -1
 	l.events = make([]unix.EpollEvent, maxEvents)
 	l.buf = make([]byte, l.e.cfg.ReadBufferSize)
-	if !l.e.plain {
-		l.setupSendRing() // where the kernel allows io_uring; else a system call per write
+	if !l.e.plain && l.e.cfg.AfterPass != nil {
+		// Where the kernel allows io_uring; else a system call per write.
+		// (Without AfterPass nothing is corked.)
+		l.setupSendRing()
 	}
 	return nil
 }
@@ -81,6 +83,10 @@ func (l *loop) setupEpoll() error {
 func (l *loop) setupSendRing() {
 	r, err := newRing(sendRingEntries, sendRingCQ)
 	if err != nil {
+		return
+	}
+	if !r.cancelsAll() {
+		r.close() // a kernel before 5.19: a close could not cancel a send
 		return
 	}
 	fd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
@@ -139,11 +145,18 @@ func (l *loop) pollEpoll() (w Work) {
 	// set), and tasks, which may cork, make the loop go round once more.
 	l.park.rc.Read(func(uintptr) bool {
 		for {
-			if l.r != nil {
-				l.sendRing()
-			}
+			sent := l.r != nil && l.sendRing()
 			n, err := unix.EpollWait(l.epfd, l.events, 0)
 			if err != nil || n == 0 {
+				if sent && !l.stopping {
+					// Completions may have queued callbacks (OnDrain).
+					if w = l.takeWork(); w != nil {
+						return true
+					}
+				}
+				if l.r != nil && l.r.toSubmit > 0 {
+					continue // the kernel was busy: submit before parking
+				}
 				return l.stopping
 			}
 			l.again = n == len(l.events)
@@ -290,7 +303,7 @@ func (c *fdConn) grow() {
 
 // updateEventsLocked sets the epoll interest from the state.
 func (c *fdConn) updateEventsLocked() {
-	if c.fdClosed || c.events == 0 {
+	if c.fdClosed || c.events&^corkFlags == 0 {
 		return // not registered (yet)
 	}
 	if ev := c.wantedEventsLocked(); ev != c.events {

@@ -638,7 +638,7 @@ func (l *loop) register(c *fdConn) error {
 		return nil
 	}
 	c.events = c.wantedEventsLocked()
-	if err := l.ctl(unix.EPOLL_CTL_ADD, int(c.fd), c.events); err != nil {
+	if err := l.ctl(unix.EPOLL_CTL_ADD, int(c.fd), c.events&^corkFlags); err != nil {
 		return err
 	}
 	l.conns[c.fd] = c

@@ -1,6 +1,10 @@
 package engine
 
-import "github.com/workerman-go/workerman/internal/bufpool"
+import (
+	"sync"
+
+	"github.com/workerman-go/workerman/internal/bufpool"
+)
 
 // The queue is made of pooled chunks. Small queued writes are packed into
 // one chunk of chunkSize, so that a burst of small messages becomes one
@@ -42,6 +46,17 @@ func (c chunk) release() {
 		bufpool.Put(c.buf)
 	}
 }
+
+// outboxes keeps emptied queues: a connection takes one for each burst of
+// output that the socket did not take at once, or that a loop corked (a
+// handshake's answer, each message of a lockstep echo), and they are not
+// left as garbage each time.
+var outboxes = sync.Pool{New: func() any { return new(outbox) }}
+
+func newOutbox() *outbox { return outboxes.Get().(*outbox) }
+
+// freeOutbox takes back an empty queue that nothing refers to any more.
+func freeOutbox(o *outbox) { outboxes.Put(o) }
 
 // outbox is the queue of bytes waiting for the socket to become writable.
 // The zero value is empty and holds no memory. It is not safe for concurrent

@@ -635,7 +635,7 @@ func (c *fdConn) corks(n int) bool {
 // caller then calls loop.addCorked, after releasing c.mu.
 func (c *fdConn) cork(p []byte, shared bool) {
 	if c.out == nil {
-		c.out = new(outbox)
+		c.out = newOutbox()
 	}
 	c.out.cork(p, shared)
 	c.events |= uCorked
@@ -753,6 +753,7 @@ func (l *loop) onSend(idx uint32, res int32) {
 		// the kernel read it: its buffers are free now.
 		c.mu.Unlock()
 		e.out.reset()
+		freeOutbox(e.out)
 		return
 	}
 	n, err := int(res), error(nil)

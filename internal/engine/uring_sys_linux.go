@@ -31,6 +31,7 @@ const (
 	iouOffCQRing = 0x8000000
 	iouOffSQEs   = 0x10000000
 
+	iouOpNop         = 0
 	iouOpPollAdd     = 6
 	iouOpAsyncCancel = 14
 	iouOpSend        = 26
@@ -268,6 +269,38 @@ func (r *ring) wait(d time.Duration) {
 		r.toSubmit -= min(uint32(n), r.toSubmit)
 	}
 	runtime.KeepAlive(&ts)
+}
+
+// cancelsAll tells whether the kernel cancels as the loops need (every
+// match, or anything, and completions of successful requests skipped:
+// Linux 5.19): a cancel of anything, which finds nothing, must complete
+// with a count, a no-op that skips its completion must post none. Both
+// complete inside the submitting call.
+func (r *ring) cancelsAll() bool {
+	s := r.sqe()
+	s.opcode = iouOpAsyncCancel
+	s.fd = -1
+	s.opFlags = iouAsyncCancelAll | iouAsyncCancelAny
+	s.userData = 1
+	s = r.sqe()
+	s.opcode = iouOpNop
+	s.flags = iosqeCQESkipSuc
+	s.userData = 2
+	if r.enter(0) != nil {
+		return false
+	}
+	ok := false
+	for cqe := r.peek(); cqe != nil; cqe = r.peek() {
+		ud, res := cqe.userData, cqe.res
+		r.advance()
+		switch ud {
+		case 1:
+			ok = res >= 0
+		case 2:
+			return false // the flag was refused, or ignored
+		}
+	}
+	return ok
 }
 
 // iouSQCQOverflow is IORING_SQ_CQ_OVERFLOW: completions wait in the kernel
