@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -113,6 +114,7 @@ type uringLoop struct {
 	cmu       sync.Mutex
 	corked    []*fdConn
 	corkSpare []*fdConn
+	ncorked   atomic.Int32 // len(corked), read without cmu
 	// sends are the send requests in flight, indexed by their user data;
 	// each keeps the queue whose first chunk the kernel reads alive (and
 	// its buffer out of the pool) until its completion, even when the
@@ -621,11 +623,18 @@ func (l *loop) cancelSend(c *fdConn) {
 // without corking. Corked output fits one queue chunk: one send request.
 const corkMax = chunkSize
 
+// corkBatch is the most connections a loop corks at once: beyond it, the
+// batch gains little more and writes go out at once as without corking,
+// so that a pass that answers thousands (a storm of handshakes, a
+// broadcast) does not hold thousands of corked buffers.
+const corkBatch = 128
+
 // corks tells whether a write of n bytes to c, which has nothing queued,
 // is corked: on an io_uring loop running a pass's callbacks (any
 // goroutine, c.mu held).
 func (c *fdConn) corks(n int) bool {
-	return c.loop.r != nil && n > 0 && n <= corkMax && c.loop.busy.Load() != 0
+	l := c.loop
+	return l.r != nil && n > 0 && n <= corkMax && l.busy.Load() != 0 && l.ncorked.Load() < corkBatch
 }
 
 // cork queues p, to be sent at the end of the loop's pass (any goroutine,
@@ -670,6 +679,7 @@ func (l *loop) addCorked(c *fdConn) {
 	l.cmu.Lock()
 	l.corked = append(l.corked, c)
 	l.cmu.Unlock()
+	l.ncorked.Add(1)
 	if l.busy.Load() == 0 {
 		l.wake()
 	}
@@ -683,6 +693,7 @@ func (l *loop) sendCorked() bool {
 	list := l.corked
 	l.corked = l.corkSpare[:0]
 	l.cmu.Unlock()
+	l.ncorked.Add(-int32(len(list)))
 	for i, c := range list {
 		list[i] = nil
 		c.submitSend()
