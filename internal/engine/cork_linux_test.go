@@ -143,6 +143,8 @@ func scriptServer(t *testing.T, newEngine func(Config) (Engine, error), script f
 	return ln.Addr().String(), accepted
 }
 
+// dialScript connects to addr, closed when the test ends, with a deadline
+// for its reads and writes.
 func dialScript(t *testing.T, addr string) net.Conn {
 	t.Helper()
 	c, err := net.DialTimeout("tcp", addr, 5*time.Second)

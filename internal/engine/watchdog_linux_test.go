@@ -113,15 +113,6 @@ func TestAfterPassBlockedWorkIsHandedOff(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer ln.Close()
-			dial := func() net.Conn {
-				c, err := net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second)
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { c.Close() })
-				c.SetDeadline(time.Now().Add(10 * time.Second))
-				return c
-			}
 			echo := func(c net.Conn, msg string) {
 				t.Helper()
 				if _, err := c.Write([]byte(msg)); err != nil {
@@ -132,7 +123,7 @@ func TestAfterPassBlockedWorkIsHandedOff(t *testing.T) {
 					t.Fatalf("echo %q: %q, %v", msg, got, err)
 				}
 			}
-			slow, quick := dial(), dial()
+			slow, quick := dialScript(t, ln.Addr().String()), dialScript(t, ln.Addr().String())
 			echo(quick, "x") // connected and served on the loop
 			fds := openFDs(t)
 			slow.Write([]byte("block"))
