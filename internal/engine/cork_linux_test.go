@@ -302,14 +302,7 @@ func TestCorkedSendPendingDestroy(t *testing.T) {
 		h := <-accepted
 		// Each "more" is a pass that corks a chunk: the socket fills, a send
 		// request waits for room, the next chunks queue behind it.
-		deadline := time.Now().Add(10 * time.Second)
-		for h.c.Queued() < 4*corkMax {
-			if time.Now().After(deadline) {
-				t.Fatalf("the peer reads nothing, but only %d bytes queued", h.c.Queued())
-			}
-			cl.Write([]byte("more"))
-			time.Sleep(time.Millisecond) // one pass each (pacing only; the loop above is bounded)
-		}
+		deadline := fillUntilQueued(t, cl, h.c, 4*corkMax, "more")
 		local, remote := cl.RemoteAddr().String(), cl.LocalAddr().String()
 		if !tcpState(t, local, remote, "01") {
 			t.Fatal("the server's socket is not established before the destroy")
@@ -329,6 +322,22 @@ func TestCorkedSendPendingDestroy(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 		}
 	})
+}
+
+// fillUntilQueued has the peer cl, which reads nothing, send msg (a pass of
+// the server's script each) until the server's connection c has at least n
+// bytes queued; it returns the deadline it gave itself, for what follows.
+func fillUntilQueued(t *testing.T, cl net.Conn, c Conn, n int, msg string) time.Time {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for c.Queued() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("the peer reads nothing, but only %d bytes queued", c.Queued())
+		}
+		cl.Write([]byte(msg))
+		time.Sleep(time.Millisecond) // pacing only: the loop is bounded by the deadline
+	}
+	return deadline
 }
 
 // tcpState reports whether /proc/net/tcp has the socket from local to
@@ -400,14 +409,7 @@ func TestCorkedSendCompletesLater(t *testing.T) {
 		})
 		cl := dialScript(t, addr).(*net.TCPConn)
 		h := <-accepted
-		deadline := time.Now().Add(10 * time.Second)
-		for h.c.Queued() < 2*corkMax {
-			if time.Now().After(deadline) {
-				t.Fatalf("the peer reads nothing, but only %d bytes queued", h.c.Queued())
-			}
-			cl.Write([]byte("m"))
-			time.Sleep(time.Millisecond) // pacing only: the loop above is bounded
-		}
+		deadline := fillUntilQueued(t, cl, h.c, 2*corkMax, "m")
 		// The loop goes idle; then the peer reads everything.
 		time.Sleep(100 * time.Millisecond) // (idle, not synchronisation: nothing is awaited)
 		want := sent.Load()
