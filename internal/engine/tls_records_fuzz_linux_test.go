@@ -28,6 +28,9 @@ func (h *fuzzEcho) OnClose(error) {}
 // then, at the close_notify that ends the input (or at an earlier record
 // it must refuse), closes the connection; it never panics.
 //
+// A record sealed with type 0 is read as the receiver reads it: its type
+// is the last byte of its content that is not zero.
+//
 // The input is a list of records: a control byte (bits 0-1: data, alert,
 // handshake, or the content type in the first content byte; bits 2-4:
 // padding; bit 5: flip a bit; bit 6: split the stream before it), a length
@@ -59,7 +62,6 @@ func FuzzTLSRecords(f *testing.F) {
 			switch ctl & 3 {
 			case 0:
 				typ = recApplicationData
-				want = append(want, content...)
 			case 1:
 				typ = 21
 			case 2:
@@ -69,9 +71,12 @@ func FuzzTLSRecords(f *testing.F) {
 					continue
 				}
 				typ, content = content[0], content[1:]
-				if typ == recApplicationData {
-					want = append(want, content...)
-				}
+			}
+			// The receiver's view (RFC 8446, 5.4): the type is the last
+			// byte of the inner plaintext that is not zero, so a record
+			// sealed with type 0 carries the type its content ends with.
+			if inner := bytes.TrimRight(append(content[:len(content):len(content)], typ), "\x00"); len(inner) > 0 && inner[len(inner)-1] == recApplicationData {
+				want = append(want, inner[:len(inner)-1]...)
 			}
 			rec := c.out.seal(typ, content, 3*int(ctl>>2&7))
 			if ctl&0x20 != 0 {
