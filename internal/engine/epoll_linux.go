@@ -146,7 +146,7 @@ func (l *loop) pollEpoll() (w Work) {
 	l.park.rc.Read(func(uintptr) bool {
 		for {
 			sent := l.r != nil && l.sendRing()
-			n, err := unix.EpollWait(l.epfd, l.events, 0)
+			n, err := rawEpollPoll(l.epfd, l.events)
 			if err != nil || n == 0 {
 				if sent && !l.stopping {
 					// Completions may have queued callbacks (OnDrain).

@@ -416,9 +416,7 @@ func (l *loop) post(t task) {
 	}
 	l.tasks = append(l.tasks, t)
 	if l.wakeQueued.CompareAndSwap(false, true) {
-		// Under tmu, so that the eventfd is not closed meanwhile.
-		var one = [8]byte{1}
-		unix.Write(l.wakefd, one[:])
+		eventfdAdd(l.wakefd) // under tmu: the eventfd stays open
 	}
 	l.tmu.Unlock()
 }
@@ -428,8 +426,7 @@ func (l *loop) wake() {
 	if l.wakeQueued.CompareAndSwap(false, true) {
 		l.tmu.Lock()
 		if !l.stopped {
-			var one = [8]byte{1}
-			unix.Write(l.wakefd, one[:])
+			eventfdAdd(l.wakefd)
 		}
 		l.tmu.Unlock()
 	}
@@ -444,8 +441,7 @@ func (l *loop) runTasks() {
 	// pending for the next wake-up, and every post that found the flag set
 	// appended its task before the swap below.
 	if !l.e.uring {
-		var drain [8]byte
-		unix.Read(l.wakefd, drain[:])
+		eventfdDrain(l.wakefd)
 	}
 	l.wakeQueued.Store(false)
 	l.tmu.Lock()

@@ -13,6 +13,12 @@ import (
 //     lost: a loopback write runs the receiver's TCP path in the writer's
 //     thread (several microseconds), long enough for sysmon to take the P
 //     away (handoff, a thread woken, then parked again on return).
+//     The same holds for the loop's other calls that cannot block (an
+//     epoll_wait that does not wait, the eventfd's counter): a call made
+//     through the scheduler also wakes sysmon when it sleeps for want of
+//     work, as it does each time a loop parks, and sysmon then polls every
+//     20 microseconds for a millisecond, preempting the loop's thread on a
+//     busy CPU.
 //   - send, sendmsg and recv rather than write, writev and read: the
 //     socket calls skip the file layer (the file position lock, the
 //     access checks, fsnotify), a tenth of the kernel's time per push to
@@ -68,4 +74,28 @@ func rawRead(fd int, p []byte) (int, error) {
 		return -1, e
 	}
 	return int(n), nil
+}
+
+// rawEpollPoll returns the events ready in the epoll set epfd, without
+// waiting.
+func rawEpollPoll(epfd int, events []unix.EpollEvent) (int, error) {
+	n, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
+}
+
+// eventfdAdd adds one to the counter of the eventfd fd, which is
+// non-blocking.
+func eventfdAdd(fd int) {
+	one := uint64(1)
+	unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&one)), 8)
+}
+
+// eventfdDrain resets the counter of the eventfd fd, which is
+// non-blocking.
+func eventfdDrain(fd int) {
+	var n uint64
+	unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&n)), 8)
 }
