@@ -237,6 +237,13 @@ func rounds(opt options, rep *report, sc *scenario, servers []string, proto stri
 	}
 }
 
+// warmConns connections are opened and closed before the baseline of an
+// idle measurement is read, warmSettle before it.
+const (
+	warmConns  = 50
+	warmSettle = 300 * time.Millisecond
+)
+
 // runIdle measures resident memory per idle connection.
 func runIdle(opt options, rep *report, proto string, servers []string, n int) {
 	baseline := "gorilla"
@@ -248,6 +255,15 @@ func runIdle(opt options, rep *report, proto string, servers []string, n int) {
 		sc.Chart, sc.Group = "idle", thousands(n)
 	}
 	rounds(opt, rep, sc, servers, proto, func(s *server) error {
+		// The baseline is a server that has served connections like the
+		// ones measured (handshake, an echo, a close): what it pages in
+		// once, its code and pools, is not a cost per connection.
+		warm, err := dialMany(proto, s.addr, warmConns, warmConns)
+		closeAll(warm)
+		if err != nil {
+			return fmt.Errorf("warm-up: %w", err)
+		}
+		time.Sleep(warmSettle) // the server sees the closes
 		if err := s.gc(); err != nil {
 			return err
 		}

@@ -35,12 +35,13 @@ type report struct {
 	opt       options
 	Rounds    int           `json:"rounds"`
 	Settle    time.Duration `json:"settle"`
+	Warm      int           `json:"warm,omitempty"` // warm-up connections before an idle baseline
 	Took      time.Duration `json:"took"`
 	Scenarios []*scenario   `json:"scenarios"`
 }
 
 func newReport(opt options) *report {
-	return &report{opt: opt, Rounds: opt.rounds, Settle: opt.settle}
+	return &report{opt: opt, Rounds: opt.rounds, Settle: opt.settle, Warm: warmConns}
 }
 
 // save writes the raw samples, so that the tables and charts can be made
@@ -117,7 +118,11 @@ func (sc *scenario) ratioTo(impl, other string) (float64, bool) {
 
 func (r *report) markdown() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "# Benchmark results\n\nMedians of %d round(s), servers interleaved; every server in its own process pinned to CPU 0, the load generator pinned to CPU 1 (2-core machine). Ratios compare with the baseline of the same run. Memory is the growth of the server's resident set per connection, read after the connections were idle for %s and the server collected garbage; \"before GC\" is read right after connecting. Suite time: %s.\n\n", r.Rounds, r.Settle, r.Took.Round(time.Second))
+	warmText := ""
+	if r.Warm > 0 {
+		warmText = fmt.Sprintf(" over its size once it has served and closed %d warm-up connections", r.Warm)
+	}
+	fmt.Fprintf(&b, "# Benchmark results\n\nMedians of %d round(s), servers interleaved; every server in its own process pinned to CPU 0, the load generator pinned to CPU 1 (2-core machine). Ratios compare with the baseline of the same run. Memory is the growth of the server's resident set per connection%s, read after the connections were idle for %s and the server collected garbage; \"before GC\" is read right after connecting. Suite time: %s.\n\n", r.Rounds, warmText, r.Settle, r.Took.Round(time.Second))
 	b.WriteString(r.budgets())
 	for _, sc := range r.Scenarios {
 		fmt.Fprintf(&b, "### %s\n\n| server |", sc.Name)
