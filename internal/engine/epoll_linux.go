@@ -139,11 +139,15 @@ func (l *loop) pollEpoll() (w Work) {
 	// partial flush, a full accept batch): a new event on any descriptor
 	// of the set wakes the runtime's netpoller, and with it this loop.
 	//
+	// Where traffic is dense the loop waits a moment before it parks
+	// (coalesce_linux.go).
+	//
 	// With a ring for sends, each iteration first submits the corked
 	// writes of the pass that ran before it and reaps send completions;
 	// a completion that comes later signals the ring's eventfd (in the
 	// set), and tasks, which may cork, make the loop go round once more.
 	l.park.rc.Read(func(uintptr) bool {
+		l.co.woke()
 		for {
 			sent := l.r != nil && l.sendRing()
 			n, err := rawEpollPoll(l.epfd, l.events)
@@ -157,9 +161,16 @@ func (l *loop) pollEpoll() (w Work) {
 				if l.r != nil && l.r.toSubmit > 0 {
 					continue // the kernel was busy: submit before parking
 				}
-				return l.stopping
+				if l.stopping {
+					return true
+				}
+				if l.co.linger() {
+					continue
+				}
+				return false
 			}
 			l.again = n == len(l.events)
+			l.co.handled = true
 			for i := 0; i < n; i++ {
 				ev := &l.events[i]
 				fd := int(ev.Fd)

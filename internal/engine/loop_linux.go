@@ -220,6 +220,8 @@ type loop struct {
 	passes uint64 // loop-owned
 	work   Work   // the work of pass busy; read by the watchdog once busy
 
+	co coalescer // loop-owned
+
 	epollLoop // the backend's state: one of the two is used
 	uringLoop
 }
