@@ -30,18 +30,23 @@ import (
 // The wait is a raw nanosleep: the thread keeps its P (telling the
 // scheduler would wake sysmon, see rawio_linux.go), so the loop first
 // yields to any goroutine ready to run, and no goroutine waits for the
-// loop longer than one wait.
+// loop longer than one wait. A goroutine waiting for the network waits
+// for the scheduler to poll it, which it does when a P has nothing to
+// run: a loop that keeps finding input parks at least every
+// coalesceBusy, whereupon the netpoller is polled (and wakes the loop at
+// once).
 const (
 	coalesceWait  = 20 * time.Microsecond
 	coalesceDense = 200 * time.Microsecond
+	coalesceBusy  = time.Millisecond
 )
 
 // coalescer is a loop's record of its parks (loop-owned).
 type coalescer struct {
-	parkedAt time.Time
-	parked   bool // the loop parked after its last poll
-	dense    bool // its last park lasted less than coalesceDense
-	handled  bool // it handled events since it last waited or parked
+	parkedAt time.Time // when it last parked
+	parked   bool      // it parked after its last poll
+	dense    bool      // its last park lasted less than coalesceDense
+	handled  bool      // it handled events since it last waited or parked
 }
 
 // woke notes that the loop polls again, after a park or after a pass.
@@ -55,7 +60,7 @@ func (c *coalescer) woke() {
 // linger is called when nothing is ready: it waits for more input and
 // returns true (poll again), or returns false and the loop parks.
 func (c *coalescer) linger() bool {
-	if c.dense && c.handled {
+	if c.dense && c.handled && time.Since(c.parkedAt) < coalesceBusy {
 		c.handled = false
 		runtime.Gosched()
 		ts := unix.NsecToTimespec(int64(coalesceWait))

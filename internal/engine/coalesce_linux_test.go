@@ -8,8 +8,8 @@ import (
 )
 
 // A loop waits before parking only after it handled events and only while
-// its parks are short; one wait per batch it handled, and a park after a
-// wait that found nothing.
+// its parks are short; one wait per batch it handled, a park after a wait
+// that found nothing, and a park at least every coalesceBusy.
 func TestCoalescerWaitsOnlyWhereTrafficIsDense(t *testing.T) {
 	var c coalescer
 	c.handled = true
@@ -36,6 +36,15 @@ func TestCoalescerWaitsOnlyWhereTrafficIsDense(t *testing.T) {
 	}
 	if c.linger() {
 		t.Fatal("waited again although the wait found nothing")
+	}
+	// Dense traffic, but the loop has not parked for coalesceBusy: it
+	// parks, so that the scheduler polls the network for other goroutines.
+	c.parkedAt = time.Now()
+	c.woke()
+	c.parkedAt = time.Now().Add(-coalesceBusy)
+	c.handled = true
+	if c.linger() {
+		t.Fatal("waited although the loop has not parked for coalesceBusy")
 	}
 	// A long park: sparse.
 	c.parkedAt = time.Now().Add(-coalesceDense)
