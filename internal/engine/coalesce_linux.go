@@ -57,14 +57,21 @@ func (c *coalescer) woke() {
 	}
 }
 
-// linger is called when nothing is ready: it waits for more input and
-// returns true (poll again), or returns false and the loop parks.
-func (c *coalescer) linger() bool {
+// nap is called when the loop would park: it waits for more input and
+// returns true (poll again), or returns false and the loop parks. A nap
+// ends early when a signal arrives (the runtime's preemption, a profiler):
+// harmless, the loop polls sooner.
+func (c *coalescer) nap() bool {
 	if c.dense && c.handled && time.Since(c.parkedAt) < coalesceBusy {
 		c.handled = false
+		start := time.Now()
 		runtime.Gosched()
-		ts := unix.NsecToTimespec(int64(coalesceWait))
-		unix.RawSyscall(unix.SYS_NANOSLEEP, uintptr(unsafe.Pointer(&ts)), 0, 0)
+		// Other goroutines may have run for a while: wait only for what
+		// is left of coalesceWait.
+		if left := coalesceWait - time.Since(start); left > 0 {
+			ts := unix.NsecToTimespec(int64(left))
+			unix.RawSyscall(unix.SYS_NANOSLEEP, uintptr(unsafe.Pointer(&ts)), 0, 0)
+		}
 		return true
 	}
 	c.handled = false

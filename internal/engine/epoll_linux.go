@@ -164,7 +164,7 @@ func (l *loop) pollEpoll() (w Work) {
 				if l.stopping {
 					return true
 				}
-				if l.co.linger() {
+				if l.co.nap() {
 					continue
 				}
 				return false
@@ -192,6 +192,11 @@ func (l *loop) pollEpoll() (w Work) {
 				return true
 			}
 			if !l.again {
+				// Nothing can be ready that the kernel will not signal:
+				// park (or nap first) without polling again.
+				if l.co.nap() {
+					continue
+				}
 				return false
 			}
 		}

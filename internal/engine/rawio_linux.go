@@ -15,10 +15,11 @@ import (
 //     away (handoff, a thread woken, then parked again on return).
 //     The same holds for the loop's other calls that cannot block (an
 //     epoll_wait that does not wait, the eventfd's counter): a call made
-//     through the scheduler also wakes sysmon when it sleeps for want of
-//     work, as it does each time a loop parks, and sysmon then polls every
-//     20 microseconds for a millisecond, preempting the loop's thread on a
-//     busy CPU.
+//     through the scheduler also wakes sysmon from the sleep it takes
+//     while every P is idle (in a process whose loops are parked, each
+//     time one wakes), and sysmon then wakes every 20 microseconds for a
+//     millisecond, each time taking the loop's CPU from it for a moment
+//     (on a busy machine, a context switch each).
 //   - send, sendmsg and recv rather than write, writev and read: the
 //     socket calls skip the file layer (the file position lock, the
 //     access checks, fsnotify), a tenth of the kernel's time per push to

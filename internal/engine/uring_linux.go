@@ -262,7 +262,7 @@ func (l *loop) pollUring() (w Work) {
 				}
 			}
 			if !did {
-				if l.co.linger() {
+				if l.co.nap() {
 					continue
 				}
 				return false
