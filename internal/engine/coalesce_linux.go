@@ -34,7 +34,10 @@ import (
 // for the scheduler to poll it, which it does when a P has nothing to
 // run: a loop that keeps finding input parks at least every
 // coalesceBusy, whereupon the netpoller is polled (and wakes the loop at
-// once).
+// once). An io_uring loop whose ring always holds completions (input
+// faster than it reads) never gets to nap: it parks after it wakes itself
+// (yieldNetwork). An epoll loop parks after every batch whose reads did
+// not fill its buffer, without polling again, and yields so.
 const (
 	coalesceWait  = 20 * time.Microsecond
 	coalesceDense = 200 * time.Microsecond
@@ -55,6 +58,18 @@ func (c *coalescer) woke() {
 		c.dense = time.Since(c.parkedAt) < coalesceDense
 		c.parked = false
 	}
+}
+
+// overdue tells whether the loop, busy without a park for coalesceBusy,
+// should park now although it has work (it then makes sure it is woken at
+// once: see yieldNetwork), and if so records the park.
+func (c *coalescer) overdue() bool {
+	if time.Since(c.parkedAt) < coalesceBusy {
+		return false
+	}
+	c.handled = false
+	c.parked, c.parkedAt = true, time.Now()
+	return true
 }
 
 // nap is called when the loop would park: it waits for more input and
@@ -78,3 +93,9 @@ func (c *coalescer) nap() bool {
 	c.parked, c.parkedAt = true, time.Now()
 	return false
 }
+
+// yieldNetwork is called by a loop whose park is overdue but which has
+// more to do: it posts a wake-up to itself, so that the park that follows
+// returns as soon as the scheduler has polled the network (for the
+// program's other goroutines) and run what was ready.
+func (l *loop) yieldNetwork() { l.wake() }

@@ -260,6 +260,10 @@ func (l *loop) pollUring() (w Work) {
 				if w = l.takeWork(); w != nil {
 					return true
 				}
+				if l.co.overdue() {
+					l.yieldNetwork()
+					return false
+				}
 			}
 			if !did {
 				if l.co.nap() {
