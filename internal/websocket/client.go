@@ -187,11 +187,18 @@ func (c *Codec) clientHandshake(packet []byte) (protocol.Message, error) {
 // (Input framed it): "HTTP/1.x NNN reason", then header fields, as net/http
 // would, but into one string and one map of the exact size (every client
 // of a load test leaves them behind). Field names are canonicalized;
-// values are trimmed. Obsolete line folding, control characters and names
-// that are not tokens are refused.
+// values are trimmed. Obsolete line folding, control characters (in the
+// status line too) and names that are not tokens are refused.
 func parseResponseHead(packet []byte) (status int, statusLine string, h http.Header, err error) {
 	head := string(packet)
 	line, rest, _ := strings.Cut(head, "\r\n")
+	for j := range len(line) {
+		// RFC 9112 4: the reason is tabs, spaces and visible characters;
+		// a bare LF would end the line for net/http.
+		if b := line[j]; b < ' ' && b != '\t' || b == 0x7f {
+			return 0, "", nil, fmt.Errorf("invalid status line %q", line)
+		}
+	}
 	proto, code, _ := strings.Cut(line, " ")
 	if len(proto) != len("HTTP/1.1") || !strings.HasPrefix(proto, "HTTP/1.") || proto[7] < '0' || proto[7] > '9' {
 		return 0, "", nil, fmt.Errorf("malformed HTTP version %q", proto)

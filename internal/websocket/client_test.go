@@ -109,6 +109,7 @@ func TestClientParseResponseHead(t *testing.T) {
 			http.Header{"Connection": {"keep-alive", "Upgrade"}, "X": {""}}},
 		{"HTTP/2.0", "HTTP/2.0 101 OK\r\n\r\n", 0, nil},
 		{"no status", "HTTP/1.1\r\n\r\n", 0, nil},
+		{"LF in the reason", "HTTP/1.1 101 \n\r\nUpgrade: websocket\r\n\r\n", 0, nil},
 		{"short status", "HTTP/1.1 10 OK\r\n\r\n", 0, nil},
 		{"status 099", "HTTP/1.1 099 OK\r\n\r\n", 0, nil},
 		{"space before colon", "HTTP/1.1 101 OK\r\nUpgrade : websocket\r\n\r\n", 0, nil},
