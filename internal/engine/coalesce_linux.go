@@ -34,10 +34,9 @@ import (
 // for the scheduler to poll it, which it does when a P has nothing to
 // run: a loop that keeps finding input parks at least every
 // coalesceBusy, whereupon the netpoller is polled (and wakes the loop at
-// once). An io_uring loop whose ring always holds completions (input
-// faster than it reads) never gets to nap: it parks after it wakes itself
-// (yieldNetwork). An epoll loop parks after every batch whose reads did
-// not fill its buffer, without polling again, and yields so.
+// once). A loop that always has more to do (an io_uring ring that always
+// holds completions, epoll reads that keep filling the buffer) never gets
+// to nap: it parks after it wakes itself (yieldNetwork).
 const (
 	coalesceWait  = 20 * time.Microsecond
 	coalesceDense = 200 * time.Microsecond
@@ -95,7 +94,11 @@ func (c *coalescer) nap() bool {
 }
 
 // yieldNetwork is called by a loop whose park is overdue but which has
-// more to do: it posts a wake-up to itself, so that the park that follows
+// more to do: it signals its eventfd, so that the park that follows
 // returns as soon as the scheduler has polled the network (for the
-// program's other goroutines) and run what was ready.
-func (l *loop) yieldNetwork() { l.wake() }
+// program's other goroutines) and run what was ready. Always a write, not
+// wake: wake writes nothing while a wake-up is queued, and one queued
+// before this RawRead began (its edge reset) would leave the loop parked
+// on a set it did not poll since (the epoll loop yields with more ready
+// than it took); a write is a new edge, and the loop polls after it.
+func (l *loop) yieldNetwork() { eventfdAdd(l.wakefd) }

@@ -199,6 +199,10 @@ func (l *loop) pollEpoll() (w Work) {
 				}
 				return false
 			}
+			if l.co.overdue() {
+				l.yieldNetwork()
+				return false
+			}
 		}
 	})
 	return w
